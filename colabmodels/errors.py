@@ -1,0 +1,113 @@
+"""Every error colabmodels raises.
+
+Each class also subclasses the nearest builtin, so ``except FileNotFoundError`` or
+``except ValueError`` in user code keeps working. Third-party errors (PyDrive2,
+googleapiclient, botocore, fsspec, torch, keras) are translated once, where they
+cross into colabmodels, with ``raise ... from e``.
+
+The tree::
+
+    ColabModelsError
+     ├── RefError(ValueError)                 the string does not name anything we can read
+     ├── AuthError(PermissionError)           not signed in, bad key, or no access to the file
+     ├── NotFoundError(FileNotFoundError)     the reference points at nothing
+     │    └── AmbiguousPathError              two files in one folder share a name
+     ├── QuotaError                           Drive download quota / storage quota exceeded
+     ├── TransferError(OSError)               the transfer failed after all retries
+     ├── IntegrityError                       bytes on disk do not match the source's checksum
+     ├── UnknownFormatError(ValueError)       the bytes are no model format we recognise
+     ├── UntrustedFormatError                 loading would execute code; pass trust=True
+     ├── ArchitectureMismatchError(ValueError)  a state dict does not fit the architecture
+     ├── OfflineError(ConnectionError)        offline and the entry is not in the cache
+     ├── VersionError(LookupError)            no such saved version
+     ├── MissingDependencyError(ImportError)  an optional library is not installed
+     └── UnsafeArchiveError(ValueError)       an archive with absolute/.. paths or absurd sizes
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousPathError",
+    "ArchitectureMismatchError",
+    "AuthError",
+    "ColabModelsError",
+    "IntegrityError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "OfflineError",
+    "QuotaError",
+    "RefError",
+    "TransferError",
+    "UnknownFormatError",
+    "UnsafeArchiveError",
+    "UntrustedFormatError",
+    "VersionError",
+]
+
+
+class ColabModelsError(Exception):
+    """Base class of every error raised by colabmodels."""
+
+
+class RefError(ColabModelsError, ValueError):
+    """A string that names no model, file or folder we can read."""
+
+
+class AuthError(ColabModelsError, PermissionError):
+    """Not signed in, credentials rejected, or no permission on the file."""
+
+
+class NotFoundError(ColabModelsError, FileNotFoundError):
+    """The reference points at nothing (or at something the signed-in user cannot see)."""
+
+
+class AmbiguousPathError(NotFoundError):
+    """A path step matches several files with the same name in one folder."""
+
+    def __init__(self, message: str, ids: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.ids = list(ids or [])
+
+
+class QuotaError(ColabModelsError):
+    """A provider quota stops the transfer (Drive's download quota, storage quota)."""
+
+
+class TransferError(ColabModelsError, OSError):
+    """A transfer failed after every retry."""
+
+
+class IntegrityError(ColabModelsError):
+    """Bytes do not match the size or checksum the source reported."""
+
+
+class UnknownFormatError(ColabModelsError, ValueError):
+    """The bytes are no model format colabmodels recognises."""
+
+
+class UntrustedFormatError(ColabModelsError):
+    """Loading this file would execute code from it; pass ``trust=True`` if you trust it."""
+
+    def __init__(self, message: str, would_run: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.would_run = list(would_run or [])
+
+
+class ArchitectureMismatchError(ColabModelsError, ValueError):
+    """A state dict does not fit the architecture it is loaded into."""
+
+
+class OfflineError(ColabModelsError, ConnectionError):
+    """Offline mode is on and the entry is not in the cache."""
+
+
+class VersionError(ColabModelsError, LookupError):
+    """No saved version matches ``REF@vN`` / ``REF@latest``."""
+
+
+class MissingDependencyError(ColabModelsError, ImportError):
+    """An optional library is needed; the message names the pip extra."""
+
+
+class UnsafeArchiveError(ColabModelsError, ValueError):
+    """An archive with absolute or ``..`` member paths, or an absurd uncompressed size."""

@@ -1,0 +1,270 @@
+"""The Drive session: who is signed in, the PyDrive2 objects, and path -> id resolution.
+
+One :class:`DriveSession` per runtime (``cm.mount()`` returns the same one until
+``force_remount=True``). It is built on PyDrive2: ``session.drive`` is a ready
+``pydrive2.drive.GoogleDrive`` and ``session.gauth`` its ``GoogleAuth``, whose service is built
+from the Drive v2 discovery document bundled with google-api-python-client, with ``rootUrl``
+pointed at ``COLABMODELS_DRIVE_ENDPOINT`` when one is set (uploads included, which
+``client_options`` would not rewrite).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from . import config
+from .auth import PyDrive2Credentials, SignIn, bearer_token, sign_in
+from .errors import AmbiguousPathError, NotFoundError, RefError
+from .transfer import call_with_retries, describe_bytes
+
+logger = logging.getLogger("colabmodels")
+
+FOLDER_MIME = "application/vnd.google-apps.folder"
+T = TypeVar("T")
+
+_current: DriveSession | None = None
+_current_lock = threading.Lock()
+
+
+def build_drive_service(http: Any, endpoint: str | None = None) -> Any:
+    """A Drive v2 service object from the bundled discovery document, aimed at ``endpoint``."""
+    from googleapiclient.discovery import build_from_document
+    from googleapiclient.discovery_cache import get_static_doc
+
+    endpoint = endpoint or config.drive_endpoint()
+    doc = json.loads(get_static_doc("drive", "v2"))
+    if endpoint != config.GOOGLE_DRIVE_ENDPOINT:
+        doc["rootUrl"] = endpoint
+        doc["mtlsRootUrl"] = endpoint
+        doc["baseUrl"] = endpoint + doc["servicePath"]
+    return build_from_document(doc, http=http)
+
+
+def quote_q(value: str) -> str:
+    """A string literal for a Drive ``q`` query."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class DriveSession:
+    """A signed-in connection to Drive (or to a Drive-compatible endpoint such as the emulator).
+
+    Attributes:
+        credentials: google-auth credentials.
+        method: how they were found (``colab``, ``service_account``, ``saved_login``, ``interactive``).
+        endpoint: the Drive endpoint root.
+        mountpoint: where Drive is mounted as files (Colab), else None.
+        gauth, drive: the PyDrive2 ``GoogleAuth`` and ``GoogleDrive``.
+    """
+
+    def __init__(self, signin: SignIn, *, endpoint: str | None = None) -> None:
+        from pydrive2.auth import GoogleAuth
+        from pydrive2.drive import GoogleDrive
+
+        self.credentials = signin.credentials
+        self.method = signin.method
+        self.mountpoint = signin.mounted_at
+        self.endpoint = endpoint or config.drive_endpoint()
+        gauth = GoogleAuth(settings_file=None, settings={
+            "client_config_backend": "settings",
+            "client_config": {"client_id": "colabmodels", "client_secret": "unused"},
+            "save_credentials": False,
+            "oauth_scope": list(config.DRIVE_SCOPES),
+        })
+        gauth.credentials = PyDrive2Credentials(self.credentials)
+        gauth.http = gauth.Get_Http_Object()
+        gauth.service = build_drive_service(gauth.http, self.endpoint)
+        self.gauth = gauth
+        self.drive = GoogleDrive(gauth)
+        self._local = threading.local()
+        self._paths: dict[str, str] = {}
+        self._paths_lock = threading.Lock()
+        self._about: dict[str, Any] | None = None
+        self._token_lock = threading.Lock()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def service(self) -> Any:
+        return self.gauth.service
+
+    def http(self) -> Any:
+        """This thread's authorized httplib2 object (httplib2 is not thread-safe)."""
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = self.gauth.Get_Http_Object()
+        return http
+
+    def execute(self, build: Callable[[Any], Any], *, what: str) -> Any:
+        """Run ``build(service).execute()`` with retries and colabmodels errors."""
+        from .storage.drive import translate_drive_error
+
+        def once() -> Any:
+            try:
+                return build(self.service).execute(http=self.http())
+            except Exception as e:
+                raise translate_drive_error(e, what) from e
+
+        return call_with_retries(once, what=what)
+
+    def access_token(self) -> str:
+        with self._token_lock:
+            return bearer_token(self.credentials)
+
+    # -- who and how much --------------------------------------------------------------------
+    def about(self, *, refresh: bool = False) -> dict[str, Any]:
+        if self._about is None or refresh:
+            self._about = self.execute(lambda s: s.about().get(), what="reading account details")
+        return self._about
+
+    @property
+    def user_email(self) -> str:
+        user = self.about().get("user") or {}
+        return user.get("emailAddress") or user.get("displayName") or "unknown user"
+
+    @property
+    def root_id(self) -> str:
+        return self.about().get("rootFolderId") or "root"
+
+    def describe(self) -> str:
+        """One line: who, how much space, where Drive is."""
+        about = self.about()
+        used, total = about.get("quotaBytesUsed"), about.get("quotaBytesTotal")
+        parts = [f"Signed in as {self.user_email}"]
+        if used is not None and total:
+            parts.append(f"{_gb(int(used))} of {_gb(int(total))} used")
+        if self.mountpoint:
+            parts.append(f"Drive mounted at {self.mountpoint}")
+        else:
+            parts.append("API session; no mount outside Colab")
+        if not config.uses_google_endpoint():
+            parts.append(f"endpoint {self.endpoint}")
+        return " · ".join(parts)
+
+    # -- paths -------------------------------------------------------------------------------
+    def resolve(self, path: str) -> str:
+        """The id of ``MyDrive/a/b``, ``Shareddrives/Team/a`` or ``SharedWithMe/name``.
+
+        Raises:
+            NotFoundError: a step does not exist (the message names it).
+            AmbiguousPathError: two files in one folder share a step's name (lists their ids).
+        """
+        path = path.strip("/")
+        with self._paths_lock:
+            if path in self._paths:
+                return self._paths[path]
+        parts = path.split("/")
+        head, rest = parts[0], parts[1:]
+        if head == "MyDrive":
+            current, walked = self.root_id, "MyDrive"
+        elif head == "Shareddrives":
+            if not rest:
+                raise RefError("Shareddrives/ needs a shared drive name: Shareddrives/NAME/...")
+            current, walked = self._shared_drive_id(rest[0]), f"Shareddrives/{rest[0]}"
+            rest = rest[1:]
+        elif head == "SharedWithMe":
+            if not rest:
+                raise RefError("SharedWithMe/ needs a file or folder name")
+            current = self._one(f"sharedWithMe and title = {quote_q(rest[0])} and trashed = false",
+                                f"SharedWithMe/{rest[0]}")
+            walked, rest = f"SharedWithMe/{rest[0]}", rest[1:]
+        else:
+            raise RefError(f"{path!r}: Drive paths start with MyDrive/, Shareddrives/NAME/ or SharedWithMe/")
+        for name in rest:
+            walked = f"{walked}/{name}"
+            with self._paths_lock:
+                cached = self._paths.get(walked)
+            if cached:
+                current = cached
+                continue
+            current = self._one(
+                f"{quote_q(current)} in parents and title = {quote_q(name)} and trashed = false", walked
+            )
+            with self._paths_lock:
+                self._paths[walked] = current
+        with self._paths_lock:
+            self._paths[path] = current
+        return current
+
+    def _one(self, q: str, walked: str) -> str:
+        found = self.execute(
+            lambda s: s.files().list(q=q, maxResults=10, supportsAllDrives=True,
+                                     includeItemsFromAllDrives=True, fields="items(id,title)"),
+            what=f"looking up {walked}",
+        ).get("items", [])
+        if not found:
+            raise NotFoundError(f"{walked} does not exist in Drive (or you cannot see it)")
+        if len(found) > 1:
+            ids = [f["id"] for f in found]
+            raise AmbiguousPathError(
+                f"{walked} names {len(ids)} files with the same name: {', '.join(ids)}. "
+                "Load one by its id or share link, or rename the others.", ids
+            )
+        return found[0]["id"]
+
+    def _shared_drive_id(self, name: str) -> str:
+        page = self.execute(lambda s: s.drives().list(maxResults=100, q=f"name = {quote_q(name)}"),
+                            what=f"looking up shared drive {name}")
+        for d in page.get("items", []):
+            if d.get("name") == name:
+                return d["id"]
+        raise NotFoundError(f"no shared drive named {name!r} is visible to {self.user_email}")
+
+    def remember_path(self, path: str, file_id: str) -> None:
+        with self._paths_lock:
+            self._paths[path.strip("/")] = file_id
+
+    def forget_paths(self, prefix: str = "") -> None:
+        """Invalidate resolved paths under ``prefix`` (after a write, move or delete)."""
+        prefix = prefix.strip("/")
+        with self._paths_lock:
+            for p in [p for p in self._paths if not prefix or p == prefix or p.startswith(prefix + "/")]:
+                del self._paths[p]
+
+    def __repr__(self) -> str:
+        return f"<DriveSession {self.method} at {self.endpoint}>"
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else describe_bytes(n)
+
+
+def mount(mountpoint: str = "/content/drive", *, service_account: str | None = None,
+          endpoint: str | None = None, interactive: bool | None = None,
+          force_remount: bool = False, timeout_ms: int = 120_000) -> DriveSession:
+    """Sign in (see :mod:`colabmodels.auth`) and return the runtime's Drive session.
+
+    Calling it again returns the same session unless ``force_remount=True`` or different
+    credentials/endpoint are asked for.
+
+    Raises:
+        AuthError: no way to sign in worked; the message lists them.
+    """
+    global _current
+    endpoint = (endpoint.rstrip("/") + "/") if endpoint else config.drive_endpoint()
+    with _current_lock:
+        if (_current is not None and not force_remount and _current.endpoint == endpoint
+                and (service_account is None or _current.method == "service_account")):
+            return _current
+        signin = sign_in(service_account=service_account, interactive=interactive,
+                         mountpoint=mountpoint, force_remount=force_remount,
+                         timeout_ms=timeout_ms, endpoint=endpoint)
+        session = DriveSession(signin, endpoint=endpoint)
+        session.about()
+        _current = session
+        logger.info("%s", session.describe())
+        return session
+
+
+def current_session() -> DriveSession | None:
+    """The session ``mount()`` made, if any."""
+    return _current
+
+
+def reset() -> None:
+    """Forget the current session (tests, and ``%drive_mount --force``)."""
+    global _current
+    with _current_lock:
+        _current = None

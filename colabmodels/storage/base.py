@@ -1,0 +1,126 @@
+"""The contract every storage backend meets.
+
+A backend speaks to one kind of source (Drive, GCS, S3, HTTP, local disk) and translates that
+source's errors into colabmodels errors, once, here at the boundary:
+
+- missing object -> :class:`~colabmodels.errors.NotFoundError`
+- no permission / bad credentials -> :class:`~colabmodels.errors.AuthError`
+- quota -> :class:`~colabmodels.errors.QuotaError`
+- anything else from the network after retries -> :class:`~colabmodels.errors.TransferError`
+
+Paths in :class:`RemoteStat` are full references (``str(ref)`` shape), so ``list()`` output can be
+fed back into ``stat()``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..refs import Ref
+
+class RetryableError(Exception):
+    """A transient failure (429, 5xx, rate-limit 403, dropped connection): try again.
+
+    ``retry_after`` carries the server's Retry-After in seconds, when it sent one.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of new bytes each time some arrive (or leave, for uploads)."""
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    """What a source says about one file or folder.
+
+    Attributes:
+        ref: a reference that reaches this object again (carries the Drive id when known).
+        name: the last path component / Drive title.
+        size: bytes (None for folders or when the source does not say).
+        is_dir: folder (Drive folder, S3/GCS prefix, local directory).
+        checksum: ``"md5:<hex>"``, ``"crc32c:<b64>"`` or None.
+        identity: the source's content identity, used as the cache key: it changes when the
+            content changes and is the same whichever link shape reached the object
+            (Drive: id + md5Checksum; GCS: generation; S3: ETag; HTTP: ETag/Last-Modified + URL).
+        version: the source's version token (GCS generation, S3 VersionId, Drive version), if any.
+        mime: MIME type, if known.
+        modified: ISO-8601 modification time, if known.
+        description: Drive description (or None).
+        properties: Drive properties / object metadata as strings.
+    """
+
+    ref: Ref
+    name: str
+    size: int | None
+    is_dir: bool = False
+    checksum: str | None = None
+    identity: str | None = None
+    version: str | None = None
+    mime: str | None = None
+    modified: str | None = None
+    description: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+class StorageBackend(abc.ABC):
+    """One source of files. Subclasses document what their ``Ref.path`` looks like."""
+
+    source: str = ""
+
+    @abc.abstractmethod
+    def stat(self, ref: Ref) -> RemoteStat:
+        """Metadata of one file or folder. Raises NotFoundError when there is none."""
+
+    @abc.abstractmethod
+    def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
+        """The direct children of a folder, lazily, one page at a time."""
+
+    @abc.abstractmethod
+    def open_range(self, ref: Ref, start: int, end: int | None) -> Iterator[bytes]:
+        """Stream bytes ``[start, end)`` (``end=None``: to the end) in modest chunks.
+
+        Each call is one request; retries are the transfer engine's job, so this raises
+        :class:`RetryableError` for errors worth another try (429, 5xx, rate-limit 403,
+        dropped connection) and colabmodels errors for the rest.
+        """
+
+    def read_range(self, ref: Ref, start: int, end: int | None) -> bytes:
+        return b"".join(self.open_range(ref, start, end))
+
+    def download(self, ref: Ref, dest: Path, *, progress: ProgressCallback | None = None) -> RemoteStat:
+        """Download one file to ``dest`` (through the transfer engine: ranges, retries, resume)."""
+        from ..transfer import download_to
+
+        st = self.stat(ref)
+        download_to(self, st, dest, progress=progress)
+        return st
+
+    @abc.abstractmethod
+    def upload(self, src: Path, dest: Ref, *, metadata: dict[str, Any] | None = None,
+               progress: ProgressCallback | None = None) -> RemoteStat:
+        """Upload a local file to ``dest`` (creating parent folders where the source has them).
+
+        ``metadata`` may hold ``description`` (str) and ``properties`` (dict[str, str]).
+        """
+
+    @abc.abstractmethod
+    def set_metadata(self, ref: Ref, *, description: str | None = None,
+                     properties: dict[str, str] | None = None) -> RemoteStat:
+        """Set description/properties (merged into existing properties)."""
+
+    def makedirs(self, ref: Ref) -> RemoteStat | None:
+        """Make a folder (and parents). Sources without folders (S3, GCS) do nothing."""
+        return None
+
+    def delete(self, ref: Ref) -> None:
+        """Remove a file (or trash it, on Drive)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete")

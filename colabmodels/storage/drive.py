@@ -1,0 +1,353 @@
+"""Google Drive (API v2) through PyDrive2's session, and public links without one.
+
+``Ref.path`` is a Drive path (``MyDrive/models/x.pth``, ``Shareddrives/Team/x``,
+``SharedWithMe/x``) and/or ``Ref.id`` a file id. Metadata, listing, folders and metadata
+updates go through the session's Drive v2 service (built by PyDrive2's ``GoogleAuth``); file
+bytes go through the transfer engine as parallel ranged ``GET files/ID?alt=media`` requests
+with the session's bearer token; uploads are resumable, in chunks, reporting progress and
+resuming after transient errors.
+
+Without a session, files shared "anyone with the link" are read through Drive's web
+download path (``uc?export=download``), including the confirmation page Drive serves for
+large files.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from .. import config
+from ..errors import AuthError, ColabModelsError, NotFoundError, RefError, TransferError
+from ..refs import Ref
+from .base import ProgressCallback, RemoteStat, RetryableError, StorageBackend
+
+if TYPE_CHECKING:
+    from ..session import DriveSession
+
+logger = logging.getLogger("colabmodels")
+
+FOLDER_MIME = "application/vnd.google-apps.folder"
+_FIELDS = ("id,title,mimeType,fileSize,md5Checksum,modifiedDate,description,properties,"
+           "labels,version,parents")
+
+
+def translate_drive_error(exc: BaseException, what: str) -> BaseException:
+    """A googleapiclient / PyDrive2 / socket error as a colabmodels error (or RetryableError)."""
+    from .http import classify_response
+
+    if isinstance(exc, (ColabModelsError, RetryableError)):
+        return exc
+    inner = getattr(exc, "error", None)  # pydrive2.files.ApiRequestError wraps HttpError
+    http_error = inner if inner is not None and hasattr(inner, "resp") else exc
+    resp = getattr(http_error, "resp", None)
+    if resp is not None and hasattr(resp, "status"):
+        content = getattr(http_error, "content", b"")
+        error = classify_response(int(resp.status), dict(resp), content)
+        if error is not None:
+            if isinstance(error, RetryableError):
+                return error
+            error.args = (f"{what}: {error.args[0]}",)
+            return error
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or type(exc).__name__ in (
+        "ServerNotFoundError", "RedirectMissingLocation", "IncompleteRead", "RemoteDisconnected"
+    ):
+        return RetryableError(f"{what}: connection problem: {exc}")
+    return TransferError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+class DriveBackend(StorageBackend):
+    """Drive through a :class:`~colabmodels.session.DriveSession`, or anonymous (public links)."""
+
+    source = "drive"
+
+    def __init__(self, session: DriveSession | None = None, *, connections: int | None = None) -> None:
+        from .http import RangeClient
+
+        self.session = session
+        self.client = RangeClient(maxsize=max(16, connections or config.connections()))
+        self._lock = threading.Lock()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _need_session(self, what: str) -> DriveSession:
+        if self.session is None:
+            from ..auth import WAYS_TO_SIGN_IN
+
+            raise AuthError(f"{what} needs a Drive session: call cm.mount() first.\n"
+                            + WAYS_TO_SIGN_IN.format(client_secrets="client_secrets.json"))
+        return self.session
+
+    def file_id(self, ref: Ref) -> str:
+        if ref.id:
+            return ref.id
+        if ref.path is None:
+            raise RefError(f"{ref.raw!r} names no Drive file")
+        return self._need_session(f"reading {ref.path}").resolve(ref.path)
+
+    def _stat_from(self, ref: Ref, meta: dict[str, Any]) -> RemoteStat:
+        is_dir = meta.get("mimeType") == FOLDER_MIME
+        md5 = meta.get("md5Checksum")
+        fid = meta["id"]
+        if is_dir:
+            identity = f"drive-folder:{fid}:{meta.get('modifiedDate', '')}"
+        elif md5:
+            identity = f"drive:{fid}:{md5}"
+        else:  # Google Docs and friends have no md5 and no bytes to cache by content
+            identity = f"drive:{fid}:v{meta.get('version', '')}:{meta.get('modifiedDate', '')}"
+        size = meta.get("fileSize")
+        return RemoteStat(
+            ref=replace(ref, id=fid, folder=is_dir),
+            name=meta.get("title") or fid,
+            size=int(size) if size is not None and not is_dir else None,
+            is_dir=is_dir,
+            checksum=f"md5:{md5}" if md5 else None,
+            identity=identity,
+            version=str(meta["version"]) if meta.get("version") is not None else None,
+            mime=meta.get("mimeType"),
+            modified=meta.get("modifiedDate"),
+            description=meta.get("description"),
+            properties={p["key"]: p.get("value", "") for p in meta.get("properties") or []},
+        )
+
+    # -- the contract ------------------------------------------------------------------------
+    def stat(self, ref: Ref) -> RemoteStat:
+        if self.session is None:
+            if not ref.id:
+                raise AuthError(f"{ref.raw or ref.path!r} is a Drive path; reading it needs cm.mount()")
+            return self._public_stat(ref)
+        session = self.session
+        fid = self.file_id(ref)
+        try:
+            meta = session.execute(
+                lambda s: s.files().get(fileId=fid, supportsAllDrives=True, fields=_FIELDS),
+                what=f"reading metadata of {ref.path or fid}",
+            )
+        except NotFoundError:
+            if ref.path and ref.id:  # a remembered id went stale: resolve the path afresh
+                session.forget_paths(ref.path)
+                return self.stat(replace(ref, id=None))
+            raise
+        if (meta.get("labels") or {}).get("trashed"):
+            raise NotFoundError(f"{ref.path or fid} is in the Drive trash; restore it to load it")
+        return self._stat_from(ref, meta)
+
+    def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
+        session = self._need_session("listing a folder")
+        fid = self.file_id(ref)
+        q = f"'{fid}' in parents and trashed = false"
+        token: str | None = None
+        while True:
+            page = session.execute(
+                lambda s, t=token: s.files().list(
+                    q=q, maxResults=page_size, pageToken=t, supportsAllDrives=True,
+                    includeItemsFromAllDrives=True, fields=f"nextPageToken,items({_FIELDS})"),
+                what=f"listing {ref.path or fid}",
+            )
+            for item in page.get("items", []):
+                child = ref.child(item["title"]) if ref.path else Ref("drive", id=item["id"])
+                yield self._stat_from(replace(child, id=item["id"]), item)
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def open_range(self, ref: Ref, start: int, end: int | None) -> Iterator[bytes]:
+        fid = self.file_id(ref)
+        if self.session is None:
+            return self._public_range(fid, start, end, ref.resource_key)
+        url = f"{self.session.endpoint}drive/v2/files/{quote(fid)}?alt=media&supportsAllDrives=true"
+        headers = {"Authorization": f"Bearer {self.session.access_token()}"}
+        if ref.resource_key:
+            headers["X-Goog-Drive-Resource-Keys"] = f"{fid}/{ref.resource_key}"
+        try:
+            return self.client.open_range(url, start, end, headers=headers)
+        except AuthError:
+            # The token expired between refresh and use: refresh once and let the engine retry.
+            from ..auth import refresh_credentials
+
+            refresh_credentials(self.session.credentials)
+            raise RetryableError("access token expired; refreshed") from None
+
+    def upload(self, src: Path, dest: Ref, *, metadata: dict[str, Any] | None = None,
+               progress: ProgressCallback | None = None) -> RemoteStat:
+        from googleapiclient.http import MediaFileUpload
+
+        session = self._need_session("uploading")
+        if dest.path is None:
+            raise RefError("uploads need a Drive path such as MyDrive/models/name")
+        parent_path, _, title = dest.path.rpartition("/")
+        parent = self.makedirs(Ref("drive", path=parent_path, raw=parent_path))
+        assert parent is not None
+        body: dict[str, Any] = {"title": title, "parents": [{"id": parent.ref.id}]}
+        metadata = metadata or {}
+        if metadata.get("description") is not None:
+            body["description"] = metadata["description"]
+        if metadata.get("properties"):
+            body["properties"] = [{"key": k, "value": str(v), "visibility": "PUBLIC"}
+                                  for k, v in metadata["properties"].items()]
+        size = src.stat().st_size
+        media = MediaFileUpload(str(src), mimetype=metadata.get("mime", "application/octet-stream"),
+                                resumable=True, chunksize=config.chunk_bytes())
+        request = session.service.files().insert(body=body, media_body=media,
+                                                 supportsAllDrives=True, fields=_FIELDS)
+        meta = _run_resumable(session, request, size, progress, what=f"uploading {dest.path}")
+        session.forget_paths(dest.path)
+        session.remember_path(dest.path, meta["id"])
+        return self._stat_from(replace(dest, id=meta["id"]), meta)
+
+    def set_metadata(self, ref: Ref, *, description: str | None = None,
+                     properties: dict[str, str] | None = None) -> RemoteStat:
+        session = self._need_session("changing metadata")
+        fid = self.file_id(ref)
+        body: dict[str, Any] = {}
+        if description is not None:
+            body["description"] = description
+        if properties:
+            body["properties"] = [{"key": k, "value": str(v), "visibility": "PUBLIC"}
+                                  for k, v in properties.items()]
+        meta = session.execute(
+            lambda s: s.files().patch(fileId=fid, body=body, supportsAllDrives=True, fields=_FIELDS),
+            what=f"updating metadata of {ref.path or fid}",
+        )
+        return self._stat_from(replace(ref, id=fid), meta)
+
+    def makedirs(self, ref: Ref) -> RemoteStat | None:
+        session = self._need_session("creating folders")
+        if ref.path is None:
+            return self.stat(ref)
+        path = ref.path.strip("/")
+        try:
+            return self.stat(replace(ref, id=None))
+        except NotFoundError:
+            pass
+        head, _, name = path.rpartition("/")
+        if not head:
+            raise RefError(f"cannot create {path!r}: start paths with MyDrive/")
+        parent = self.makedirs(Ref("drive", path=head, raw=head))
+        assert parent is not None
+        meta = session.execute(
+            lambda s: s.files().insert(
+                body={"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent.ref.id}]},
+                supportsAllDrives=True, fields=_FIELDS),
+            what=f"creating folder {path}",
+        )
+        session.remember_path(path, meta["id"])
+        return self._stat_from(replace(ref, id=meta["id"]), meta)
+
+    def delete(self, ref: Ref) -> None:
+        session = self._need_session("deleting")
+        fid = self.file_id(ref)
+        session.execute(lambda s: s.files().trash(fileId=fid, supportsAllDrives=True),
+                        what=f"trashing {ref.path or fid}")
+        if ref.path:
+            session.forget_paths(ref.path)
+
+    # -- public links, no session -----------------------------------------------------------
+    def _web_url(self, fid: str, resource_key: str | None, confirm: str | None = None) -> str:
+        params = {"id": fid, "export": "download"}
+        if resource_key:
+            params["resourcekey"] = resource_key
+        if confirm:
+            params["confirm"] = confirm
+        endpoint = config.drive_endpoint()
+        if endpoint == config.GOOGLE_DRIVE_ENDPOINT:
+            return "https://drive.usercontent.google.com/download?" + urlencode(params)
+        return endpoint + "uc?" + urlencode(params)
+
+    def _public_stat(self, ref: Ref) -> RemoteStat:
+        assert ref.id is not None
+        url, resp = self._public_get(ref.id, ref.resource_key, "bytes=0-0")
+        headers = resp.headers
+        self.client._discard(resp)
+        from .http import parse_content_range
+
+        cr = parse_content_range(headers.get("Content-Range"))
+        size = cr[2] if cr else (int(headers["Content-Length"]) if headers.get("Content-Length") else None)
+        name = _disposition_name(headers.get("Content-Disposition")) or ref.id
+        tag = headers.get("ETag") or headers.get("Last-Modified") or f"size={size}"
+        return RemoteStat(ref=ref, name=name, size=size, identity=f"drive:{ref.id}:{tag.strip(chr(34))}",
+                          checksum=None, mime=headers.get("Content-Type"))
+
+    def _public_get(self, fid: str, resource_key: str | None, range_header: str | None) -> tuple[str, Any]:
+        """GET the web download, passing Drive's "can't scan for viruses" page when it comes."""
+        confirm = None
+        for _ in range(2):
+            url = self._web_url(fid, resource_key, confirm)
+            headers = {"Range": range_header} if range_header else {}
+            resp = self.client.request("GET", url, headers=headers, preload_content=False)
+            if resp.status >= 400:
+                self.client.raise_for_status(resp, url)
+            ctype = resp.headers.get("Content-Type", "")
+            if "text/html" not in ctype:
+                return url, resp
+            page = self.client.read_error_body(resp).decode("utf-8", "replace")
+            confirm = _confirm_token(page)
+            if confirm is None:
+                raise AuthError(
+                    f"Drive did not serve file {fid}: it is not shared \"anyone with the link\" "
+                    "(or does not exist). Sign in with cm.mount() or ask the owner to share it."
+                )
+        raise TransferError(f"Drive kept answering file {fid} with a web page instead of the file")
+
+    def _public_range(self, fid: str, start: int, end: int | None,
+                      resource_key: str | None) -> Iterator[bytes]:
+        rng = f"bytes={start}-{'' if end is None else end - 1}"
+        url, resp = self._public_get(fid, resource_key, rng)
+        if resp.status == 200 and start > 0:
+            self.client._discard(resp)
+            raise RetryableError("the web download ignored the byte range")
+        return self.client._start_stream(resp, url, start, end)
+
+
+def _confirm_token(page: str) -> str | None:
+    match = re.search(r'name="confirm"\s+value="([^"]+)"', page) or re.search(
+        r"confirm=([0-9A-Za-z_\-]+)", page)
+    return html.unescape(match.group(1)) if match else None
+
+
+def _disposition_name(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = re.search(r"filename\*=UTF-8''([^;]+)", value) or re.search(r'filename="?([^";]+)"?', value)
+    if not match:
+        return None
+    from urllib.parse import unquote
+
+    return unquote(match.group(1))
+
+
+def _run_resumable(session: DriveSession, request: Any, size: int,
+                   progress: ProgressCallback | None, *, what: str) -> dict[str, Any]:
+    """Drive a resumable upload chunk by chunk, retrying transient errors where it stopped."""
+    from ..transfer import backoff_delay, is_retryable
+
+    report = progress or (lambda n: None)
+    sent = 0
+    attempt = 0
+    while True:
+        try:
+            status, response = request.next_chunk(http=session.http())
+        except Exception as exc:
+            err = translate_drive_error(exc, what)
+            if not is_retryable(err):
+                raise err from exc
+            attempt += 1
+            if attempt >= config.max_retries():
+                raise TransferError(f"{what} failed after {attempt} attempts: {err}") from exc
+            import time
+
+            time.sleep(backoff_delay(attempt - 1, getattr(err, "retry_after", None)))
+            continue  # googleapiclient asks the server where to resume (Content-Range: */N)
+        attempt = 0
+        done = status.resumable_progress if status is not None else size
+        if done > sent:
+            report(done - sent)
+            sent = done
+        if response is not None:
+            return response
