@@ -20,3 +20,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for tier in _TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
+
+
+# -- Drive emulator fixtures (shared by the emulator, frameworks and notebook tiers) ---------
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A private cache and config dir, no Drive session, no ambient credentials."""
+    import colabmodels.session
+
+    monkeypatch.setenv("COLABMODELS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLABMODELS_CONFIG_DIR", str(tmp_path / "config"))
+    for var in ("GOOGLE_APPLICATION_CREDENTIALS", "COLABMODELS_OFFLINE",
+                "COLABMODELS_CACHE_MAX_BYTES", "COLABMODELS_DRIVE_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    colabmodels.session.reset()
+    yield tmp_path
+    colabmodels.session.reset()
+
+
+@pytest.fixture
+def fake_drive():
+    """A fresh Drive emulator on 127.0.0.1 (no shaping, no faults)."""
+    from colabmodels.testing import FakeDrive
+
+    with FakeDrive() as fd:
+        yield fd
+
+
+@pytest.fixture
+def drive_env(isolated, fake_drive, monkeypatch):
+    """colabmodels pointed at the emulator with a service-account key, like a user would."""
+    key = isolated / "key.json"
+    fake_drive.write_service_account(key)
+    monkeypatch.setenv("COLABMODELS_DRIVE_ENDPOINT", fake_drive.url)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    fake_drive.key_path = key
+    return fake_drive

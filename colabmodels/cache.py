@@ -180,9 +180,13 @@ class Cache:
         return self._dir("aliases") / (hashlib.sha256(alias.encode()).hexdigest()[:32] + ".json")
 
     def remember(self, alias: str, entry: CacheEntry, **info: Any) -> None:
+        self.remember_info(alias, {"key": entry.key, **info})
+
+    def remember_info(self, alias: str, info: dict[str, Any]) -> None:
+        """Remember facts about a reference that are not an entry (e.g. its saved versions)."""
         path = self._alias_path(alias)
         tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"alias": alias, "key": entry.key, **info}))
+        tmp.write_text(json.dumps({"alias": alias, **info}))
         os.replace(tmp, path)
 
     def recall(self, alias: str) -> dict[str, Any] | None:

@@ -45,6 +45,10 @@ def translate_drive_error(exc: BaseException, what: str) -> BaseException:
 
     if isinstance(exc, (ColabModelsError, RetryableError)):
         return exc
+    if type(exc).__name__ == "RefreshError":  # google.auth.exceptions.RefreshError
+        from ..auth import _redact
+
+        return AuthError(f"{what}: the sign-in was refused: {_redact(str(exc))}")
     inner = getattr(exc, "error", None)  # pydrive2.files.ApiRequestError wraps HttpError
     http_error = inner if inner is not None and hasattr(inner, "resp") else exc
     resp = getattr(http_error, "resp", None)
