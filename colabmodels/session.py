@@ -139,7 +139,7 @@ class DriveSession:
             parts.append(f"Drive mounted at {self.mountpoint}")
         else:
             parts.append("API session; no mount outside Colab")
-        if not config.uses_google_endpoint():
+        if self.endpoint != config.GOOGLE_DRIVE_ENDPOINT:
             parts.append(f"endpoint {self.endpoint}")
         return " · ".join(parts)
 
