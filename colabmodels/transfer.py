@@ -166,6 +166,13 @@ def _parts(size: int, part_bytes: int) -> list[tuple[int, int]]:
     return [(start, min(start + part_bytes, size)) for start in range(0, size, part_bytes)]
 
 
+def supports_ranges(stat: RemoteStat) -> bool:
+    """Whether ranged reads work: HTTP servers must say ``Accept-Ranges: bytes``; APIs always do."""
+    if stat.ref.source != "http":
+        return True
+    return "bytes" in stat.properties.get("accept-ranges", "").lower()
+
+
 def state_path(partial: Path) -> Path:
     return partial.with_name(partial.name + ".parts.json")
 
@@ -190,6 +197,8 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
         return
     size = stat.size
     part_bytes = part_bytes or config.chunk_bytes()
+    if not supports_ranges(stat):
+        part_bytes, connections = max(size, 1), 1  # one stream; ranges would each restart at 0
     state = _PartState(state_path(partial), stat.identity, size, part_bytes)
     if partial.exists() and partial.stat().st_size == size:
         state.load()

@@ -283,3 +283,17 @@ def test_eight_processes_one_download(drive_env, isolated):
     assert len(set(outs)) == 1
     assert Path(outs[0]).read_bytes() == data
     assert sum(r.bytes for r in media_requests(drive_env, fid)) == len(data)
+
+
+def test_http_server_without_ranges_gets_one_stream(isolated, http_server, monkeypatch):
+    data = payload(3 * MiB, seed=9)
+    url = http_server.write("noranges.bin", data)
+    http_server.reset()
+    http_server.ignore_range = True
+    monkeypatch.setenv("COLABMODELS_CHUNK_BYTES", str(512 * 1024))
+    try:
+        assert cm.fetch(url, progress=False).read_bytes() == data
+        gets = [r for r in http_server.requests if r.method == "GET"]
+    finally:
+        http_server.reset()
+    assert len(gets) == 1 and gets[0].bytes_sent == len(data)
