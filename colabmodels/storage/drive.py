@@ -35,8 +35,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger("colabmodels")
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
-_FIELDS = ("id,title,mimeType,fileSize,md5Checksum,modifiedDate,description,properties,"
-           "labels,version,parents")
+_FIELDS = ("id,title,mimeType,fileSize,md5Checksum,createdDate,modifiedDate,description,"
+           "properties,labels,version,parents")
+
+
+_STATE_TENTATIVE = {"key": "cm_state", "value": "tentative", "visibility": "PUBLIC"}
+_STATE_READY = {"key": "cm_state", "value": "ready", "visibility": "PUBLIC"}
+
+
+def _folder_state(meta: dict[str, Any]) -> str | None:
+    for prop in meta.get("properties") or []:
+        if prop.get("key") == "cm_state":
+            return prop.get("value")
+    return None
 
 
 def translate_drive_error(exc: BaseException, what: str) -> BaseException:
@@ -139,6 +150,8 @@ class DriveBackend(StorageBackend):
                 return self.stat(replace(ref, id=None))
             raise
         if (meta.get("labels") or {}).get("trashed"):
+            if ref.path:
+                session.forget_paths(ref.path)
             raise NotFoundError(f"{ref.path or fid} is in the Drive trash; restore it to load it")
         return self._stat_from(ref, meta)
 
@@ -227,22 +240,70 @@ class DriveBackend(StorageBackend):
             return self.stat(ref)
         path = ref.path.strip("/")
         try:
-            return self.stat(replace(ref, id=None))
+            found = self.stat(replace(ref, id=None))
+            if found.properties.get("cm_state") != "tentative":
+                return found
+            session.forget_paths(path)  # another writer's folder, not yet confirmed
         except NotFoundError:
             pass
         head, _, name = path.rpartition("/")
         if not head:
             raise RefError(f"cannot create {path!r}: start paths with MyDrive/")
         parent = self.makedirs(Ref("drive", path=head, raw=head))
-        assert parent is not None
-        meta = session.execute(
-            lambda s: s.files().insert(
-                body={"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent.ref.id}]},
-                supportsAllDrives=True, fields=_FIELDS),
-            what=f"creating folder {path}",
-        )
+        assert parent is not None and parent.ref.id is not None
+        meta = self._create_folder_once(parent.ref.id, name, path)
         session.remember_path(path, meta["id"])
         return self._stat_from(replace(ref, id=meta["id"]), meta)
+
+    def _create_folder_once(self, parent_id: str, name: str, path: str) -> dict[str, Any]:
+        """Create folder ``name`` in ``parent_id`` so that concurrent writers end up sharing one.
+
+        Drive allows two folders with one name, so two processes making the same path could
+        each create one and write into different twins. A creator makes its folder marked
+        ``cm_state=tentative``, lists the twins, and confirms it (``ready``) only if it is the
+        only one; otherwise it trashes it and looks again. Others adopt a folder only once it
+        is confirmed (folders made by other tools carry no mark and count as confirmed). Twins
+        that persist (a creator died mid-way, or a user made them) resolve to the oldest.
+        """
+        import random
+        import time
+
+        from ..session import quote_q
+
+        session = self._need_session("creating folders")
+        q = (f"{quote_q(parent_id)} in parents and title = {quote_q(name)} and "
+             f"mimeType = '{FOLDER_MIME}' and trashed = false")
+
+        def twins() -> list[dict[str, Any]]:
+            return session.execute(
+                lambda s: s.files().list(q=q, maxResults=10, supportsAllDrives=True,
+                                         includeItemsFromAllDrives=True, fields=f"items({_FIELDS})"),
+                what=f"looking up {path}").get("items", [])
+
+        for attempt in range(40):
+            found = twins()
+            ready = [f for f in found if _folder_state(f) != "tentative"]
+            if len(found) == 1 and ready:
+                return found[0]
+            if found and attempt >= 8:  # stuck twins or an abandoned tentative folder
+                return min(ready or found, key=lambda f: (f.get("createdDate", ""), f["id"]))
+            if not found:
+                mine = session.execute(
+                    lambda s: s.files().insert(
+                        body={"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent_id}],
+                              "properties": [_STATE_TENTATIVE]},
+                        supportsAllDrives=True, fields=_FIELDS),
+                    what=f"creating folder {path}")
+                if [t["id"] for t in twins()] == [mine["id"]]:
+                    return session.execute(
+                        lambda s: s.files().patch(fileId=mine["id"], body={"properties": [_STATE_READY]},
+                                                  supportsAllDrives=True, fields=_FIELDS),
+                        what=f"confirming folder {path}")
+                session.execute(lambda s: s.files().trash(fileId=mine["id"], supportsAllDrives=True),
+                                what=f"withdrawing a duplicate of {path}")
+                session.forget_paths(path)
+            time.sleep(random.uniform(0.02, 0.1) * min(attempt + 1, 10))
+        raise TransferError(f"could not create {path}: other writers kept creating it at the same time")
 
     def delete(self, ref: Ref) -> None:
         session = self._need_session("deleting")

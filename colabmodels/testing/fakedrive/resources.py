@@ -1,0 +1,359 @@
+"""Rendering store records as Drive v2 JSON resources, and the ``fields=`` filter.
+
+Field names, nesting and types follow the Drive v2 discovery document (int64
+values such as ``fileSize`` and ``version`` are strings; dates are RFC 3339 with
+milliseconds and ``Z``). Folders and Google Docs carry no ``fileSize``,
+``md5Checksum`` or ``downloadUrl``, as on Drive.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+from typing import Any
+
+from .store import FileRecord, Store, User
+
+__all__ = ["Renderer", "apply_fields", "etag_of", "parse_fields", "rfc3339"]
+
+QUOTA_BYTES_TOTAL = 15 * 1024**3
+
+
+def rfc3339(ts: float) -> str:
+    """``2024-05-01T12:00:00.123Z`` for a POSIX timestamp."""
+    dt = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def etag_of(*parts: object) -> str:
+    """A quoted opaque etag derived from ``parts``."""
+    digest = hashlib.sha1(":".join(map(str, parts)).encode()).digest()[:12]
+    return '"' + base64.urlsafe_b64encode(digest).decode().rstrip("=") + '"'
+
+
+class Renderer:
+    """Builds v2 resources for one emulator.
+
+    Args:
+        store: the emulator's store.
+        base_url: ``http://127.0.0.1:PORT/`` (links in resources are absolute).
+    """
+
+    def __init__(self, store: Store, base_url: str) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.api = base_url + "drive/v2/"
+
+    # ------------------------------------------------------------- people
+
+    def user(self, email: str, viewer: str | None) -> dict[str, Any]:
+        """A ``drive#user``."""
+        try:
+            u = self.store.user(email)
+            name, perm = u.display_name, u.permission_id
+        except KeyError:
+            name, perm = email.split("@", 1)[0], "0"
+        return {
+            "kind": "drive#user",
+            "displayName": name,
+            "emailAddress": email,
+            "isAuthenticatedUser": email == viewer,
+            "permissionId": perm,
+            "picture": {"url": f"{self.base_url}avatars/{perm}.png"},
+        }
+
+    def _display_name(self, email: str) -> str:
+        try:
+            return self.store.user(email).display_name
+        except KeyError:
+            return email.split("@", 1)[0]
+
+    # -------------------------------------------------------------- files
+
+    def parent_ref(self, child_id: str, parent_id: str) -> dict[str, Any]:
+        """A ``drive#parentReference``."""
+        parent = self.store.get(parent_id)
+        return {
+            "kind": "drive#parentReference",
+            "id": parent_id,
+            "selfLink": f"{self.api}files/{child_id}/parents/{parent_id}",
+            "parentLink": f"{self.api}files/{parent_id}",
+            "isRoot": bool(parent is not None and parent.is_root),
+        }
+
+    def property(self, rec: FileRecord, prop: dict[str, str]) -> dict[str, Any]:
+        """A ``drive#property``."""
+        vis = prop.get("visibility", "PRIVATE")
+        return {
+            "kind": "drive#property",
+            "etag": etag_of(rec.id, prop["key"], vis, prop.get("value")),
+            "selfLink": f"{self.api}files/{rec.id}/properties/{prop['key']}?visibility={vis}",
+            "key": prop["key"],
+            "value": prop.get("value", ""),
+            "visibility": vis,
+        }
+
+    def file(self, rec: FileRecord, viewer: str | None) -> dict[str, Any]:
+        """A ``drive#file`` as ``viewer`` sees it."""
+        store = self.store
+        role = store.role(rec, viewer) or "reader"
+        can_write = role in ("owner", "writer")
+        is_owner = role == "owner"
+        trashed = store.is_trashed(rec)
+        shared = store.is_shared(rec)
+        etag = etag_of(rec.id, rec.version, rec.modified, trashed)
+        res: dict[str, Any] = {
+            "kind": "drive#file",
+            "id": rec.id,
+            "etag": etag,
+            "selfLink": f"{self.api}files/{rec.id}",
+            "title": rec.title,
+            "mimeType": rec.mime_type,
+            "labels": {
+                "starred": rec.starred,
+                "hidden": rec.hidden,
+                "trashed": trashed,
+                "restricted": rec.restricted,
+                "viewed": rec.viewed or is_owner,
+            },
+            "copyRequiresWriterPermission": False,
+            "createdDate": rfc3339(rec.created),
+            "modifiedDate": rfc3339(rec.modified),
+            "version": str(rec.version),
+            "parents": [self.parent_ref(rec.id, pid) for pid in rec.parents],
+            "quotaBytesUsed": str(rec.size if rec.has_blob else 0),
+            "ownerNames": [self._display_name(rec.owner)],
+            "owners": [self.user(rec.owner, viewer)],
+            "lastModifyingUserName": self._display_name(rec.last_modifying_user or rec.owner),
+            "lastModifyingUser": self.user(rec.last_modifying_user or rec.owner, viewer),
+            "ownedByMe": is_owner,
+            "capabilities": {
+                "canAddChildren": rec.is_folder and can_write,
+                "canComment": True,
+                "canCopy": not rec.is_folder,
+                "canDelete": is_owner,
+                "canDownload": rec.is_binary,
+                "canEdit": can_write,
+                "canListChildren": rec.is_folder,
+                "canModifyContent": can_write,
+                "canReadRevisions": can_write,
+                "canRemoveChildren": rec.is_folder and can_write,
+                "canRename": can_write,
+                "canShare": can_write,
+                "canTrash": is_owner,
+                "canUntrash": is_owner,
+            },
+            "editable": can_write,
+            "copyable": not rec.is_folder,
+            "writersCanShare": True,
+            "shared": shared,
+            "explicitlyTrashed": rec.explicitly_trashed,
+            "appDataContents": False,
+            "spaces": ["drive"],
+            "hasThumbnail": False,
+            "thumbnailVersion": "0",
+            "iconLink": f"{self.base_url}icons/{'folder' if rec.is_folder else 'file'}.png",
+            "userPermission": {
+                "kind": "drive#permission",
+                "etag": etag_of(rec.id, "me", role),
+                "id": "me",
+                "selfLink": f"{self.api}files/{rec.id}/permissions/me",
+                "role": role,
+                "type": "user",
+            },
+        }
+        if is_owner or rec.last_modifying_user == viewer:
+            res["modifiedByMeDate"] = rfc3339(rec.modified)
+        if rec.viewed or is_owner:
+            res["lastViewedByMeDate"] = rfc3339(rec.modified)
+        if not is_owner and viewer is not None and (viewer in rec.readers or viewer in rec.writers):
+            res["sharedWithMeDate"] = rfc3339(rec.created)
+            res["sharingUser"] = self.user(rec.owner, viewer)
+        if rec.is_folder:
+            res["alternateLink"] = f"{self.base_url}drive/folders/{rec.id}"
+        else:
+            res["alternateLink"] = f"{self.base_url}file/d/{rec.id}/view?usp=drivesdk"
+            res["embedLink"] = f"{self.base_url}file/d/{rec.id}/preview?usp=drivesdk"
+        if rec.is_binary and not rec.is_folder:
+            res["downloadUrl"] = f"{self.api}files/{rec.id}?alt=media&source=downloadUrl"
+            res["webContentLink"] = f"{self.base_url}uc?id={rec.id}&export=download"
+            res["fileSize"] = str(rec.size)
+            res["md5Checksum"] = rec.md5 or ""
+            if rec.sha1:
+                res["sha1Checksum"] = rec.sha1
+            if rec.sha256:
+                res["sha256Checksum"] = rec.sha256
+            res["headRevisionId"] = "0B" + rec.id[1:20] + f"{rec.version:06d}"
+            res["originalFilename"] = rec.original_filename or rec.title
+            name = res["originalFilename"]
+            if "." in name.lstrip("."):
+                res["fileExtension"] = name.rsplit(".", 1)[1]
+                res["fullFileExtension"] = name.lstrip(".").split(".", 1)[1]
+            else:
+                res["fileExtension"] = ""
+                res["fullFileExtension"] = ""
+        if rec.description is not None:
+            res["description"] = rec.description
+        if rec.properties:
+            res["properties"] = [self.property(rec, p) for p in rec.properties]
+        if rec.explicitly_trashed and rec.trashed_date is not None:
+            res["trashedDate"] = rfc3339(rec.trashed_date)
+            if rec.trashing_user:
+                res["trashingUser"] = self.user(rec.trashing_user, viewer)
+        return res
+
+    def permissions(self, rec: FileRecord, viewer: str | None) -> list[dict[str, Any]]:
+        """The ``drive#permission`` list of ``rec``."""
+        out = [self._user_permission(rec, rec.owner, "owner")]
+        out += [self._user_permission(rec, e, "writer") for e in rec.writers]
+        out += [self._user_permission(rec, e, "reader") for e in rec.readers if e not in rec.writers]
+        if rec.public:
+            out.append(
+                {
+                    "kind": "drive#permission",
+                    "etag": etag_of(rec.id, "anyone"),
+                    "id": "anyoneWithLink",
+                    "selfLink": f"{self.api}files/{rec.id}/permissions/anyoneWithLink",
+                    "type": "anyone",
+                    "role": "reader",
+                    "withLink": True,
+                    "name": "Anyone with the link",
+                }
+            )
+        return out
+
+    def _user_permission(self, rec: FileRecord, email: str, role: str) -> dict[str, Any]:
+        try:
+            perm_id = self.store.user(email).permission_id
+        except KeyError:
+            perm_id = "0"
+        return {
+            "kind": "drive#permission",
+            "etag": etag_of(rec.id, email, role),
+            "id": perm_id,
+            "selfLink": f"{self.api}files/{rec.id}/permissions/{perm_id}",
+            "type": "user",
+            "role": role,
+            "emailAddress": email,
+            "name": self._display_name(email),
+            "domain": email.split("@", 1)[-1],
+        }
+
+    # --------------------------------------------------------------- about
+
+    def about(self, user: User) -> dict[str, Any]:
+        """The ``drive#about`` of ``user``."""
+        store = self.store
+        used = trashed = 0
+        for rec in store.snapshot():
+            if rec.owner == user.email and rec.has_blob:
+                used += rec.size
+                if store.is_trashed(rec):
+                    trashed += rec.size
+        return {
+            "kind": "drive#about",
+            "etag": etag_of("about", user.email, used),
+            "selfLink": f"{self.api}about",
+            "name": user.display_name,
+            "user": self.user(user.email, user.email),
+            "quotaBytesTotal": str(QUOTA_BYTES_TOTAL),
+            "quotaBytesUsed": str(used),
+            "quotaBytesUsedAggregate": str(used),
+            "quotaBytesUsedInTrash": str(trashed),
+            "quotaBytesByService": [{"serviceName": "DRIVE", "bytesUsed": str(used)}],
+            "quotaType": "LIMITED",
+            "largestChangeId": str(len(store.files)),
+            "remainingChangeIds": "0",
+            "rootFolderId": user.root_id,
+            "domainSharingPolicy": "allowedWithWarning",
+            "permissionId": user.permission_id,
+            "isCurrentAppInstalled": False,
+            "languageCode": "en",
+            "canCreateDrives": False,
+            "maxUploadSizes": [{"type": "*", "size": "5497558138880"}],
+            "features": [{"featureName": "ocr", "featureRate": 0.0}],
+        }
+
+
+# ------------------------------------------------------------------ fields=
+
+
+class _FieldsSyntaxError(ValueError):
+    pass
+
+
+def parse_fields(spec: str | None) -> dict[str, Any] | None:
+    """Parse a partial-response ``fields`` selector into a tree.
+
+    ``"nextPageToken,items(id,title,parents/id)"`` becomes
+    ``{"nextPageToken": None, "items": {"id": None, "title": None,
+    "parents": {"id": None}}}`` (None selects the whole value). Returns None
+    (everything) for an empty selector, ``*``, or one it cannot parse.
+    """
+    if spec is None or not spec.strip() or spec.strip() == "*":
+        return None
+    try:
+        tree, pos = _parse_list(spec.replace(" ", ""), 0)
+        if pos != len(spec.replace(" ", "")):
+            raise _FieldsSyntaxError(spec)
+        return tree
+    except _FieldsSyntaxError:
+        return None
+
+
+def _merge(tree: dict[str, Any], path: list[str], sub: dict[str, Any] | None) -> None:
+    cur = tree
+    for i, name in enumerate(path):
+        last = i == len(path) - 1
+        if last:
+            if name in cur and cur[name] is not None and sub is not None:
+                cur[name].update(sub)
+            elif name in cur and cur[name] is None:
+                pass
+            else:
+                cur[name] = sub
+        else:
+            nxt = cur.get(name, {})
+            if nxt is None:
+                return  # already selecting the whole value
+            cur[name] = nxt
+            cur = nxt
+
+
+def _parse_list(s: str, pos: int) -> tuple[dict[str, Any], int]:
+    tree: dict[str, Any] = {}
+    while True:
+        start = pos
+        while pos < len(s) and s[pos] not in ",()":
+            pos += 1
+        path = s[start:pos].split("/")
+        if not all(path):
+            raise _FieldsSyntaxError(s)
+        sub = None
+        if pos < len(s) and s[pos] == "(":
+            sub, pos = _parse_list(s, pos + 1)
+            if pos >= len(s) or s[pos] != ")":
+                raise _FieldsSyntaxError(s)
+            pos += 1
+        _merge(tree, path, sub)
+        if pos < len(s) and s[pos] == ",":
+            pos += 1
+            continue
+        return tree, pos
+
+
+def apply_fields(obj: Any, tree: dict[str, Any] | None) -> Any:
+    """Keep only the parts of ``obj`` selected by ``tree`` (from :func:`parse_fields`)."""
+    if tree is None:
+        return obj
+    if isinstance(obj, list):
+        return [apply_fields(item, tree) for item in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out: dict[str, Any] = dict(obj) if "*" in tree else {}
+    for name, sub in tree.items():
+        if name == "*" or name not in obj:
+            continue
+        out[name] = apply_fields(obj[name], sub)
+    return out

@@ -1,0 +1,39 @@
+"""Creating Drive folders when several writers make the same path at once (Drive allows twins)."""
+
+from __future__ import annotations
+
+import threading
+
+import colabmodels as cm
+from colabmodels.refs import Ref
+from colabmodels.storage.drive import DriveBackend
+
+
+def test_concurrent_makedirs_share_one_folder(drive_env):
+    session = cm.mount()
+    for trial in range(10):
+        backend = DriveBackend(session)
+        path = f"MyDrive/race{trial}/models/x"
+        got, errors = [], []
+
+        def make(path=path, backend=backend):
+            try:
+                got.append(backend.makedirs(Ref("drive", path=path)).ref.id)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=make) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(set(got)) == 1, f"trial {trial}: writers got different folders {got}"
+        session.forget_paths()
+        assert session.resolve(path) == got[0]  # exactly one untrashed folder at every level
+
+
+def test_folder_made_by_another_tool_is_adopted(drive_env):
+    folder_id = drive_env.mkdir("MyDrive/handmade/models")
+    backend = DriveBackend(cm.mount())
+    assert backend.makedirs(Ref("drive", path="MyDrive/handmade/models")).ref.id == folder_id
