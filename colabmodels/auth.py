@@ -91,10 +91,9 @@ def sign_in(*, service_account: str | os.PathLike[str] | None = None,
 
 
 def _colab(mountpoint: str, *, force_remount: bool, timeout_ms: int) -> SignIn:
+    import google.auth
     from google.colab import auth as colab_auth  # type: ignore[import-not-found]
     from google.colab import drive as colab_drive  # type: ignore[import-not-found]
-
-    import google.auth
 
     colab_auth.authenticate_user()
     credentials, _ = google.auth.default(scopes=_drive_scopes())

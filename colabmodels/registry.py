@@ -349,7 +349,7 @@ def save(obj: Any, dest: Ref, *, version: int | str = "auto", metadata: dict[str
     with tempfile.TemporaryDirectory(prefix="colabmodels-save-") as tmp:
         staged = Path(tmp)
         saved = save_object(obj, staged, format=format)
-        files = [{"path": Path(p).as_posix(), "size": (staged / p).stat().st_size,
+        files: list[dict[str, Any]] = [{"path": Path(p).as_posix(), "size": (staged / p).stat().st_size,
                   "sha256": _sha256(staged / p)} for p in saved.files]
         claim = _claim_version(backend, dest, version)
         manifest: dict[str, Any] = {
@@ -359,7 +359,7 @@ def save(obj: Any, dest: Ref, *, version: int | str = "auto", metadata: dict[str
             "framework": saved.framework,
             "framework_version": saved.framework_version,
             "format": saved.format,
-            "model_path": getattr(saved, "model_path", None) or files[0]["path"],
+            "model_path": Path(saved.model_path).as_posix() if saved.model_path else files[0]["path"],
             "files": files,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "metadata": metadata,

@@ -114,7 +114,14 @@ def build_arch(arch: str | Callable[..., Any], arch_kwargs: Mapping[str, Any] | 
         MissingDependencyError, ArchitectureMismatchError: see :func:`resolve_arch`.
     """
     factory = resolve_arch(arch)
-    return factory(**dict(arch_kwargs or {}))
+    try:
+        return factory(**dict(arch_kwargs or {}))
+    except TypeError as e:
+        raise ArchitectureMismatchError(
+            f"could not build the architecture {getattr(factory, '__qualname__', factory)!r}: {e}. "
+            "If it needs constructor arguments, pass arch_kwargs={...} or arch= a callable such "
+            "as functools.partial(Net, num_classes=10)."
+        ) from e
 
 
 def importable_path(cls: type) -> str | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..refs import Ref
 
+
 class RetryableError(Exception):
     """A transient failure (429, 5xx, rate-limit 403, dropped connection): try again.
 

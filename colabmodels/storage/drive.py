@@ -161,12 +161,12 @@ class DriveBackend(StorageBackend):
         q = f"'{fid}' in parents and trashed = false"
         token: str | None = None
         while True:
-            page = session.execute(
-                lambda s, t=token: s.files().list(
-                    q=q, maxResults=page_size, pageToken=t, supportsAllDrives=True,
-                    includeItemsFromAllDrives=True, fields=f"nextPageToken,items({_FIELDS})"),
-                what=f"listing {ref.path or fid}",
-            )
+            def one_page(s: Any, t: str | None = token) -> Any:
+                return s.files().list(q=q, maxResults=page_size, pageToken=t, supportsAllDrives=True,
+                                      includeItemsFromAllDrives=True,
+                                      fields=f"nextPageToken,items({_FIELDS})")
+
+            page = session.execute(one_page, what=f"listing {ref.path or fid}")
             for item in page.get("items", []):
                 child = ref.child(item["title"]) if ref.path else Ref("drive", id=item["id"])
                 yield self._stat_from(replace(child, id=item["id"]), item)
@@ -294,13 +294,18 @@ class DriveBackend(StorageBackend):
                               "properties": [_STATE_TENTATIVE]},
                         supportsAllDrives=True, fields=_FIELDS),
                     what=f"creating folder {path}")
-                if [t["id"] for t in twins()] == [mine["id"]]:
-                    return session.execute(
-                        lambda s: s.files().patch(fileId=mine["id"], body={"properties": [_STATE_READY]},
-                                                  supportsAllDrives=True, fields=_FIELDS),
-                        what=f"confirming folder {path}")
-                session.execute(lambda s: s.files().trash(fileId=mine["id"], supportsAllDrives=True),
-                                what=f"withdrawing a duplicate of {path}")
+                mine_id = mine["id"]
+
+                def confirm(s: Any, fid: str = mine_id) -> Any:
+                    return s.files().patch(fileId=fid, body={"properties": [_STATE_READY]},
+                                           supportsAllDrives=True, fields=_FIELDS)
+
+                def withdraw(s: Any, fid: str = mine_id) -> Any:
+                    return s.files().trash(fileId=fid, supportsAllDrives=True)
+
+                if [t["id"] for t in twins()] == [mine_id]:
+                    return session.execute(confirm, what=f"confirming folder {path}")
+                session.execute(withdraw, what=f"withdrawing a duplicate of {path}")
                 session.forget_paths(path)
             time.sleep(random.uniform(0.02, 0.1) * min(attempt + 1, 10))
         raise TransferError(f"could not create {path}: other writers kept creating it at the same time")
@@ -327,7 +332,7 @@ class DriveBackend(StorageBackend):
 
     def _public_stat(self, ref: Ref) -> RemoteStat:
         assert ref.id is not None
-        url, resp = self._public_get(ref.id, ref.resource_key, "bytes=0-0")
+        _, resp = self._public_get(ref.id, ref.resource_key, "bytes=0-0")
         headers = resp.headers
         self.client._discard(resp)
         from .http import parse_content_range

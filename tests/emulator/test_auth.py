@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import stat
 import sys
-import types
 
 import pytest
 
@@ -134,7 +133,7 @@ def fake_colab(tmp_path, monkeypatch, drive_env):
     monkeypatch.setattr(google, "__path__", [*google.__path__, str(tmp_path / "fakecolab" / "google")])
     for name in ("google.colab", "google.colab.auth", "google.colab.drive"):
         sys.modules.pop(name, None)
-    import google.colab  # noqa: F401
+    import google.colab
 
     key_file = drive_env.key_path
     import google.auth
@@ -158,7 +157,7 @@ def test_colab_branch_authenticates_mounts_and_feeds_pydrive2(fake_colab, tmp_pa
     s = cm.mount(mountpoint, force_remount=True, timeout_ms=5000)
     assert s.method == "colab"
     assert colab_auth.CALLS == [("authenticate_user", (), {})]
-    assert colab_drive.CALLS == [("mount", mountpoint, True, 5000)]
+    assert [("mount", mountpoint, True, 5000)] == colab_drive.CALLS
     assert fake_colab["scopes"] == ["https://www.googleapis.com/auth/drive"]
     assert s.mountpoint == mountpoint and "Drive mounted at" in s.describe()
     # the Colab credentials reach PyDrive2: list MyDrive through GoogleDrive

@@ -16,7 +16,7 @@ def test_concurrent_makedirs_share_one_folder(drive_env):
         path = f"MyDrive/race{trial}/models/x"
         got, errors = [], []
 
-        def make(path=path, backend=backend):
+        def make(path=path, backend=backend, got=got, errors=errors):
             try:
                 got.append(backend.makedirs(Ref("drive", path=path)).ref.id)
             except Exception as e:  # pragma: no cover - reported below

@@ -195,8 +195,9 @@ def test_concurrent_saves_get_different_versions(drive_env):
 
 
 def test_failed_upload_leaves_no_complete_version(drive_env, monkeypatch):
-    from colabmodels.errors import ColabModelsError
     from seed_nets import TinyVGG
+
+    from colabmodels.errors import ColabModelsError
 
     monkeypatch.setenv("COLABMODELS_MAX_RETRIES", "1")
     drive_env.fail_next("500", path_contains="/upload/")

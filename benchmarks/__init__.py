@@ -1,0 +1,1 @@
+"""Benchmarks of colabmodels against the Drive emulator: ``python -m benchmarks.run``."""

@@ -1,0 +1,15 @@
+"""One module per scenario; each has ``run(params, work) -> dict`` (see :mod:`.base`)."""
+
+from __future__ import annotations
+
+from . import cache_hit, download, listing, resume, upload
+
+SCENARIOS = {
+    "download": download,
+    "cache_hit": cache_hit,
+    "upload": upload,
+    "resume": resume,
+    "listing": listing,
+}
+
+__all__ = ["SCENARIOS"]
