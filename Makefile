@@ -58,7 +58,7 @@ test: $(VENV)/.installed $(COLAB)/.installed browser-deps lint
 	$(MAKE) --no-print-directory test-colab
 
 test-colab: $(COLAB)/.installed
-	$(CPY) -m pytest -m colab -p no:cacheprovider $(PYTEST_ARGS)
+	$(CPY) -m pytest -m colab -p no:cacheprovider tests/unit tests/emulator $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
 	$(PY) -m colabmodels.demo $(if $(OPEN),--open,)

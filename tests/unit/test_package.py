@@ -11,6 +11,8 @@ import pytest
 import colabmodels
 from colabmodels import config, errors
 
+pytestmark = pytest.mark.colab  # also run where only the core dependencies are installed
+
 HEAVY = ("tensorflow", "keras", "torch", "gensim", "pydrive2", "googleapiclient", "numpy",
          "gcsfs", "s3fs", "PIL")
 
