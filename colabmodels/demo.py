@@ -80,14 +80,18 @@ def execute_notebook(path: Path, work: Path, *, timeout: int = 600) -> tuple[Any
     return nb, None
 
 
-def cell_texts(cell: Any) -> list[str]:
+def cell_texts(cell: Any, *, stderr: bool = True) -> list[str]:
     """The text a code cell printed or displayed (errors as ``Name: value``)."""
     texts = []
     for output in cell.get("outputs", []):
         if output.get("output_type") == "stream":
+            if output.get("name") == "stderr" and not stderr:
+                continue
             texts.append(output.get("text", ""))
         elif output.get("output_type") in ("execute_result", "display_data"):
-            texts.append(output.get("data", {}).get("text/plain", ""))
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" not in data:  # progress bars
+                texts.append(data.get("text/plain", ""))
         elif output.get("output_type") == "error":
             texts.append(f"{output.get('ename')}: {output.get('evalue')}")
     return texts
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             first = next((ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
             print(f"In  » {first}")
-            for text in cell_texts(cell):
+            for text in cell_texts(cell, stderr=False):
                 for line in text.rstrip().splitlines()[:8]:
                     print(f"Out « {line}")
         print()
