@@ -57,3 +57,43 @@ def drive_env(isolated, fake_drive, monkeypatch):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     fake_drive.key_path = key
     return fake_drive
+
+
+# -- a real IPython shell, as jupysql tests theirs ------------------------------------------
+
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+
+
+class TestingShell(InteractiveShell):
+    """A shell whose run_cell raises the cell's error, so a failing magic fails the test."""
+
+    __test__ = False
+
+    def run_cell(self, *args, **kwargs):
+        result = super().run_cell(*args, **kwargs)
+        result.raise_error()
+        return result
+
+
+@pytest.fixture
+def new_shell(isolated, monkeypatch):
+    """Make the one TestingShell of a test, from a traitlets Config, with `%load_ext colabmodels`."""
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(isolated / "ipython"))
+
+    def make(config: Config | None = None) -> TestingShell:
+        config = config or Config()
+        config.HistoryManager.hist_file = ":memory:"
+        shell = TestingShell.instance(config=config)
+        shell.run_cell("%load_ext colabmodels")
+        return shell
+
+    yield make
+    TestingShell.clear_instance()
+
+
+@pytest.fixture
+def ip(new_shell):
+    """A fresh shell with `%load_ext colabmodels` done (works on IPython 7.34 and 9)."""
+    return new_shell()

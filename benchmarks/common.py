@@ -47,7 +47,7 @@ class Params:
     cache_torch_bytes: int = 100_000_000
     cache_keras_params: int = 25_000_000           # ~100 MB of float32 weights
     cache_reps: int = 3                            # processes per framework
-    cache_inner: int = 3                           # interleaved rounds per process
+    cache_inner: int = 8                           # interleaved rounds per process
     upload_bytes: int = 256 * MiB
     upload_reps: int = 3
     resume_bytes: int = 256 * MiB

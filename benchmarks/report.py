@@ -245,14 +245,13 @@ def chart_cache_hit(sc: dict[str, Any], params: dict[str, Any], path: Path) -> N
 
 def chart_resume(sc: dict[str, Any], params: dict[str, Any], path: Path) -> None:
     plt = _plt()
-    entry = next(iter(sc["contenders"].values()))
-    reps = entry["reps"]
     size = sc["settings"]["file_bytes"] / MiB
     chunk = sc["settings"]["chunk_bytes"] / MiB
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    xs = list(range(len(reps)))
-    p1 = [r["phase1_media_bytes"] / MiB for r in reps]
-    p2 = [r["phase2_media_bytes"] / MiB for r in reps]
+    bars = [(key, r) for key, c in sc["contenders"].items() for r in c["reps"]]
+    fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(bars) + 3), 4.8))
+    xs = list(range(len(bars)))
+    p1 = [r["phase1_media_bytes"] / MiB for _, r in bars]
+    p2 = [r["phase2_media_bytes"] / MiB for _, r in bars]
     ax.bar(xs, p1, label="sent to the killed process", color="C0")
     ax.bar(xs, p2, bottom=p1, label="sent to the resuming process", color="C2")
     ax.axhline(size, color="k", lw=1, label=f"file size {size:g} MiB")
@@ -260,10 +259,12 @@ def chart_resume(sc: dict[str, Any], params: dict[str, Any], path: Path) -> None
     for x, a, b in zip(xs, p1, p2, strict=True):
         ax.annotate(f"+{a + b - size:.1f}", (x, a + b), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(xs)
-    ax.set_xticklabels([f"rep {r['rep']}" for r in reps])
-    ax.set_ylabel("MiB of media sent by the emulator")
-    ax.set_title(sc["title"])
-    ax.set_ylim(0, max([size + 2 * chunk, *[a + b for a, b in zip(p1, p2, strict=True)]]) * 1.1)
+    ax.set_xticklabels([("mid-part kill" if key.endswith("_midpart") else "kill at 50 % of parts")
+                        + f"\nrep {r['rep']}" for key, r in bars], fontsize=7)
+    ax.set_ylabel("MiB of media sent (labels: MiB above file size)")
+    ax.set_title(sc["title"], fontsize=10)
+    top = max([size + 2 * chunk, *[a + b for a, b in zip(p1, p2, strict=True)]])
+    ax.set_ylim(0, top * 1.1)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -5,11 +5,21 @@ A child runs ``cm.fetch``; the orchestrator watches the partial download's part 
 the parts as done. A second child runs the same ``cm.fetch`` with the same cache. The emulator's
 log says how many media bytes each phase was sent; everything above the file size was
 transferred twice. Target: at most one chunk (``COLABMODELS_CHUNK_BYTES``) re-downloaded.
+
+Two variants, interleaved:
+
+* ``cm_fetch_resume``: SIGKILL the moment half the parts are recorded as done (the trigger the
+  target is defined with). With every connection capped alike, parts finish in waves, so this
+  moment is usually a wave boundary where the parts in flight have only just started;
+* ``cm_fetch_resume_midpart``: the same trigger, then SIGKILL half a part's transfer time later
+  (``chunk / per-connection cap / 2``), when the parts in flight are about half written: a
+  kill at an arbitrary moment, as a user's Ctrl-C or a runtime restart would be.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -21,6 +31,7 @@ from ..common import (
     MiB,
     Params,
     media_bytes,
+    rotated,
     run_child,
     scratch,
     start_child,
@@ -28,7 +39,11 @@ from ..common import (
 )
 from .base import contender, fmt, med, new_result, row, target
 
-KEY = "cm_fetch_resume"
+VARIANTS = {
+    "cm_fetch_resume": "colabmodels cm.fetch, SIGKILL when half the parts are done, then resumed",
+    "cm_fetch_resume_midpart": "colabmodels cm.fetch, SIGKILL half a part's transfer time after "
+                               "half the parts are done (parts in flight half written), then resumed",
+}
 DEFAULT_CHUNK = 8 * MiB  # colabmodels.config.chunk_bytes() without the environment variable
 
 
@@ -44,7 +59,9 @@ def run(params: Params, work: Path) -> dict[str, Any]:
                 "reps": params.resume_reps}
     result = new_result("resume", f"Resume of a {size / MiB:.0f} MiB download killed at 50 %",
                         settings)
-    contender(result, KEY, "colabmodels cm.fetch, SIGKILL at 50 % then resumed")
+    for key, label in VARIANTS.items():
+        contender(result, key, label)
+    settings["midpart_kill_delay_s"] = chunk / bw / 2
     with scratch(work, "resume") as w, Emulator(w, latency_ms=params.latency_ms, bandwidth=bw,
                                                  total_bandwidth=total_bw, seed=params.seed) as emu:
         src = w / "payload.bin"
@@ -53,15 +70,18 @@ def run(params: Params, work: Path) -> dict[str, Any]:
         src.unlink()
         extra = {"COLABMODELS_CHUNK_BYTES": str(chunk)} if params.resume_chunk_bytes else {}
         for rep in range(params.resume_reps):
-            _one(result, emu, w, params, rep, fid, md5, chunk, n_parts, extra)
+            for key in rotated(list(VARIANTS), rep):
+                delay = settings["midpart_kill_delay_s"] if key.endswith("_midpart") else 0.0
+                _one(result, emu, w, params, key, rep, fid, md5, chunk, n_parts, extra, delay)
     _summarise(result, params, chunk)
     return result
 
 
-def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, rep: int, fid: str,
-         md5: str, chunk: int, n_parts: int, extra: dict[str, str]) -> None:
-    entry = result["contenders"][KEY]
-    cache = w / f"cache-{rep}"
+def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: str, rep: int,
+         fid: str, md5: str, chunk: int, n_parts: int, extra: dict[str, str],
+         delay: float) -> None:
+    entry = result["contenders"][key]
+    cache = w / f"cache-{rep}-{key}"
     env = emu.env(cache, **extra)
     spec = {"task": "download", "contender": "cm_fetch", "file_id": fid, "verify_md5": md5,
             "endpoint": emu.url, "key_file": str(emu.key_file)}
@@ -81,10 +101,13 @@ def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, rep: in
             except (OSError, ValueError):
                 continue
             if len(state.get("done", [])) >= half:
-                child.proc.send_signal(signal.SIGKILL)
-                killed = True
+                if delay:
+                    time.sleep(delay)
+                if child.proc.poll() is None:
+                    child.proc.send_signal(signal.SIGKILL)
+                    killed = True
                 break
-        if killed:
+        if killed or child.proc.poll() is not None:
             break
         time.sleep(0.005)
     if not killed:
@@ -100,7 +123,7 @@ def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, rep: in
         offsets_at_kill = dict(state.get("offsets", {}))
     if not killed:
         entry["errors"].append(f"rep {rep}: the child was not killed half-way (it exited with "
-                               f"{child.proc.returncode} before half of the parts were done)")
+                               f"{child.proc.returncode} before the kill)")
         return
     reqs = emu.fd.requests
     phase1 = reqs[n0:]
@@ -117,6 +140,7 @@ def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, rep: in
     refetched_done = _bytes_into_parts(phase2, fid, set(done_at_kill), chunk, size)
     r = {
         "rep": rep,
+        "kill_delay_s": delay,
         "parts_done_at_kill": len(done_at_kill),
         "offsets_recorded_at_kill": offsets_at_kill,
         "phase1_media_bytes": b1,
@@ -137,6 +161,7 @@ def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, rep: in
     }
     if r2.get("md5_ok") is False:
         entry["errors"].append(f"rep {rep}: the resumed file's md5 does not match")
+    shutil.rmtree(cache, ignore_errors=True)
     entry["reps"].append(r)
 
 
@@ -158,36 +183,42 @@ def _bytes_into_parts(records: list[Any], fid: str, parts: set[int], chunk: int,
 
 
 def _summarise(result: dict[str, Any], params: Params, chunk: int) -> None:
-    entry = result["contenders"][KEY]
-    entry["median"] = {m: med(entry, m) for m in
-                       ("redownloaded_bytes", "redownloaded_chunks", "total_media_bytes",
-                        "phase1_media_bytes", "phase2_media_bytes", "parts_done_at_kill",
-                        "phase2_bytes_into_parts_done_before_kill", "resume_wall_s",
-                        "rss_growth_mib", "wall_s")}
-    worst = max((x["redownloaded_bytes"] for x in entry["reps"]), default=None)
-    m = entry["median"]
     size = params.resume_bytes
-    result["ratios"] = {
-        "total_transferred_over_size": None if m["total_media_bytes"] is None
-        else m["total_media_bytes"] / size,
-        "redownloaded_chunks_median": m["redownloaded_chunks"],
-        "redownloaded_chunks_worst": None if worst is None else worst / chunk,
-    }
-    target(result, "S4-redownload", KEY, f"<= 1 chunk ({chunk / MiB:.0f} MiB) re-downloaded "
-           "(worst repetition)", None if worst is None else worst / chunk, 1.0,
-           higher_is_better=False, unit="chunks")
-    row(result, KEY, wall_s=m["resume_wall_s"],
-        throughput_text=f"{fmt(_mib(m['total_media_bytes']), '.1f')} MiB sent for "
-                        f"{size / MiB:.0f} MiB",
-        rss_growth_mib=m["rss_growth_mib"],
-        requests=None if m["phase2_media_bytes"] is None else
-        f"{med(entry, 'phase1_media_requests'):.0f}+{med(entry, 'phase2_media_requests'):.0f} media",
-        ratio=f"re-downloaded {fmt(_mib(m['redownloaded_bytes']), '.1f')} MiB = "
-              f"{fmt(m['redownloaded_chunks'], '.2f')} chunks (worst "
-              f"{fmt(result['ratios']['redownloaded_chunks_worst'], '.2f')})",
-        target_ids=("S4-redownload",))
+    for key, entry in result["contenders"].items():
+        entry["median"] = {m: med(entry, m) for m in
+                           ("redownloaded_bytes", "redownloaded_chunks", "total_media_bytes",
+                            "phase1_media_bytes", "phase2_media_bytes", "parts_done_at_kill",
+                            "phase2_bytes_into_parts_done_before_kill", "resume_wall_s",
+                            "rss_growth_mib", "wall_s", "phase1_media_requests",
+                            "phase2_media_requests")}
+        worst = max((x["redownloaded_bytes"] for x in entry["reps"]), default=None)
+        m = entry["median"]
+        prefix = "" if key == "cm_fetch_resume" else "midpart_"
+        result["ratios"].update({
+            f"{prefix}total_transferred_over_size": None if m["total_media_bytes"] is None
+            else m["total_media_bytes"] / size,
+            f"{prefix}redownloaded_chunks_median": m["redownloaded_chunks"],
+            f"{prefix}redownloaded_chunks_worst": None if worst is None else worst / chunk,
+        })
+        tid = "S4-redownload" if key == "cm_fetch_resume" else "S4-redownload-midpart"
+        when = "" if key == "cm_fetch_resume" else ", killed mid-part"
+        target(result, tid, key, f"<= 1 chunk ({chunk / MiB:g} MiB) re-downloaded (worst "
+               f"repetition{when})", None if worst is None else worst / chunk, 1.0,
+               higher_is_better=False, unit="chunks")
+        reqs = None
+        if m["phase1_media_requests"] is not None and m["phase2_media_requests"] is not None:
+            reqs = f"{m['phase1_media_requests']:.0f}+{m['phase2_media_requests']:.0f} media"
+        row(result, key, wall_s=m["resume_wall_s"],
+            throughput_text=f"{fmt(_mib(m['total_media_bytes']), '.1f')} MiB sent for "
+                            f"{size / MiB:.0f} MiB",
+            rss_growth_mib=m["rss_growth_mib"], requests=reqs,
+            ratio=f"re-downloaded {fmt(_mib(m['redownloaded_bytes']), '.1f')} MiB = "
+                  f"{fmt(m['redownloaded_chunks'], '.2f')} chunks (worst "
+                  f"{fmt(result['ratios'][prefix + 'redownloaded_chunks_worst'], '.2f')})",
+            target_ids=(tid,))
     result["notes"].append("wall time = the resumed process's fetch; requests = media requests "
-                           "of the killed + the resumed process")
+                           "of the killed + the resumed process; bytes = media bytes the emulator "
+                           "sent in both phases")
 
 
 def _mib(n: float | None) -> float | None:

@@ -66,7 +66,8 @@ def test_json_has_every_scenario_with_numeric_medians(
     assert _is_number(sc["download"]["contenders"]["cm_fetch"]["median"]["throughput_mib_s"])
     assert _is_number(sc["download"]["contenders"]["bytesio"]["median"]["rss_growth_mib"])
     assert _is_number(sc["upload"]["contenders"]["cm_backend_upload"]["median"]["throughput_mib_s"])
-    assert _is_number(sc["resume"]["contenders"]["cm_fetch_resume"]["median"]["redownloaded_bytes"])
+    for key in ("cm_fetch_resume", "cm_fetch_resume_midpart"):
+        assert _is_number(sc["resume"]["contenders"][key]["median"]["redownloaded_bytes"])
     assert _is_number(sc["listing"]["contenders"]["cm_lister"]["median"]["first_s"])
     for fw in ("torch", "keras"):
         assert _is_number(sc["cache_hit"]["contenders"][f"{fw}_cm_online"]["median"]["requests"])

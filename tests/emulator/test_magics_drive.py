@@ -6,25 +6,12 @@ import json
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import colabmodels.session
 
 FakeDrive = pytest.importorskip("colabmodels.testing.fakedrive").FakeDrive
 
 pytestmark = pytest.mark.emulator
-
-
-class TestingShell(InteractiveShell):
-    """A shell whose run_cell raises the cell's error, so a failing magic fails the test."""
-
-    __test__ = False
-
-    def run_cell(self, *args, **kwargs):
-        result = super().run_cell(*args, **kwargs)
-        result.raise_error()
-        return result
 
 
 @pytest.fixture
@@ -41,22 +28,10 @@ def key(fd, tmp_path):
 
 
 @pytest.fixture
-def ip(tmp_path, monkeypatch):
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("COLABMODELS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("COLABMODELS_CONFIG_DIR", str(tmp_path / "config"))
-    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "COLABMODELS_DRIVE_ENDPOINT",
-                 "COLABMODELS_OFFLINE", "COLABMODELS_CACHE_MAX_BYTES"):
-        monkeypatch.delenv(name, raising=False)
-    colabmodels.session.reset()
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = TestingShell.instance(config=config)
-    shell.run_cell("%load_ext colabmodels")
-    shell.run_cell("%config ColabModels.progress = False")
-    yield shell
-    TestingShell.clear_instance()
-    colabmodels.session.reset()
+def ip(ip):
+    """The shared shell (root conftest), with progress bars off."""
+    ip.run_cell("%config ColabModels.progress = False")
+    return ip
 
 
 @pytest.fixture

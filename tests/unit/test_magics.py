@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 import colabmodels.session
 from colabmodels import magics
@@ -20,34 +18,6 @@ from colabmodels.storage.base import RemoteStat
 pytestmark = pytest.mark.unit
 
 OURS = ("drive_mount", "load_model", "save_model", "models", "cache")
-
-
-class TestingShell(InteractiveShell):
-    """A shell whose run_cell raises the cell's error, so a failing magic fails the test."""
-
-    __test__ = False
-
-    def run_cell(self, *args, **kwargs):
-        result = super().run_cell(*args, **kwargs)
-        result.raise_error()
-        return result
-
-
-@pytest.fixture
-def ip(tmp_path, monkeypatch):
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("COLABMODELS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("COLABMODELS_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.delenv("COLABMODELS_OFFLINE", raising=False)
-    monkeypatch.delenv("COLABMODELS_CACHE_MAX_BYTES", raising=False)
-    colabmodels.session.reset()
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    shell = TestingShell.instance(config=config)
-    shell.run_cell("%load_ext colabmodels")
-    yield shell
-    TestingShell.clear_instance()
-    colabmodels.session.reset()
 
 
 def store_entry(name: str, data: bytes, source: str = "https://example.com/x"):
@@ -134,16 +104,13 @@ def test_config_section_is_ColabModels(ip, capsys):
 
 
 @pytest.mark.colab
-def test_config_from_the_shell_config_applies_at_load(tmp_path):
+def test_config_from_the_shell_config_applies_at_load(new_shell):
+    from traitlets.config import Config
+
     config = Config()
-    config.HistoryManager.hist_file = ":memory:"
     config.ColabModels.full_tracebacks = True
-    shell = TestingShell.instance(config=config)
-    try:
-        shell.run_cell("%load_ext colabmodels")
-        assert shell.magics_manager.registry["ColabModels"].full_tracebacks is True
-    finally:
-        TestingShell.clear_instance()
+    shell = new_shell(config)
+    assert shell.magics_manager.registry["ColabModels"].full_tracebacks is True
 
 
 @pytest.mark.colab

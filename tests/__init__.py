@@ -1,0 +1,1 @@
+"""colabmodels tests (a package, so `tests.servers` is never shadowed by another `tests`)."""
