@@ -80,6 +80,7 @@ class DriveSession:
         self.gauth = gauth
         self.drive = GoogleDrive(gauth)
         self._local = threading.local()
+        self._resources = _MadeOnce(gauth.service)
         self._paths: dict[str, str] = {}
         self._paths_lock = threading.Lock()
         self._about: dict[str, Any] | None = None
@@ -98,12 +99,18 @@ class DriveSession:
         return http
 
     def execute(self, build: Callable[[Any], Any], *, what: str) -> Any:
-        """Run ``build(service).execute()`` with retries and colabmodels errors."""
+        """Run ``build(service).execute()`` with retries and colabmodels errors.
+
+        ``build`` receives the service with its resources (``files()``, ``about()``...) made
+        once: googleapiclient rebuilds a resource object, some milliseconds of work, on every
+        ``service.files()``. Sharing them between threads is safe because each request runs
+        on its thread's own ``http``.
+        """
         from .storage.drive import translate_drive_error
 
         def once() -> Any:
             try:
-                return build(self.service).execute(http=self.http())
+                return build(self._resources).execute(http=self.http())
             except Exception as e:
                 raise translate_drive_error(e, what) from e
 
@@ -225,6 +232,25 @@ class DriveSession:
 
     def __repr__(self) -> str:
         return f"<DriveSession {self.method} at {self.endpoint}>"
+
+
+class _MadeOnce:
+    """``service.files()`` and friends, each built once and then reused."""
+
+    def __init__(self, service: Any) -> None:
+        self._service = service
+        self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Callable[[], Any]:
+        def resource() -> Any:
+            with self._lock:
+                made = self._made.get(name)
+                if made is None:
+                    made = self._made[name] = getattr(self._service, name)()
+                return made
+
+        return resource
 
 
 def _gb(n: int) -> str:

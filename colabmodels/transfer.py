@@ -5,8 +5,9 @@ each stream one part at a time through ``backend.open_range`` and write it at it
 preallocated partial file (``os.pwrite``), so memory use does not depend on file size. Which
 parts are complete is recorded next to the partial file (``<partial>.parts.json``), so a
 download interrupted by an error, a kernel restart or ``kill -9`` continues where it stopped:
-at most the parts that were in flight are fetched again, and those only from the last byte
-written.
+each part in flight resumes from its last checkpoint (every ``CHECKPOINT_BYTES``), so at most
+that much per connection is fetched twice. The md5 is computed while the file arrives (a
+thread follows the finished prefix), so verification costs almost nothing at the end.
 
 Transient failures (:class:`~colabmodels.storage.base.RetryableError`: 429, 5xx, rate-limit
 403, dropped connections) are retried with exponential backoff and full jitter, honouring
@@ -45,6 +46,8 @@ BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 20.0
 RETRY_AFTER_CAP_S = 120.0
 WRITE_BLOCK = 1024 * 1024
+MIN_PART_BYTES = 1024 * 1024
+CHECKPOINT_BYTES = 2 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -124,23 +127,42 @@ def verify_file(path: Path, *, size: int | None, checksum: str | None) -> None:
 
 
 class _PartState:
-    """Which parts of a partial file are complete; persisted for resume."""
+    """Which parts of a partial file are complete, and how far the others got; kept for resume.
+
+    The record is rewritten (atomically) when a part finishes and every
+    ``CHECKPOINT_BYTES`` within a part, so a process killed at any moment loses at most that
+    much per connection. Bytes are written before the offset that covers them is recorded.
+    """
 
     def __init__(self, path: Path, identity: str | None, size: int, part_bytes: int) -> None:
         self.path = path
-        self.key = {"identity": identity, "size": size, "part_bytes": part_bytes}
+        self.identity, self.size, self.part_bytes = identity, size, part_bytes
         self.done: set[int] = set()
         self.offsets: dict[int, int] = {}
         self._lock = threading.Lock()
 
-    def load(self) -> None:
+    @classmethod
+    def resume(cls, path: Path, partial: Path, identity: str | None, size: int,
+               part_bytes: int) -> _PartState:
+        """The record left by an earlier attempt at the same content, or a fresh one.
+
+        An earlier record keeps its own part size, so a changed configuration still resumes.
+        """
         try:
-            data = json.loads(self.path.read_text())
+            data = json.loads(path.read_text())
+            usable = (identity is not None and data.get("identity") == identity
+                      and data.get("size") == size and partial.exists()
+                      and partial.stat().st_size == size)
         except (OSError, ValueError):
-            return
-        if {k: data.get(k) for k in self.key} == self.key and self.key["identity"] is not None:
-            self.done = set(data.get("done", []))
-            self.offsets = {int(k): int(v) for k, v in data.get("offsets", {}).items()}
+            usable = False
+        if not usable:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return cls(path, identity, size, part_bytes)
+        state = cls(path, identity, size, int(data["part_bytes"]))
+        state.done = set(data.get("done", []))
+        state.offsets = {int(k): int(v) for k, v in data.get("offsets", {}).items()}
+        return state
 
     def mark(self, index: int, *, upto: int | None = None) -> None:
         with self._lock:
@@ -153,7 +175,8 @@ class _PartState:
 
     def _save(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({**self.key, "done": sorted(self.done),
+        tmp.write_text(json.dumps({"identity": self.identity, "size": self.size,
+                                   "part_bytes": self.part_bytes, "done": sorted(self.done),
                                    "offsets": {str(k): v for k, v in self.offsets.items()}}))
         os.replace(tmp, self.path)
 
@@ -162,8 +185,63 @@ class _PartState:
             self.path.unlink()
 
 
+class _PrefixHasher(threading.Thread):
+    """md5 of the file while it downloads: follows the run of finished parts from the start.
+
+    Parts finish out of order; this thread hashes each as soon as every part before it is
+    done, reading it back from the page cache, so only the last parts remain at the end.
+    """
+
+    def __init__(self, fd: int, parts: list[tuple[int, int]], done: set[int]) -> None:
+        super().__init__(name="colabmodels-md5", daemon=True)
+        self.fd, self.parts = fd, parts
+        self.done = set(done)
+        self.next = 0
+        self.digest = hashlib.md5(usedforsecurity=False)
+        self.cond = threading.Condition()
+        self.stopped = False
+
+    def part_done(self, index: int) -> None:
+        with self.cond:
+            self.done.add(index)
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+    def run(self) -> None:
+        while self.next < len(self.parts):
+            with self.cond:
+                while self.next not in self.done and not self.stopped:
+                    self.cond.wait()
+                if self.stopped:
+                    return
+            start, end = self.parts[self.next]
+            pos = start
+            while pos < end:
+                block = os.pread(self.fd, min(WRITE_BLOCK, end - pos), pos)
+                if not block:
+                    return
+                self.digest.update(block)
+                pos += len(block)
+            self.next += 1
+
+    def hexdigest(self) -> str | None:
+        """The md5 of the whole file, once every part was hashed (None if it stopped early)."""
+        self.join()
+        return self.digest.hexdigest() if self.next == len(self.parts) else None
+
+
 def _parts(size: int, part_bytes: int) -> list[tuple[int, int]]:
     return [(start, min(start + part_bytes, size)) for start in range(0, size, part_bytes)]
+
+
+def part_size(size: int, connections: int) -> int:
+    """Parts of at most ``config.chunk_bytes()``, small enough to keep every connection busy."""
+    per_connection = -(-size // max(1, connections))
+    return max(MIN_PART_BYTES, min(config.chunk_bytes(), per_connection))
 
 
 def supports_ranges(stat: RemoteStat) -> bool:
@@ -196,16 +274,15 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
         _stream_whole(backend, stat, partial, report)
         return
     size = stat.size
-    part_bytes = part_bytes or config.chunk_bytes()
+    connections = connections or config.connections()
     if not supports_ranges(stat):
         part_bytes, connections = max(size, 1), 1  # one stream; ranges would each restart at 0
-    state = _PartState(state_path(partial), stat.identity, size, part_bytes)
-    if partial.exists() and partial.stat().st_size == size:
-        state.load()
-    else:
-        state.remove()
-    parts = _parts(size, part_bytes)
+    state = _PartState.resume(state_path(partial), partial, stat.identity, size,
+                              part_bytes or part_size(size, connections))
+    parts = _parts(size, state.part_bytes)
+    md5 = stat.checksum[4:].lower() if verify and stat.checksum and stat.checksum.startswith("md5:") else None
     fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
+    hasher = _PrefixHasher(fd, parts, state.done) if md5 else None
     try:
         if os.fstat(fd).st_size != size:
             os.ftruncate(fd, size)
@@ -215,50 +292,66 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
             logger.info("%s: resuming, %d of %d bytes already on disk", stat.name, already, size)
             report(already)
         todo = [i for i in range(len(parts)) if i not in state.done]
-        workers = max(1, min(connections or config.connections(), len(todo)))
+        workers = max(1, min(connections, len(todo)))
         cancelled = threading.Event()
+        if hasher is not None:
+            hasher.start()
 
         def fetch_part(index: int) -> None:
             start, end = parts[index]
-            pos = state.offsets.get(index, start)
+            cursor = _Cursor(index, state.offsets.get(index, start))
             attempt = 0
-            while pos < end:
+            while cursor.pos < end:
                 if cancelled.is_set():
                     return
                 try:
-                    pos = _write_range(backend, stat, fd, pos, end, report, cancelled)
-                    if pos < end:
-                        raise RetryableError(f"connection closed at byte {pos} of part {start}-{end}")
-                    break
+                    _write_range(backend, stat, fd, cursor, end, report, cancelled, state)
+                    if cancelled.is_set():
+                        return
+                    if cursor.pos < end:
+                        raise RetryableError(
+                            f"connection closed at byte {cursor.pos} of part {start}-{end}")
                 except Exception as exc:
                     if not is_retryable(exc):
                         raise
-                    state.mark(index, upto=pos)
+                    state.mark(index, upto=cursor.pos)
                     attempt += 1
                     if attempt >= config.max_retries():
                         raise TransferError(
                             f"downloading {stat.name} failed after {attempt} attempts at byte "
-                            f"{pos}: {exc}. What arrived is kept; call again to resume."
+                            f"{cursor.pos}: {exc}. What arrived is kept; call again to resume."
                         ) from exc
                     delay = backoff_delay(attempt - 1, getattr(exc, "retry_after", None))
-                    logger.info("%s bytes %d-%d: %s; retry in %.2fs", stat.name, pos, end, exc, delay)
+                    logger.info("%s bytes %d-%d: %s; retry in %.2fs", stat.name, cursor.pos, end,
+                                exc, delay)
                     cancelled.wait(delay)
             state.mark(index)
+            if hasher is not None:
+                hasher.part_done(index)
 
-        if todo:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colabmodels-dl") as pool:
-                futures = [pool.submit(fetch_part, i) for i in todo]
-                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                failed = [f for f in finished if f.exception() is not None]
-                if failed:
-                    cancelled.set()
-                    wait(futures)
-                    raise failed[0].exception()  # type: ignore[misc]
+        try:
+            if todo:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colabmodels-dl") as pool:
+                    futures = [pool.submit(fetch_part, i) for i in todo]
+                    finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                    failed = [f for f in finished if f.exception() is not None]
+                    if failed:
+                        cancelled.set()
+                        wait(futures)
+                        raise failed[0].exception()  # type: ignore[misc]
+            digest = hasher.hexdigest() if hasher is not None else None
+        finally:
+            if hasher is not None:
+                hasher.stop()
+                hasher.join()
     finally:
         os.close(fd)
     if verify:
         try:
-            verify_file(partial, size=size, checksum=stat.checksum)
+            if partial.stat().st_size != size:
+                raise IntegrityError(f"{stat.name}: expected {size} bytes, got {partial.stat().st_size}")
+            if md5 is not None and digest != md5:
+                raise IntegrityError(f"{stat.name}: md5 {digest} does not match the source's {md5}")
         except IntegrityError:
             partial.unlink(missing_ok=True)
             state.remove()
@@ -266,20 +359,32 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
     state.remove()
 
 
-def _write_range(backend: StorageBackend, stat: RemoteStat, fd: int, pos: int, end: int,
-                 report: ProgressCallback, cancelled: threading.Event) -> int:
-    """Stream ``[pos, end)`` into ``fd`` at its offset; return how far it got."""
-    for block in backend.open_range(stat.ref, pos, end):
+class _Cursor:
+    """How far one part got (shared between its attempts)."""
+
+    __slots__ = ("index", "pos")
+
+    def __init__(self, index: int, pos: int) -> None:
+        self.index, self.pos = index, pos
+
+
+def _write_range(backend: StorageBackend, stat: RemoteStat, fd: int, cursor: _Cursor, end: int,
+                 report: ProgressCallback, cancelled: threading.Event, state: _PartState) -> None:
+    """Stream ``[cursor.pos, end)`` into ``fd`` at its offset, advancing the cursor as it goes."""
+    checkpoint = cursor.pos + CHECKPOINT_BYTES
+    for block in backend.open_range(stat.ref, cursor.pos, end):
         if cancelled.is_set():
-            return pos
-        if pos + len(block) > end:
+            return
+        if cursor.pos + len(block) > end:
             raise IntegrityError(
-                f"{stat.name}: the source sent more bytes than asked for ({pos + len(block)} > {end})"
+                f"{stat.name}: the source sent more bytes than asked for ({cursor.pos + len(block)} > {end})"
             )
-        _pwrite_all(fd, block, pos)
-        pos += len(block)
+        _pwrite_all(fd, block, cursor.pos)
+        cursor.pos += len(block)
         report(len(block))
-    return pos
+        if cursor.pos >= checkpoint and cursor.pos < end:
+            state.mark(cursor.index, upto=cursor.pos)
+            checkpoint = cursor.pos + CHECKPOINT_BYTES
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:

@@ -269,6 +269,11 @@ def test_killed_download_resumes_only_missing_ranges(isolated, monkeypatch):
                 f"bytes from {start} belong to a part completed before the kill"
         sent_after = sum(r.bytes for r in resumed)
         assert sent_after <= len(data) - len(done) * 2 * MiB
+        from colabmodels.transfer import CHECKPOINT_BYTES
+
+        sent_in_all = sum(r.bytes for r in fd.requests if r.query.get("alt") == "media")
+        # the child had 2 connections: each may re-fetch at most one checkpoint interval
+        assert sent_in_all - len(data) <= 2 * CHECKPOINT_BYTES
         assert cache.verify() == []
 
 
