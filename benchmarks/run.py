@@ -1,7 +1,8 @@
 """Run the benchmarks: ``python -m benchmarks.run [--quick] [--out DIR] [--only a,b] [--reps N]``.
 
 Scenarios (see ``benchmarks/README.md``): ``download``, ``cache_hit``, ``upload``, ``resume``,
-``listing``. Results go to ``--out`` (default ``benchmarks/results``): ``latest.json`` (machine,
+``listing``. Results go to ``--out`` (default ``benchmarks/results``, or
+``benchmarks/results/quick`` with ``--quick``): ``latest.json`` (machine,
 parameters, every repetition's raw numbers, medians, ratios, target verdicts), ``latest.md``
 (the table) and PNG charts.
 
@@ -32,8 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="small sizes and few repetitions (same code paths); targets not expected")
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results",
-                   help="where latest.json, latest.md and the PNGs go (default: benchmarks/results)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where latest.json, latest.md and the PNGs go (default: benchmarks/results; "
+                        "with --quick: benchmarks/results/quick, so a quick run never replaces "
+                        "the full results)")
     p.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     p.add_argument("--reps", type=int, help="override the repetitions of every scenario")
     p.add_argument("--work-dir", type=Path, help="scratch space (default: a temporary folder)")
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown scenario(s) {unknown}; choose from {list(SCENARIOS)}", file=sys.stderr)
         return 2
     params = Params.quick_run() if args.quick else Params.full()
+    if args.out is None:
+        args.out = REPO / "benchmarks" / "results" / ("quick" if args.quick else "")
     if args.reps:
         for name in ("download_reps", "cache_reps", "upload_reps", "resume_reps", "listing_reps"):
             setattr(params, name, args.reps)
