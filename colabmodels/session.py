@@ -174,7 +174,7 @@ class DriveSession:
         elif head == "SharedWithMe":
             if not rest:
                 raise RefError("SharedWithMe/ needs a file or folder name")
-            current = self._one(f"sharedWithMe and title = {quote_q(rest[0])} and trashed = false",
+            current = self._one(f"sharedWithMe = true and title = {quote_q(rest[0])} and trashed = false",
                                 f"SharedWithMe/{rest[0]}")
             walked, rest = f"SharedWithMe/{rest[0]}", rest[1:]
         else:

@@ -165,3 +165,12 @@ def test_colab_branch_authenticates_mounts_and_feeds_pydrive2(fake_colab, tmp_pa
     titles = [f["title"] for f in s.drive.ListFile({"q": "'root' in parents and trashed=false"}).GetList()]
     assert "colab" in titles
     session.reset()
+
+
+def test_shared_with_me_paths_resolve(drive_env):
+    drive_env.add_user("bob@example.com")
+    drive_env.put("MyDrive/team-models/resnet.bin", b"weights", owner="bob@example.com")
+    drive_env.share("MyDrive/team-models", readers=[drive_env.default_user], owner="bob@example.com")
+    assert cm.fetch("SharedWithMe/team-models/resnet.bin", progress=False).read_bytes() == b"weights"
+    with pytest.raises(NotFoundError, match="SharedWithMe/nothing"):
+        cm.fetch("SharedWithMe/nothing/x.bin", progress=False)
