@@ -60,19 +60,7 @@ def backend_for(ref: Ref, *, write: bool = False) -> StorageBackend:
                 logger.info("not signed in: reading %s as a public link", ref.id)
                 return DriveBackend(None)
             raise
-    return _drive_backend(session)
-
-
-_drive_backends: dict[int, Any] = {}
-
-
-def _drive_backend(session: Any) -> StorageBackend:
-    from .storage.drive import DriveBackend
-
-    backend = _drive_backends.get(id(session))
-    if backend is None or backend.session is not session:
-        backend = _drive_backends[id(session)] = DriveBackend(session)
-    return backend
+    return session.backend
 
 
 # -- fetch ------------------------------------------------------------------------------------

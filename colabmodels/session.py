@@ -85,11 +85,21 @@ class DriveSession:
         self._paths_lock = threading.Lock()
         self._about: dict[str, Any] | None = None
         self._token_lock = threading.Lock()
+        self._backend: Any = None
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
     def service(self) -> Any:
         return self.gauth.service
+
+    @property
+    def backend(self) -> Any:
+        """This session's :class:`~colabmodels.storage.drive.DriveBackend` (made once)."""
+        if self._backend is None:
+            from .storage.drive import DriveBackend
+
+            self._backend = DriveBackend(self)
+        return self._backend
 
     def http(self) -> Any:
         """This thread's authorized httplib2 object (httplib2 is not thread-safe)."""
