@@ -265,7 +265,7 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
         UnknownFormatError: the bytes are no model format we know.
         and the errors of :func:`fetch`.
     """
-    from .formats import load_path, sniff_format
+    from .formats import load_path
 
     parsed = _as_ref(ref)
     path, entry = _fetch(parsed, offline=config.offline(offline), progress=progress)
@@ -275,10 +275,29 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
 
             path, manifest = model_path_in(path)
             arch = arch or manifest.get("arch")
-        info = sniff_format(path)
+        info = _sniff(path, entry)
         logger.info("loading %s as %s (%s)", path.name, info.name, info.framework)
         return load_path(path, info=info, framework=framework, arch=arch, trust=trust,
                          map_location=map_location, **loader_kwargs)
+
+
+_SNIFFED: dict[tuple[str, str], Any] = {}
+
+
+def _sniff(path: Path, entry: CacheEntry | None) -> Any:
+    """sniff_format, remembered per cache entry: entries never change (content-addressed, and
+    every hit re-checks sizes and mtimes), so a model loaded again skips the byte inspection."""
+    from .formats import sniff_format
+
+    if entry is None:
+        return sniff_format(path)
+    key = (entry.key, str(path))
+    info = _SNIFFED.get(key)
+    if info is None:
+        if len(_SNIFFED) > 1024:
+            _SNIFFED.clear()
+        info = _SNIFFED[key] = sniff_format(path)
+    return info
 
 
 # -- save and versions ------------------------------------------------------------------------

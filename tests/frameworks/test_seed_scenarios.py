@@ -225,3 +225,22 @@ def test_save_to_local_folder_and_s3(isolated, moto_server, monkeypatch, tmp_pat
     torch.testing.assert_close(
         cm.load_model(f"s3://{bucket}/vgg@v1", progress=False).eval()(x), net.eval()(x)
     )
+
+
+def test_repeated_loads_sniff_the_cached_file_once(drive_env, vgg_pth, monkeypatch):
+    import colabmodels.formats
+
+    _, pth = vgg_pth
+    fid = drive_env.put("MyDrive/models/sniff-once.pth", pth)
+    calls = []
+    real = colabmodels.formats.sniff_format
+
+    def counting(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(colabmodels.formats, "sniff_format", counting)
+    for _ in range(5):
+        cm.load_model(fid, arch="seed_nets:TinyVGG", progress=False)
+    assert len(calls) == 1
+    assert len(media(drive_env)) == 1
