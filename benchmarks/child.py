@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import json
 import os
 import resource
@@ -95,14 +94,6 @@ class Measure:
             "growth_kib": max(0, peak - self.rss_base),
             "peak_reset": self.peak_reset,
         }
-
-
-def file_md5(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _quiet_logs() -> None:
@@ -179,7 +170,9 @@ def task_download(spec: dict[str, Any]) -> dict[str, Any]:
     result = dict(m.result)
     result["size"] = Path(path).stat().st_size
     if spec.get("verify_md5"):
-        result["md5_ok"] = file_md5(path) == spec["verify_md5"]
+        from colabmodels.transfer import file_md5  # after timing: no import cost in the baselines
+
+        result["md5_ok"] = file_md5(Path(path)) == spec["verify_md5"]
     result["path"] = str(path)
     return result
 

@@ -130,14 +130,6 @@ def write_payload(path: Path, nbytes: int, seed: int = 0) -> str:
     return digest.hexdigest()
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # -- the emulator -----------------------------------------------------------------------------
 
 class Emulator:
