@@ -96,10 +96,13 @@ class CacheEntry:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("root", "last_used")}
 
+    def _file(self, f: dict[str, Any]) -> Path:
+        return self.path / f["path"] if self.kind == "tree" else self.path
+
     def quick_check(self) -> str | None:
         """Cheap verification (sizes and mtimes recorded at write): a problem, or None."""
         for f in self.files:
-            p = self.path / f["path"] if self.kind == "tree" else self.path
+            p = self._file(f)
             try:
                 st = p.stat()
             except OSError:
@@ -114,7 +117,7 @@ class CacheEntry:
         if problem:
             return problem
         for f in self.files:
-            p = self.path / f["path"] if self.kind == "tree" else self.path
+            p = self._file(f)
             if f.get("md5") and file_md5(p) != f["md5"]:
                 return f"{p.name}: contents do not match the md5 recorded at download"
         return None

@@ -27,7 +27,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -110,8 +110,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_file(path: Path, *, size: int | None, checksum: str | None) -> None:
+def verify_file(path: Path, *, size: int | None, checksum: str | None,
+                md5: str | None = None) -> None:
     """Check ``path`` against the size and ``md5:`` checksum a source reported.
+
+    ``md5`` is the file's md5 when it is already known (computed while it downloaded);
+    otherwise the file is read to compute it.
 
     Raises:
         IntegrityError: the size or the md5 differs.
@@ -121,7 +125,7 @@ def verify_file(path: Path, *, size: int | None, checksum: str | None) -> None:
         raise IntegrityError(f"{path.name}: expected {size} bytes, got {actual}")
     if checksum and checksum.startswith("md5:"):
         expected = checksum[4:].lower()
-        got = file_md5(path)
+        got = md5 or file_md5(path)
         if got != expected:
             raise IntegrityError(f"{path.name}: md5 {got} does not match the source's {expected}")
 
@@ -280,9 +284,9 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
     state = _PartState.resume(state_path(partial), partial, stat.identity, size,
                               part_bytes or part_size(size, connections))
     parts = _parts(size, state.part_bytes)
-    md5 = stat.checksum[4:].lower() if verify and stat.checksum and stat.checksum.startswith("md5:") else None
+    has_md5 = verify and bool(stat.checksum and stat.checksum.startswith("md5:"))
     fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
-    hasher = _PrefixHasher(fd, parts, state.done) if md5 else None
+    hasher = _PrefixHasher(fd, parts, state.done) if has_md5 else None
     try:
         if os.fstat(fd).st_size != size:
             os.ftruncate(fd, size)
@@ -348,10 +352,7 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
         os.close(fd)
     if verify:
         try:
-            if partial.stat().st_size != size:
-                raise IntegrityError(f"{stat.name}: expected {size} bytes, got {partial.stat().st_size}")
-            if md5 is not None and digest != md5:
-                raise IntegrityError(f"{stat.name}: md5 {digest} does not match the source's {md5}")
+            verify_file(partial, size=size, checksum=stat.checksum, md5=digest)
         except IntegrityError:
             partial.unlink(missing_ok=True)
             state.remove()
@@ -407,11 +408,6 @@ def _stream_whole(backend: StorageBackend, stat: RemoteStat, partial: Path,
 
     call_with_retries(attempt, what=f"downloading {stat.name}")
     verify_file(partial, size=None, checksum=stat.checksum)
-
-
-def iter_file(path: Path, block: int = WRITE_BLOCK) -> Iterable[bytes]:
-    with open(path, "rb") as fh:
-        yield from iter(lambda: fh.read(block), b"")
 
 
 def describe_bytes(n: float) -> str:
