@@ -196,6 +196,7 @@ class _Claim:
         self.folder = dest.unversioned().child(f"v{n}")
         self.token = uuid.uuid4().hex
         self.handle: Any = None
+        self.parent_id: str | None = None
 
     def put(self) -> bool:
         """Place the claim; False when the number is visibly taken already."""
@@ -209,17 +210,11 @@ class _Claim:
                 return False
             return True
         if source == "drive":
-            session = self.backend.session
-            parent = self.backend.makedirs(self.dest.unversioned())
-            meta = session.execute(
-                lambda s: s.files().insert(
-                    body={"title": f"v{self.n}", "mimeType": "application/vnd.google-apps.folder",
-                          "parents": [{"id": parent.ref.id}],
-                          "properties": [{"key": "cm_claim", "value": self.token,
-                                          "visibility": "PUBLIC"}]},
-                    supportsAllDrives=True, fields="id"),
-                what=f"claiming v{self.n} under {self.dest.path}",
-            )
+            self.parent_id = self.backend.makedirs(self.dest.unversioned()).ref.id
+            meta = self.backend.new_folder(
+                self.parent_id, f"v{self.n}",
+                properties=[{"key": "cm_claim", "value": self.token, "visibility": "PUBLIC"}],
+                what=f"claiming v{self.n} under {self.dest.path}")
             self.handle = meta["id"]
             return True
         with tempfile.NamedTemporaryFile() as empty:
@@ -233,18 +228,9 @@ class _Claim:
         if source == "local":
             return True  # mkdir is exclusive
         if source == "drive":
-            session = self.backend.session
-            parent_id = self.backend.makedirs(self.dest.unversioned()).ref.id
-            from .session import quote_q
-
-            items = session.execute(
-                lambda s: s.files().list(
-                    q=f"{quote_q(parent_id)} in parents and title = 'v{self.n}' and trashed = false",
-                    maxResults=100, supportsAllDrives=True, includeItemsFromAllDrives=True,
-                    fields="items(id)"),
-                what=f"checking the claim on v{self.n}",
-            ).get("items", [])
-            return [i["id"] for i in items] == [self.handle]
+            twins = self.backend.folders_named(self.parent_id, f"v{self.n}",
+                                               what=f"checking the claim on v{self.n}")
+            return [t["id"] for t in twins] == [self.handle]
         claims = [c for c in self.backend.list(self.folder) if c.name.startswith(".claim-")]
         return [c.name for c in claims] == [f".claim-{self.token}"]
 

@@ -14,6 +14,7 @@ large files.
 
 from __future__ import annotations
 
+import builtins
 import html
 import logging
 import re
@@ -255,6 +256,27 @@ class DriveBackend(StorageBackend):
         session.remember_path(path, meta["id"])
         return self._stat_from(replace(ref, id=meta["id"]), meta)
 
+    def folders_named(self, parent_id: str, name: str, *, what: str) -> builtins.list[dict[str, Any]]:
+        """The untrashed folders called ``name`` in ``parent_id`` (Drive allows several)."""
+        from ..session import quote_q
+
+        q = (f"{quote_q(parent_id)} in parents and title = {quote_q(name)} and "
+             f"mimeType = '{FOLDER_MIME}' and trashed = false")
+        return self._need_session(what).execute(
+            lambda s: s.files().list(q=q, maxResults=10, supportsAllDrives=True,
+                                     includeItemsFromAllDrives=True, fields=f"items({_FIELDS})"),
+            what=what).get("items", [])
+
+    def new_folder(self, parent_id: str, name: str, *, properties: builtins.list[dict[str, str]],
+                   what: str) -> dict[str, Any]:
+        """Create a folder, always (even beside one with the same name); returns its metadata."""
+        return self._need_session(what).execute(
+            lambda s: s.files().insert(
+                body={"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent_id}],
+                      "properties": properties},
+                supportsAllDrives=True, fields=_FIELDS),
+            what=what)
+
     def _create_folder_once(self, parent_id: str, name: str, path: str) -> dict[str, Any]:
         """Create folder ``name`` in ``parent_id`` so that concurrent writers end up sharing one.
 
@@ -268,17 +290,10 @@ class DriveBackend(StorageBackend):
         import random
         import time
 
-        from ..session import quote_q
-
         session = self._need_session("creating folders")
-        q = (f"{quote_q(parent_id)} in parents and title = {quote_q(name)} and "
-             f"mimeType = '{FOLDER_MIME}' and trashed = false")
 
         def twins() -> list[dict[str, Any]]:
-            return session.execute(
-                lambda s: s.files().list(q=q, maxResults=10, supportsAllDrives=True,
-                                         includeItemsFromAllDrives=True, fields=f"items({_FIELDS})"),
-                what=f"looking up {path}").get("items", [])
+            return self.folders_named(parent_id, name, what=f"looking up {path}")
 
         for attempt in range(40):
             found = twins()
@@ -288,12 +303,8 @@ class DriveBackend(StorageBackend):
             if found and attempt >= 8:  # stuck twins or an abandoned tentative folder
                 return min(ready or found, key=lambda f: (f.get("createdDate", ""), f["id"]))
             if not found:
-                mine = session.execute(
-                    lambda s: s.files().insert(
-                        body={"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent_id}],
-                              "properties": [_STATE_TENTATIVE]},
-                        supportsAllDrives=True, fields=_FIELDS),
-                    what=f"creating folder {path}")
+                mine = self.new_folder(parent_id, name, properties=[_STATE_TENTATIVE],
+                                       what=f"creating folder {path}")
                 mine_id = mine["id"]
 
                 def confirm(s: Any, fid: str = mine_id) -> Any:
