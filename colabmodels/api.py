@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -150,17 +150,34 @@ def _identity(stat: RemoteStat) -> str:
     return stat.identity or f"{stat.ref}:size={stat.size}:modified={stat.modified}"
 
 
-def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> CacheEntry:
-    from .transfer import download_to
+def _md5(stat: RemoteStat) -> str | None:
+    return stat.checksum[4:] if stat.checksum and stat.checksum.startswith("md5:") else None
 
-    key = key_for(_identity(stat))
+
+def _entry_once(key: str, create: Callable[[], CacheEntry]) -> CacheEntry:
+    """The cache entry ``key``; if missing, ``create()`` makes it under the key's lock.
+
+    The entry is looked up again once the lock is held: another process may have finished it
+    while this one waited. The size cap applies after a new entry.
+    """
     entry = cache.entry(key)
     if entry is not None:
         return entry
     with cache.lock(key):
-        entry = cache.entry(key)  # another process may have finished it while we waited
+        entry = cache.entry(key)
         if entry is not None:
             return entry
+        entry = create()
+    _enforce_cap(entry)
+    return entry
+
+
+def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> CacheEntry:
+    from .transfer import download_to
+
+    key = key_for(_identity(stat))
+
+    def create() -> CacheEntry:
         partial = cache.partial_path(key)
         have = partial.stat().st_size if partial.exists() else 0
         cache.ensure_space(max(0, (stat.size or 0) - have))
@@ -170,11 +187,11 @@ def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
                 download_to(backend, stat, partial, progress=report)
             os.replace(partial, target)
 
-        md5 = stat.checksum[4:] if stat.checksum and stat.checksum.startswith("md5:") else None
-        entry = cache.store(key, identity=_identity(stat), source=str(stat.ref), name=stat.name,
-                            kind="file", fill=fill, known_md5={"": md5} if md5 else None)
-    _enforce_cap(entry)
-    return entry
+        md5 = _md5(stat)
+        return cache.store(key, identity=_identity(stat), source=str(stat.ref), name=stat.name,
+                           kind="file", fill=fill, known_md5={"": md5} if md5 else None)
+
+    return _entry_once(key, create)
 
 
 def walk(backend: StorageBackend, stat: RemoteStat, prefix: str = "") -> Iterator[tuple[str, RemoteStat]]:
@@ -199,40 +216,34 @@ def _fetch_tree(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
         digest.update(f"{rel}\0{_identity(child)}\n".encode())
     identity = f"tree:{stat.ref.source}:{digest.hexdigest()}"
     key = key_for(identity)
-    entry = cache.entry(key)
-    if entry is not None:
-        return entry
     total = sum(child.size or 0 for _, child in files)
-    with cache.lock(key):
-        entry = cache.entry(key)
-        if entry is not None:
-            return entry
+
+    def create() -> CacheEntry:
         cache.ensure_space(total)
         staging = cache.partial_path(key).with_suffix(".tree")
 
-        def fill(target: Path) -> None:
-            with progress_bar(total, stat.name, enabled=progress) as report:
-                def one(item: tuple[str, RemoteStat]) -> None:
-                    rel, child = item
-                    final = staging / safe_relpath(rel)
-                    if final.exists() and final.stat().st_size == child.size:
-                        report(child.size or 0)  # finished before an interruption
-                        return
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    part = final.with_name(final.name + ".incomplete")
-                    download_to(backend, child, part, progress=report)
-                    os.replace(part, final)
+        def one(item: tuple[str, RemoteStat], report: Callable[[int], None]) -> None:
+            rel, child = item
+            final = staging / safe_relpath(rel)
+            if final.exists() and final.stat().st_size == child.size:
+                report(child.size or 0)  # finished before an interruption
+                return
+            final.parent.mkdir(parents=True, exist_ok=True)
+            part = final.with_name(final.name + ".incomplete")
+            download_to(backend, child, part, progress=report)
+            os.replace(part, final)
 
-                with ThreadPoolExecutor(max_workers=4, thread_name_prefix="colabmodels-tree") as pool:
-                    list(pool.map(one, files))
+        def fill(target: Path) -> None:
+            with progress_bar(total, stat.name, enabled=progress) as report, \
+                    ThreadPoolExecutor(max_workers=4, thread_name_prefix="colabmodels-tree") as pool:
+                list(pool.map(lambda item: one(item, report), files))
             os.replace(staging, target)
 
-        known = {safe_relpath(rel).as_posix(): c.checksum[4:] for rel, c in files
-                 if c.checksum and c.checksum.startswith("md5:")}
-        entry = cache.store(key, identity=identity, source=str(stat.ref), name=stat.name,
-                            kind="tree", fill=fill, known_md5=known)
-    _enforce_cap(entry)
-    return entry
+        known = {safe_relpath(rel).as_posix(): md5 for rel, c in files if (md5 := _md5(c))}
+        return cache.store(key, identity=identity, source=str(stat.ref), name=stat.name,
+                           kind="tree", fill=fill, known_md5=known)
+
+    return _entry_once(key, create)
 
 
 def _enforce_cap(entry: CacheEntry) -> None:
