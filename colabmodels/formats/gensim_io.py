@@ -17,6 +17,7 @@ line, then ``word`` + space + ``D`` little-endian float32 per entry).
 from __future__ import annotations
 
 import importlib
+import io
 import logging
 import os
 import re
@@ -26,13 +27,15 @@ from typing import Any
 from ..errors import NotFoundError, UnknownFormatError
 from .dependencies import require
 from .info import FormatInfo, SavedFiles
+from .names import DisplayNames
 from .paths import files_under, linked_files
-from .safety import InertObject, PickleScan, inert_unpickle
+from .safety import InertObject, PickleScan, inert_unpickle, scan_pickle, significant_globals
 
 __all__ = [
     "inspect_gensim_pickle",
     "load_gensim",
     "load_word2vec",
+    "required_sidecars",
     "save_gensim",
     "sniff_word2vec",
 ]
@@ -47,21 +50,60 @@ _HEADER = re.compile(rb"^\s*(\d+)\s+(\d+)\s*$")
 # --------------------------------------------------------------------------- gensim pickles
 
 
-def _needed_sidecars(obj: Any, prefix: str = "", depth: int = 0) -> list[str]:
-    """Sidecar name suffixes (after ``FNAME.``) that a gensim object's pickle refers to."""
-    if not isinstance(obj, InertObject) or depth > 20:
+_MAX_SIDECARS = 10_000
+
+
+def _needed_sidecars(
+    obj: Any, prefix: str = "", depth: int = 0, seen: set[int] | None = None
+) -> list[str]:
+    """Sidecar name suffixes (after ``FNAME.``) that a gensim object's pickle refers to.
+
+    Each object is visited once (a crafted pickle can make its objects refer to each other
+    many times over), at most 20 levels deep, naming at most :data:`_MAX_SIDECARS` files.
+    """
+    seen = set() if seen is None else seen
+    if not isinstance(obj, InertObject) or depth > 20 or id(obj) in seen:
         return []
+    seen.add(id(obj))
     attrs = obj.attributes()
     needed: list[str] = []
-    for attr in attrs.get("__recursive_saveloads", None) or []:
-        needed += _needed_sidecars(attrs.get(attr), f"{prefix}{attr}.", depth + 1)
-    for attr in attrs.get("__numpys", None) or []:
+
+    def names(key: str) -> list[str]:
+        # attribute names only: a crafted pickle must not smuggle '/' or '..' into file names
+        values = attrs.get(key, None) or []
+        return list(dict.fromkeys(v for v in values if isinstance(v, str) and v.isidentifier()))
+
+    for attr in names("__recursive_saveloads"):
+        needed += _needed_sidecars(attrs.get(attr), f"{prefix}{attr}.", depth + 1, seen)
+    for attr in names("__numpys"):
         needed.append(f"{prefix}{attr}.npy")
-    for attr in attrs.get("__scipys", None) or []:
+    for attr in names("__scipys"):
         needed += [f"{prefix}{attr}.npy"] + [
             f"{prefix}{attr}.{part}.npy" for part in ("data", "indptr", "indices")
         ]
+    if len(needed) > _MAX_SIDECARS:
+        raise ValueError(f"the pickle names more than {_MAX_SIDECARS} sidecar files")
     return needed
+
+
+def _read_structure(path: Path) -> tuple[str | None, list[str] | None]:
+    """The root class and the sidecar suffixes of a gensim pickle, read inertly.
+
+    Returns ``(None, None)`` when the pickle is larger than :data:`MAX_STRUCTURE_BYTES` or
+    malformed. The bytes are read into memory first: the unpickler then checks every length
+    against what is really there instead of asking the file for it.
+    """
+    if path.stat().st_size > MAX_STRUCTURE_BYTES:
+        logger.debug("%s is too large to inspect for gensim sidecars", path)
+        return None, None
+    try:
+        root = inert_unpickle(io.BytesIO(path.read_bytes()))
+        if not isinstance(root, InertObject):
+            return None, None
+        return root.class_name(), _needed_sidecars(root)
+    except Exception as e:  # malformed pickle: report what the opcode scan saw
+        logger.debug("cannot read the structure of %s: %s", path, e)
+        return None, None
 
 
 def inspect_gensim_pickle(path: Path, scan: PickleScan) -> FormatInfo:
@@ -69,21 +111,14 @@ def inspect_gensim_pickle(path: Path, scan: PickleScan) -> FormatInfo:
 
     Details: ``class`` (e.g. ``gensim.models.doc2vec.Doc2Vec``), ``needed_sidecars`` (file
     names, None when the pickle was too large to inspect), ``sidecars`` (files named
-    ``NAME.*`` beside it), ``missing_sidecars``, ``sidecar_prefix`` (the name the sidecars
-    were saved under, when it is not this file's name) and ``would_run`` (the pickle's
-    globals).
+    ``NAME.*`` beside it), ``missing_sidecars``, ``sidecar_suffixes`` (what follows
+    ``NAME.`` in each needed sidecar), ``sidecar_prefix`` (the name the sidecars were saved
+    under, when it is not this file's name), ``globals`` (every global the pickle names) and
+    ``would_run`` (those that matter: its classes and functions, not numpy's array helpers).
     """
     root_class = next((g for g in scan.globals if g.startswith("gensim.")), None)
-    suffixes: list[str] | None = None
-    if path.stat().st_size <= MAX_STRUCTURE_BYTES:
-        try:
-            with open(path, "rb") as f:
-                root = inert_unpickle(f)
-            if isinstance(root, InertObject):
-                root_class = root.class_name()
-                suffixes = _needed_sidecars(root)
-        except Exception as e:  # malformed pickle: report what the opcode scan saw
-            logger.debug("cannot read the structure of %s: %s", path, e)
+    found_class, suffixes = _read_structure(path)
+    root_class = found_class or root_class
     folder = path.parent
     present = sorted(
         p.name for p in folder.iterdir() if p.name.startswith(path.name + ".") and p.is_file()
@@ -93,9 +128,10 @@ def inspect_gensim_pickle(path: Path, scan: PickleScan) -> FormatInfo:
         "sidecars": present,
         "needed_sidecars": None,
         "missing_sidecars": [],
+        "sidecar_suffixes": suffixes,
         "sidecar_prefix": None,
         "globals": list(scan.globals),
-        "would_run": list(scan.globals),
+        "would_run": significant_globals(scan.globals),
     }
     if suffixes is not None:
         needed = [f"{path.name}.{s}" for s in suffixes]
@@ -116,6 +152,38 @@ def inspect_gensim_pickle(path: Path, scan: PickleScan) -> FormatInfo:
     return FormatInfo("gensim", "gensim", True, details)
 
 
+def required_sidecars(path: str | Path, *, name: str | None = None) -> list[str]:
+    """The sidecar files a gensim ``.save()`` pickle needs beside it, read without running it.
+
+    ``SaveLoad.save(fname)`` moves large arrays into ``fname.ATTR.npy`` files; the pickle
+    records which. This names them after ``name`` (the main file's name where it is stored,
+    e.g. ``d2v.model`` on Drive), so a caller holding only the main file can fetch them from
+    the same folder and load with :func:`~colabmodels.formats.paths.linked_files`.
+
+    Args:
+        path: the local main file (a cache copy may have any name).
+        name: the main file's name at its source; default ``path``'s own name.
+
+    Returns:
+        Sidecar file names, sorted; empty when the model keeps every array inside the pickle,
+        or when the pickle is too large to inspect (a missing sidecar then surfaces on load).
+
+    Raises:
+        UnknownFormatError: ``path`` is not a gensim pickle.
+        NotFoundError: ``path`` does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"{p} does not exist")
+    with open(p, "rb") as f:
+        scan = scan_pickle(f)
+    if not any(g.startswith("gensim.") for g in scan.globals):
+        raise UnknownFormatError(f"{p} is not a gensim .save() pickle")
+    _cls, suffixes = _read_structure(p)
+    stem = name or p.name
+    return sorted(f"{stem}.{s}" for s in suffixes or [])
+
+
 def _import_gensim_class(name: str | None) -> Any:
     gensim_utils = require("gensim.utils", purpose="load gensim models")
     if name and name.startswith("gensim."):
@@ -129,11 +197,27 @@ def _import_gensim_class(name: str | None) -> Any:
     return gensim_utils.SaveLoad
 
 
-def load_gensim(path: Path, info: FormatInfo, **loader_kwargs: Any) -> Any:
+def _source_stem(path: Path, source: str | None) -> str:
+    """The main file's name at its source (``MyDrive/m/d2v.model`` -> ``d2v.model``), which
+    is what its sidecars are named after; the local name when the source is a link or id."""
+    if source and "://" not in source and "/" in source.strip("/"):
+        return source.rstrip("/").rsplit("/", 1)[-1]
+    return path.name
+
+
+def load_gensim(
+    path: Path, info: FormatInfo, *, source: str | None = None, **loader_kwargs: Any
+) -> Any:
     """Load a gensim pickle with its sidecars (the caller has checked ``trust``).
 
     Arrays are memory-mapped read-only by default (``mmap="r"``; pass ``mmap=None`` to read
     them into memory).
+
+    Args:
+        path: the main file.
+        info: what :func:`~colabmodels.formats.sniff_format` found.
+        source: how to name the model in messages (the link or path the user passed).
+        **loader_kwargs: ``mmap``.
 
     Raises:
         NotFoundError: sidecar files the pickle needs are not beside it.
@@ -141,10 +225,14 @@ def load_gensim(path: Path, info: FormatInfo, **loader_kwargs: Any) -> Any:
     """
     missing = info.details.get("missing_sidecars") or []
     if missing:
+        stem = _source_stem(path, source)
+        wanted = [f"{stem}.{m[len(path.name) + 1 :]}" for m in missing]
+        shown = DisplayNames(path, source)(path)
         raise NotFoundError(
-            f"the gensim model {path} needs these files beside it, which are missing: "
-            + ", ".join(missing)
-            + ". Fetch the whole folder the model was saved in."
+            f"the gensim model {shown} needs these files beside it, which are missing: "
+            + ", ".join(wanted)
+            + ". They are written next to the model by gensim's save(); load the whole folder "
+            "the model was saved in, or put them beside the model file."
         )
     cls = _import_gensim_class(info.details.get("class"))
     mmap = loader_kwargs.get("mmap", "r")
@@ -159,7 +247,8 @@ def load_gensim(path: Path, info: FormatInfo, **loader_kwargs: Any) -> Any:
             return cls.load(str(tmp / other), mmap=mmap)
     except FileNotFoundError as e:
         raise NotFoundError(
-            f"the gensim model {path} needs {e.filename or 'a file'} beside it: {e}"
+            f"the gensim model {DisplayNames(path, source)(path)} needs "
+            f"{Path(e.filename).name if e.filename else 'a file'} beside it: {e}"
         ) from e
 
 

@@ -20,8 +20,9 @@ name                      framework     executes code  what it is
                                                        plus numpy scalars/arrays/dtypes
 ``torch-pickle``          torch         yes            ``torch.save`` output that needs any other
                                                        global (a pickled full model, custom classes)
-``torchscript``           torch         yes            ``torch.jit.save`` zip (``constants.pkl``,
-                                                       ``code/``)
+``torchscript``           torch         yes            ``torch.jit.save`` zip: any torch zip with a
+                                                       ``constants.pkl`` (``code/`` or not), as
+                                                       ``torch.load`` itself decides
 ``torch-export``          torch         yes            ``torch.export.save`` ``.pt2`` archive
 ``safetensors``           safetensors   no             safetensors file with a validated header
 ``gensim``                gensim        yes (pickle)   gensim ``.save()`` pickle (+ sidecar ``.npy``)

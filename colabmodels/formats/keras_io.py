@@ -160,7 +160,8 @@ def inspect_hdf5(path: Path) -> FormatInfo | None:
                 )
             if keys and keys <= _KERAS3_WEIGHT_GROUPS and ({"layers", "vars"} & keys):
                 return FormatInfo("keras-h5-weights", "keras", False, {"layout": "keras3"})
-    except OSError:
+    except Exception as e:  # h5py raises OSError, RuntimeError, KeyError... on damaged files
+        logger.debug("cannot read %s as HDF5: %s: %s", path, type(e).__name__, e)
         return None
     return None
 
@@ -197,6 +198,7 @@ def load_keras(
     *,
     trust: bool,
     model: Any = None,
+    name: str | None = None,
     **loader_kwargs: Any,
 ) -> Any:
     """Load a Keras model, or load weights into ``model``.
@@ -209,6 +211,7 @@ def load_keras(
         info: what :func:`~colabmodels.formats.sniff_format` found.
         trust: allow Lambda layers (``safe_mode=False``).
         model: a built Keras model to receive weights (weights formats only).
+        name: how to name the file in messages (default: ``path``).
         **loader_kwargs: ``compile``, ``custom_objects`` (full models); ``skip_mismatch``
             (weights).
 
@@ -218,19 +221,20 @@ def load_keras(
         MissingDependencyError: keras is not installed.
     """
     keras = require("keras", purpose="load Keras models")
+    shown = name or str(path)
     if info.name in ("keras", "keras-h5"):
         kwargs: dict[str, Any] = {
             k: loader_kwargs[k] for k in ("compile", "custom_objects") if k in loader_kwargs
         }
         suffix = ".keras" if info.name == "keras" else ".h5"
         if info.details.get("unzipped"):
-            return _keras_load_model(keras, path, trust, kwargs)
+            return _keras_load_model(keras, path, trust, kwargs, shown)
         with with_suffix(path, suffix) as named:
-            return _keras_load_model(keras, named, trust, kwargs)
+            return _keras_load_model(keras, named, trust, kwargs, shown)
     if info.name == "keras-h5-weights":
         if model is None:
             raise ArchitectureMismatchError(
-                f"{path} holds Keras weights only; pass model=<a built Keras model with the same "
+                f"{shown} holds Keras weights only; pass model=<a built Keras model with the same "
                 "architecture> (or arch=<a callable that builds it>) to load them into"
             )
         suffix = ".weights.h5" if info.details.get("layout") == "keras3" else ".h5"
@@ -241,20 +245,22 @@ def load_keras(
                 model.load_weights(str(named), **kwargs)
             except ValueError as e:
                 raise ArchitectureMismatchError(
-                    f"the weights in {path} do not fit {type(model).__name__}: {e}"
+                    f"the weights in {shown} do not fit {type(model).__name__}: {e}"
                 ) from e
         return model
     raise UnknownFormatError(f"{info.name} is not a Keras format")
 
 
-def _keras_load_model(keras: Any, path: Path, trust: bool, kwargs: dict[str, Any]) -> Any:
+def _keras_load_model(
+    keras: Any, path: Path, trust: bool, kwargs: dict[str, Any], shown: str
+) -> Any:
     try:
         return keras.saving.load_model(str(path), safe_mode=not trust, **kwargs)
     except ValueError as e:
         text = str(e)
         if "safe_mode" in text or "unsafe" in text.lower():
             raise UntrustedFormatError(
-                f"Keras refused to load {path} in safe mode: {text.splitlines()[0]} "
+                f"Keras refused to load {shown} in safe mode: {text.splitlines()[0]} "
                 "Pass trust=True only if you trust where it came from.",
                 would_run=["Python code stored in the model config"],
             ) from e

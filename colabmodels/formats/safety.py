@@ -40,6 +40,7 @@ __all__ = [
     "open_zip",
     "read_member",
     "scan_pickle",
+    "significant_globals",
 ]
 
 MAX_TOTAL_UNCOMPRESSED = 64 * 1024**3
@@ -106,8 +107,12 @@ def check_zip(zf: zipfile.ZipFile, *, source: str = "archive") -> list[str]:
     return names
 
 
-def open_zip(path: str | Path) -> zipfile.ZipFile:
+def open_zip(path: str | Path, *, source: str | None = None) -> zipfile.ZipFile:
     """Open a zip archive after :func:`check_zip` accepted it.
+
+    Args:
+        path: the archive.
+        source: how to name it in error messages (default: ``path``).
 
     Raises:
         UnsafeArchiveError: see :func:`check_zip`.
@@ -115,7 +120,7 @@ def open_zip(path: str | Path) -> zipfile.ZipFile:
     """
     zf = zipfile.ZipFile(path)
     try:
-        check_zip(zf, source=str(path))
+        check_zip(zf, source=source or str(path))
     except BaseException:
         zf.close()
         raise
@@ -362,6 +367,54 @@ def is_torch_safe_global(name: str) -> bool:
         or bool(_TORCH_SAFE_PATTERN.match(name))
         or is_numpy_safe_global(name)
     )
+
+
+# Plain containers and object-rebuilding helpers: they build data and call no code of their
+# own (the classes they are handed are globals of their own, listed separately).
+_PLAIN_GLOBALS = frozenset(
+    {
+        "builtins.object",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.frozenset",
+        "builtins.slice",
+        "collections.defaultdict",
+        "collections.deque",
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "builtins.int",
+        "builtins.float",
+        "builtins.complex",
+        "builtins.bool",
+        "builtins.str",
+        "builtins.bytes",
+        "builtins.bytearray",
+        "builtins.range",
+        "builtins.hash",
+    }
+)
+# numpy's random-state rebuilders (a pickled RandomState / Generator and its bit generator)
+_NUMPY_RANDOM_STATE = re.compile(
+    r"^numpy\.random\.(?:_pickle\.__\w+_ctor|_mt19937\.MT19937|_pcg64\.PCG64(?:DXSM)?"
+    r"|_philox\.Philox|_sfc64\.SFC64|mtrand\.RandomState|_generator\.Generator)$"
+)
+
+
+def significant_globals(names: Iterable[str]) -> list[str]:
+    """The globals worth naming to a user deciding on ``trust=True``.
+
+    Leaves out what only rebuilds data: numpy arrays, scalars, dtypes and random states, torch
+    tensors and storages, builtin scalars, plain containers (``collections.OrderedDict``, ``defaultdict``...) and
+    ``copyreg`` helpers; keeps the classes and functions the pickle would import and call.
+    Unresolvable names (``<...>``) are always kept.
+    """
+    return [
+        n
+        for n in names
+        if n.startswith("<")
+        or not (n in _PLAIN_GLOBALS or is_torch_safe_global(n) or _NUMPY_RANDOM_STATE.match(n))
+    ]
 
 
 # --------------------------------------------------------------------------- inert unpickling

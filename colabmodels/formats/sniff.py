@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import zipfile
+import zlib
 from pathlib import Path
 
-from ..errors import NotFoundError, UnknownFormatError
+from ..errors import NotFoundError, UnknownFormatError, UnsafeArchiveError
 from .gensim_io import inspect_gensim_pickle, sniff_word2vec
 from .info import FORMAT_NAMES, FormatInfo
 from .keras_io import HDF5_SIGNATURE, inspect_hdf5, inspect_keras_dir, inspect_keras_zip
+from .names import DisplayNames
 from .onnx_io import inspect_onnx
 from .safetensors_io import read_header
 from .safety import open_zip, scan_pickle
@@ -37,16 +39,30 @@ logger = logging.getLogger("colabmodels")
 _HEAD_BYTES = 4096
 _MAX_DIR_FILES = 500
 _SUPPORTED = ", ".join(FORMAT_NAMES)
+# what zipfile and zlib raise for a damaged archive or member (CRC, bad headers, truncated
+# data, unsupported compression or encryption)
+_DAMAGED_ZIP = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
 
 
-def sniff_format(path: str | Path) -> FormatInfo:
+def sniff_format(path: str | Path, *, source: str | None = None) -> FormatInfo:
     """Say what model format a file or folder holds.
 
     Args:
         path: a file; a folder (SavedModel, unzipped ``.keras``, a checkpoint folder, or a
             folder holding one model file, e.g. a gensim pickle with its sidecars — then
             ``details["file"]`` names that file); or a ``tf.train.Checkpoint`` prefix
-            (``.../ckpt`` when ``.../ckpt.index`` exists).
+            (``.../ckpt`` when ``.../ckpt.index`` exists: the name ``ckpt.save()`` returns).
+        source: what the user passed for ``path`` (a link, ``MyDrive/...``, ``gs://...``)
+            when ``path`` is a local copy; error messages name it first.
 
     Returns:
         The :class:`~colabmodels.formats.FormatInfo`.
@@ -58,16 +74,19 @@ def sniff_format(path: str | Path) -> FormatInfo:
         UnsafeArchiveError: a zip archive with absolute/``..`` paths or absurd sizes.
     """
     p = Path(path).expanduser()
+    names = DisplayNames(p, source)
     if p.is_dir():
-        return _sniff_dir(p, depth=0)
+        return _sniff_dir(p, 0, names)
     if not p.exists():
         index = p.with_name(p.name + ".index")
         if is_tf_index(index):
             return checkpoint_info(index)
-        raise NotFoundError(f"{p} does not exist")
+        raise NotFoundError(
+            f"{names(p)} does not exist (nor a TensorFlow checkpoint {index.name} beside it)"
+        )
     if not p.is_file():
-        raise UnknownFormatError(f"{p} is not a regular file or folder")
-    return _sniff_file(p)
+        raise UnknownFormatError(f"{names(p)} is not a regular file or folder")
+    return _sniff_file(p, names)
 
 
 def _describe_head(head: bytes, size: int) -> str:
@@ -77,17 +96,17 @@ def _describe_head(head: bytes, size: int) -> str:
     return f"{size} bytes, starting {hexes} ({text!r})"
 
 
-def _unknown(p: Path, seen: str) -> UnknownFormatError:
+def _unknown(name: str, seen: str) -> UnknownFormatError:
     return UnknownFormatError(
-        f"{p} is not a model format colabmodels recognises: {seen}. Supported formats: "
+        f"{name} is not a model format colabmodels recognises: {seen}. Supported formats: "
         f"{_SUPPORTED}."
     )
 
 
-def _sniff_file(p: Path) -> FormatInfo:
+def _sniff_file(p: Path, names: DisplayNames) -> FormatInfo:
     size = p.stat().st_size
     if size == 0:
-        raise _unknown(p, "the file is empty")
+        raise _unknown(names(p), "the file is empty")
     with open(p, "rb") as f:
         head = f.read(_HEAD_BYTES)
 
@@ -110,15 +129,15 @@ def _sniff_file(p: Path) -> FormatInfo:
         info = inspect_hdf5(p)
         if info is not None:
             return info
-        raise _unknown(p, f"an HDF5 file that is no Keras model or weights ({size} bytes)")
+        raise _unknown(names(p), f"an HDF5 file that is no Keras model or weights ({size} bytes)")
 
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06") or (
         head[:1] != b"\x80" and zipfile.is_zipfile(p)
     ):
-        return _sniff_zip(p, size)
+        return _sniff_zip(p, size, names)
 
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
-        return _sniff_pickle(p, size, head)
+        return _sniff_pickle(p, size, head, names)
 
     if is_tf_index(p):
         return checkpoint_info(p)
@@ -134,24 +153,27 @@ def _sniff_file(p: Path) -> FormatInfo:
     if w2v is not None:
         return w2v
 
-    raise _unknown(p, _describe_head(head, size))
+    raise _unknown(names(p), _describe_head(head, size))
 
 
-def _sniff_zip(p: Path, size: int) -> FormatInfo:
+def _sniff_zip(p: Path, size: int, names: DisplayNames) -> FormatInfo:
     try:
-        zf = open_zip(p)
-    except zipfile.BadZipFile as e:
-        raise _unknown(p, f"a damaged zip archive of {size} bytes ({e})") from e
-    with zf:
-        names = zf.namelist()
-        info = inspect_keras_zip(zf, names) or inspect_torch_zip(zf, names)
+        with open_zip(p, source=names(p)) as zf:
+            members = zf.namelist()
+            info = inspect_keras_zip(zf, members) or inspect_torch_zip(zf, members)
+    except UnsafeArchiveError:
+        raise
+    except _DAMAGED_ZIP as e:
+        raise _unknown(names(p), f"a damaged zip archive of {size} bytes ({e})") from e
     if info is not None:
         return info
-    shown = ", ".join(names[:12]) + (f" (and {len(names) - 12} more)" if len(names) > 12 else "")
-    raise _unknown(p, f"a zip archive ({size} bytes) with members: {shown or 'none'}")
+    shown = ", ".join(members[:12]) + (
+        f" (and {len(members) - 12} more)" if len(members) > 12 else ""
+    )
+    raise _unknown(names(p), f"a zip archive ({size} bytes) with members: {shown or 'none'}")
 
 
-def _sniff_pickle(p: Path, size: int, head: bytes) -> FormatInfo:
+def _sniff_pickle(p: Path, size: int, head: bytes, names: DisplayNames) -> FormatInfo:
     with open(p, "rb") as f:
         first = scan_pickle(f)
         if first.error is None and first.first_value == LEGACY_MAGIC:
@@ -160,34 +182,33 @@ def _sniff_pickle(p: Path, size: int, head: bytes) -> FormatInfo:
             main = scan_pickle(f)
             return classify_torch_pickle(main, "legacy")
     if first.error is not None and not first.globals:
-        raise _unknown(p, _describe_head(head, size))
+        raise _unknown(names(p), _describe_head(head, size))
     if any(g.startswith("gensim.") for g in first.globals):
         return inspect_gensim_pickle(p, first)
     needs = ", ".join(first.globals[:10]) or "no globals"
     raise _unknown(
-        p,
+        names(p),
         f"a Python pickle (protocol {first.protocol}, {size} bytes) that is neither a "
         f"torch.save file nor a gensim model; it would import: {needs}",
     )
 
 
-def _sniff_dir(p: Path, depth: int) -> FormatInfo:
-    for inspect in (inspect_savedmodel, inspect_keras_dir, find_checkpoint_in_dir):
-        info = inspect(p)
-        if info is not None:
-            return info
+def _sniff_dir(p: Path, depth: int, names: DisplayNames) -> FormatInfo:
+    info = inspect_savedmodel(p) or inspect_keras_dir(p) or find_checkpoint_in_dir(p, names(p))
+    if info is not None:
+        return info
     found: list[tuple[Path, FormatInfo]] = []
     entries = sorted(e for e in p.iterdir() if not e.name.startswith("."))
     files = [e for e in entries if e.is_file()][:_MAX_DIR_FILES]
     for f in files:
         try:
-            found.append((f, _sniff_file(f)))
+            found.append((f, _sniff_file(f, names)))
         except UnknownFormatError:
             continue
     if not found and depth < 2:
         for sub in (e for e in entries if e.is_dir()):
             try:
-                info = _sniff_dir(sub, depth + 1)
+                info = _sniff_dir(sub, depth + 1, names)
             except UnknownFormatError:
                 continue
             if "file" not in info.details and "folder" not in info.details:
@@ -200,9 +221,11 @@ def _sniff_dir(p: Path, depth: int) -> FormatInfo:
         return info
     if found:
         listing = ", ".join(f"{t.name} ({i.name})" for t, i in found[:12])
-        raise UnknownFormatError(f"{p} holds several models: {listing}; pass the one to load")
+        raise UnknownFormatError(
+            f"{names(p)} holds several models: {listing}; pass the one to load"
+        )
     shown = ", ".join(e.name + ("/" if e.is_dir() else "") for e in entries[:12])
     raise UnknownFormatError(
-        f"{p} is a folder with no model colabmodels recognises (it holds: {shown or 'nothing'}). "
+        f"{names(p)} is a folder with no model colabmodels recognises (it holds: {shown or 'nothing'}). "
         f"Supported formats: {_SUPPORTED}."
     )

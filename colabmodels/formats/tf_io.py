@@ -7,13 +7,19 @@ TensorFlow. Loading one runs its graph functions, so it needs ``trust=True``.
 A checkpoint is ``PREFIX.index`` (a TensorFlow table: its last 8 bytes are the table magic
 number) plus ``PREFIX.data-NNNNN-of-MMMMM`` shards, often with a ``checkpoint`` text file
 naming the latest prefix. Restoring only assigns variable values (no code runs), but it needs
-the object to restore into: ``model=`` (or ``arch=``).
+the object to restore into: ``checkpoint=`` (the ``tf.train.Checkpoint`` that was saved, or
+one built the same way), or ``model=`` (or ``arch=``) for ``tf.train.Checkpoint(model=...)``.
+
+The prefix ``ckpt.save()`` returns (``.../model-1``) names no file: its files are
+``model-1.index`` and ``model-1.data-*-of-*``; :func:`checkpoint_files` says which to fetch
+from a folder listing, and ``sniff_format(".../model-1")`` finds them beside the prefix.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,10 @@ from ..errors import ArchitectureMismatchError, NotFoundError, UnknownFormatErro
 from .dependencies import require
 from .info import FormatInfo, SavedFiles
 from .paths import files_under, linked_files
+from .protobuf import VARINT, iter_fields
 
 __all__ = [
+    "checkpoint_files",
     "checkpoint_info",
     "find_checkpoint_in_dir",
     "inspect_savedmodel",
@@ -43,43 +51,17 @@ _CHECKPOINT_LINE = re.compile(r'^model_checkpoint_path:\s*"(?P<path>[^"]+)"', re
 # --------------------------------------------------------------------------- protobuf walking
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
-    """Top-level (field number, wire type, value) of a protobuf message; bytes for LEN."""
-    out: list[tuple[int, int, Any]] = []
-    pos = 0
-    value: Any
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            if pos + length > len(buf):
-                raise ValueError("truncated field")
-            value, pos = buf[pos : pos + length], pos + length
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        out.append((number, wire, value))
-    return out
+    """Top-level (field number, wire type, value) of a protobuf message; bytes for LEN and
+    fixed-width fields, the integer for varints.
+
+    Raises:
+        ValueError: malformed message.
+    """
+    return [
+        (f.number, f.wire, f.value if f.wire == VARINT else buf[f.start : f.end])
+        for f in iter_fields(buf)
+    ]
 
 
 def _signature_names(saved_model_pb: bytes) -> list[str]:
@@ -253,7 +235,7 @@ def checkpoint_info(index: Path) -> FormatInfo:
     return FormatInfo("tf-checkpoint", "tensorflow", False, details)
 
 
-def find_checkpoint_in_dir(path: Path) -> FormatInfo | None:
+def find_checkpoint_in_dir(path: Path, name: str | None = None) -> FormatInfo | None:
     """The checkpoint in a folder: the one the ``checkpoint`` file names, or the only one.
 
     Raises:
@@ -274,45 +256,110 @@ def find_checkpoint_in_dir(path: Path) -> FormatInfo | None:
         return checkpoint_info(indexes[0])
     if len(indexes) > 1:
         raise UnknownFormatError(
-            f"{path} holds several TensorFlow checkpoints "
+            f"{name or path} holds several TensorFlow checkpoints "
             f"({', '.join(p.name[:-6] for p in indexes)}) and no 'checkpoint' file naming the "
             "latest; pass the prefix of the one you want"
         )
     return None
 
 
-def load_checkpoint(info: FormatInfo, *, model: Any = None, **loader_kwargs: Any) -> Any:
-    """Restore a checkpoint into ``model`` and return it.
+def checkpoint_files(prefix: str, names: Iterable[str]) -> list[str]:
+    """The files a checkpoint prefix needs, picked from the names in its folder.
 
-    ``tf.train.Checkpoint(**{checkpoint_key: model}).restore(prefix)`` with ``checkpoint_key``
-    ``"model"`` by default (the key used when saving: ``tf.train.Checkpoint(model=m)``), or
-    ``checkpoint=<a tf.train.Checkpoint>`` to restore into a prepared one. The restore must
-    match every variable of ``model`` (``assert_existing_objects_matched``); values in the
-    file that ``model`` lacks are allowed (``expect_partial``).
+    ``ckpt.save(".../model")`` returns ``".../model-1"``, a prefix that names no file; the
+    checkpoint is ``model-1.index`` plus every ``model-1.data-NNNNN-of-MMMMM`` shard.
+
+    Args:
+        prefix: the prefix's last component (``"model-1"``).
+        names: the file names in the folder that holds it (a listing).
+
+    Returns:
+        The index and every shard, sorted.
 
     Raises:
-        ArchitectureMismatchError: no ``model=``, or it does not match the checkpoint.
+        NotFoundError: no ``PREFIX.index``, or shards missing (each is named).
+    """
+    available = set(names)
+    index = f"{prefix}.index"
+    if index not in available:
+        raise NotFoundError(
+            f"{prefix} is not a TensorFlow checkpoint prefix here: {index} is missing"
+        )
+    shards: dict[int, int] = {}
+    for n in available:
+        m = _SHARD.match(n)
+        if m and m.group("prefix") == prefix:
+            shards[int(m.group("i"))] = int(m.group("n"))
+    count = max(shards.values(), default=1)
+    wanted = [f"{prefix}.data-{i:05d}-of-{count:05d}" for i in range(count)]
+    missing = [w for w in wanted if w not in available]
+    if missing:
+        raise NotFoundError(f"checkpoint {prefix} is missing shard files: {', '.join(missing)}")
+    return sorted([index, *wanted])
+
+
+CHECKPOINT_OPTIONS = ("checkpoint", "checkpoint_key", "arch_kwargs")
+"""Options :func:`load_checkpoint` takes besides ``model``."""
+
+
+def load_checkpoint(
+    info: FormatInfo,
+    *,
+    model: Any = None,
+    checkpoint: Any = None,
+    checkpoint_key: str = "model",
+    name: str | None = None,
+    **loader_kwargs: Any,
+) -> Any:
+    """Restore a checkpoint and return what it was restored into.
+
+    ``checkpoint=<a tf.train.Checkpoint>`` restores into that object as it is (build it the
+    way the saved one was built, e.g. ``tf.train.Checkpoint(model=m, optimizer=o)``); a
+    ``tf.train.Checkpoint`` passed as ``model=`` is used the same way, not wrapped again.
+    Otherwise ``tf.train.Checkpoint(**{checkpoint_key: model})`` with ``checkpoint_key``
+    ``"model"`` by default (``tf.train.Checkpoint(model=m)`` when saving). The restore must
+    match every variable of the target (``assert_existing_objects_matched``); values in the
+    file that it lacks are allowed (``expect_partial``).
+
+    Args:
+        info: what :func:`~colabmodels.formats.sniff_format` found.
+        model: the tf.Module / Keras model to restore into (or a ``tf.train.Checkpoint``).
+        checkpoint: a ``tf.train.Checkpoint`` to restore into.
+        checkpoint_key: the keyword ``model`` was saved under.
+        name: how to name the checkpoint in messages (default: its index file).
+        **loader_kwargs: ``arch_kwargs`` (already used by the caller).
+
+    Returns:
+        ``model`` when given as a model, else the checkpoint object.
+
+    Raises:
+        ArchitectureMismatchError: nothing to restore into, or it does not match.
         NotFoundError: shard files are missing.
         MissingDependencyError: tensorflow is not installed.
     """
     tf = require("tensorflow", purpose="restore TensorFlow checkpoints")
-    checkpoint = loader_kwargs.get("checkpoint")
+    name = name or str(info.details.get("index"))
+    if checkpoint is None and isinstance(model, tf.train.Checkpoint):
+        checkpoint, model = model, None
     if model is None and checkpoint is None:
         raise ArchitectureMismatchError(
-            f"{info.details.get('index')} is a TensorFlow checkpoint: it holds variable values "
-            "only. Pass model=<the tf.Module or Keras model to restore into> (or arch=...). "
+            f"{name} is a TensorFlow checkpoint: it holds variable values only. Pass "
+            "checkpoint=<a tf.train.Checkpoint built like the one that was saved, e.g. "
+            "tf.train.Checkpoint(model=m)>, or model=<the tf.Module or Keras model that was "
+            "saved as tf.train.Checkpoint(model=...)> (or arch=<a callable that builds it>). "
             "To read raw values instead, use tf.train.load_checkpoint(prefix)."
         )
     if info.details.get("missing_shards"):
         raise NotFoundError(
-            f"checkpoint {info.details.get('index')} is missing shard files: "
+            f"checkpoint {name} is missing shard files: "
             + ", ".join(info.details["missing_shards"])
         )
     if checkpoint is None:
-        checkpoint = tf.train.Checkpoint(**{loader_kwargs.get("checkpoint_key", "model"): model})
+        checkpoint = tf.train.Checkpoint(**{checkpoint_key: model})
+    target = model if model is not None else checkpoint
     prefix = info.details.get("prefix")
     if prefix:
-        _restore(checkpoint, prefix, model)
+        _restore(checkpoint, prefix, target, name)
     else:
         names = {"ckpt.index": Path(info.details["index"])}
         for shard in info.details.get("shards", []):
@@ -320,11 +367,11 @@ def load_checkpoint(info: FormatInfo, *, model: Any = None, **loader_kwargs: Any
             if m:
                 names[f"ckpt.data-{m.group('i')}-of-{m.group('n')}"] = Path(shard)
         with linked_files(names) as tmp:
-            _restore(checkpoint, str(tmp / "ckpt"), model)
-    return model if model is not None else checkpoint
+            _restore(checkpoint, str(tmp / "ckpt"), target, name)
+    return target
 
 
-def _restore(checkpoint: Any, prefix: str, model: Any) -> None:
+def _restore(checkpoint: Any, prefix: str, target: Any, name: str) -> None:
     # read() is restore() without creating the save counter, which write()-style checkpoints
     # do not hold and which would otherwise count as an unmatched object.
     try:
@@ -333,5 +380,5 @@ def _restore(checkpoint: Any, prefix: str, model: Any) -> None:
         status.assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         raise ArchitectureMismatchError(
-            f"checkpoint {prefix} does not match {type(model).__name__}: {e}"
+            f"checkpoint {name} does not match {type(target).__name__}: {e}"
         ) from e

@@ -2,9 +2,12 @@
 
 Recognition (no torch import):
 
-* a zip whose members sit under one folder ``R/`` with ``R/constants.pkl`` and ``R/code/``
-  is TorchScript; with ``R/archive_format`` (or ``R/models/*.json``) it is a ``torch.export``
-  ``.pt2``; with ``R/data.pkl`` it is a ``torch.save`` file;
+* a zip whose members sit under one folder ``R/`` with ``R/constants.pkl`` is TorchScript,
+  with or without ``R/code/``: that is how ``torch.load`` itself decides to hand an archive
+  to ``torch.jit.load`` (``torch.serialization._is_torchscript_zip``), so a ``torch.save``
+  file with a ``constants.pkl`` added is code, whatever its ``data.pkl`` holds; with
+  ``R/archive_format`` (or ``R/models/*.json``) it is a ``torch.export`` ``.pt2``; with
+  ``R/data.pkl`` it is a ``torch.save`` file;
 * a pickle stream starting with torch's legacy magic number is a pre-1.6 ``torch.save`` file
   (magic, protocol version, system info, then the object pickle).
 
@@ -75,19 +78,22 @@ def classify_torch_pickle(scan: PickleScan, container: str) -> FormatInfo:
 def inspect_torch_zip(zf: zipfile.ZipFile, names: list[str]) -> FormatInfo | None:
     """Describe a torch zip archive, or None when the zip is not one."""
     roots = {n.split("/", 1)[0] for n in names if "/" in n}
-    for root in sorted(roots):
+    # torch reads the archive under the first member's folder; any folder with a
+    # constants.pkl is treated as TorchScript (a superset of what torch.load dispatches).
+    ordered = sorted(roots, key=lambda r: (f"{r}/constants.pkl" not in names, r))
+    for root in ordered:
         members = [n for n in names if n.startswith(root + "/")]
-        if f"{root}/constants.pkl" in names and any(n.startswith(f"{root}/code/") for n in members):
+        if f"{root}/constants.pkl" in names:
             code = sorted(
                 n[len(root) + len("/code/") : -3].replace("/", ".")
                 for n in members
                 if n.startswith(f"{root}/code/") and n.endswith(".py")
             )
+            would_run = [f"TorchScript code {c}" for c in code] or [
+                "TorchScript (torch.load hands archives with a constants.pkl to torch.jit.load)"
+            ]
             return FormatInfo(
-                "torchscript",
-                "torch",
-                True,
-                {"root": root, "code": code, "would_run": [f"TorchScript code {c}" for c in code]},
+                "torchscript", "torch", True, {"root": root, "code": code, "would_run": would_run}
             )
         models = [n for n in members if n.startswith(f"{root}/models/") and n.endswith(".json")]
         if f"{root}/archive_format" in names or models:
@@ -130,6 +136,7 @@ def load_torch(
     trust: bool,
     map_location: Any = "cpu",
     arch: Any = None,
+    name: str | None = None,
     **loader_kwargs: Any,
 ) -> Any:
     """Load a torch file (the caller has refused untrusted formats without ``trust``).
@@ -148,6 +155,7 @@ def load_torch(
         MissingDependencyError: torch is not installed.
     """
     torch = require("torch", purpose="load torch models")
+    shown = name or str(path)
     name = info.name
     if map_location is None:
         map_location = "cpu"
@@ -160,14 +168,14 @@ def load_torch(
         except pickle.UnpicklingError as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UntrustedFormatError(
-                f"torch.load(weights_only=True) refused {path}: {first}. "
+                f"torch.load(weights_only=True) refused {shown}: {first}. "
                 "Pass trust=True only if you trust where it came from.",
                 would_run=info.details.get("globals", []),
             ) from e
     elif name == "torch-pickle":
         if not trust:  # the dispatcher checks too; never load a pickle unasked
             raise UntrustedFormatError(
-                f"{path} needs trust=True", would_run=info.details.get("would_run", [])
+                f"{shown} needs trust=True", would_run=info.details.get("would_run", [])
             )
         with open(path, "rb") as f:
             obj = torch.load(f, map_location=map_location, weights_only=False)
@@ -184,7 +192,7 @@ def load_torch(
             obj,
             arch_kwargs=loader_kwargs.get("arch_kwargs"),
             strict=loader_kwargs.get("strict", True),
-            source=str(path),
+            source=shown,
         )
     return obj
 
