@@ -7,10 +7,16 @@ Library code calls ``callback(n)`` with the number of new bytes. :func:`progress
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 
+__all__ = ["ProgressCallback", "ProgressSink", "describe_bytes", "progress_bar", "report_to"]
+
 ProgressCallback = Callable[[int], None]
+"""Called with the number of new bytes each time some arrive (or leave, for uploads).
+
+The one definition: storage backends, the transfer engine, tqdm bars and the widgets all use it."""
 
 
 @contextlib.contextmanager
@@ -18,6 +24,11 @@ def progress_bar(total: int | None, desc: str, *, enabled: bool = True) -> Itera
     """Yield a thread-safe byte-count callback drawing a tqdm bar (or doing nothing)."""
     if not enabled:
         yield _ignore
+        return
+    sink = _sink.get()
+    if sink is not None:  # a widget asked for the bars of this operation (see report_to)
+        with sink(total, desc) as callback:
+            yield callback
         return
     from tqdm.auto import tqdm
 
@@ -39,16 +50,27 @@ def _ignore(_: int) -> None:
     return None
 
 
-def combine(*callbacks: ProgressCallback | None) -> ProgressCallback:
-    """A callback that calls each of ``callbacks`` that is not None."""
-    active = [cb for cb in callbacks if cb is not None]
-    if not active:
-        return _ignore
-    if len(active) == 1:
-        return active[0]
+ProgressSink = Callable[[int | None, str], contextlib.AbstractContextManager[ProgressCallback]]
+"""Makes the bar of one operation: ``sink(total_bytes, description)`` -> a context manager
+yielding its :data:`ProgressCallback` (the widgets' progress bar is one)."""
 
-    def both(n: int) -> None:
-        for cb in active:
-            cb(n)
+_sink: contextvars.ContextVar[ProgressSink | None] = contextvars.ContextVar(
+    "colabmodels_progress_sink", default=None)
 
-    return both
+
+@contextlib.contextmanager
+def report_to(sink: ProgressSink) -> Iterator[None]:
+    """Within this block (in this thread/context), :func:`progress_bar` draws with ``sink``
+    instead of tqdm: ``with report_to(widget.bar): cm.load_model(...)``."""
+    token = _sink.set(sink)
+    try:
+        yield
+    finally:
+        _sink.reset(token)
+
+
+def describe_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (the one size format: :func:`colabmodels.presentation.format_size`)."""
+    from .presentation import format_size
+
+    return format_size(n)

@@ -6,47 +6,41 @@ One :class:`DriveSession` per runtime (``cm.mount()`` returns the same one until
 from the Drive v2 discovery document bundled with google-api-python-client, with ``rootUrl``
 pointed at ``COLABMODELS_DRIVE_ENDPOINT`` when one is set (uploads included, which
 ``client_options`` would not rewrite).
+
+Two ways in:
+
+- :func:`mount` (``cm.mount()``, ``%drive_mount``) signs in and asks Drive who is signed in,
+  so it can say so;
+- :func:`implicit_session` (the first Drive use without a mount) signs in without sending any
+  request of its own: a cache hit in a fresh process costs one metadata request.
+
+Configuration is read at call time: when ``COLABMODELS_DRIVE_ENDPOINT`` changes after a
+session was made, the next use signs in again against the new endpoint.
+
+This module speaks the Drive API through :mod:`colabmodels.drive_api` and never imports the
+storage backends (they import it).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from . import config
 from .auth import PyDrive2Credentials, SignIn, bearer_token, sign_in
+from .drive_api import build_drive_service, quote_q, translate_drive_error
 from .errors import AmbiguousPathError, NotFoundError, RefError
-from .transfer import call_with_retries, describe_bytes
+from .progress import describe_bytes
+from .retry import call_with_retries
 
-logger = logging.getLogger("colabmodels")
+__all__ = ["DriveSession", "current_session", "implicit_session", "mount", "reset"]
 
-FOLDER_MIME = "application/vnd.google-apps.folder"
-T = TypeVar("T")
+logger = logging.getLogger("colabmodels.drive")
 
 _current: DriveSession | None = None
 _current_lock = threading.Lock()
-
-
-def build_drive_service(http: Any, endpoint: str | None = None) -> Any:
-    """A Drive v2 service object from the bundled discovery document, aimed at ``endpoint``."""
-    from googleapiclient.discovery import build_from_document
-    from googleapiclient.discovery_cache import get_static_doc
-
-    endpoint = endpoint or config.drive_endpoint()
-    doc = json.loads(get_static_doc("drive", "v2"))
-    if endpoint != config.GOOGLE_DRIVE_ENDPOINT:
-        doc["rootUrl"] = endpoint
-        doc["mtlsRootUrl"] = endpoint
-        doc["baseUrl"] = endpoint + doc["servicePath"]
-    return build_from_document(doc, http=http)
-
-
-def quote_q(value: str) -> str:
-    """A string literal for a Drive ``q`` query."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class DriveSession:
@@ -60,7 +54,8 @@ class DriveSession:
         gauth, drive: the PyDrive2 ``GoogleAuth`` and ``GoogleDrive``.
     """
 
-    def __init__(self, signin: SignIn, *, endpoint: str | None = None) -> None:
+    def __init__(self, signin: SignIn, *, endpoint: str | None = None,
+                 configured_endpoint: str | None = None) -> None:
         from pydrive2.auth import GoogleAuth
         from pydrive2.drive import GoogleDrive
 
@@ -68,6 +63,9 @@ class DriveSession:
         self.method = signin.method
         self.mountpoint = signin.mounted_at
         self.endpoint = endpoint or config.drive_endpoint()
+        # What COLABMODELS_DRIVE_ENDPOINT said when this session was made: when it says
+        # something else later, the session is replaced (configuration is read at call time).
+        self.configured_endpoint = configured_endpoint or config.drive_endpoint()
         gauth = GoogleAuth(settings_file=None, settings={
             "client_config_backend": "settings",
             "client_config": {"client_id": "colabmodels", "client_secret": "unused"},
@@ -85,21 +83,11 @@ class DriveSession:
         self._paths_lock = threading.Lock()
         self._about: dict[str, Any] | None = None
         self._token_lock = threading.Lock()
-        self._backend: Any = None
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
     def service(self) -> Any:
         return self.gauth.service
-
-    @property
-    def backend(self) -> Any:
-        """This session's :class:`~colabmodels.storage.drive.DriveBackend` (made once)."""
-        if self._backend is None:
-            from .storage.drive import DriveBackend
-
-            self._backend = DriveBackend(self)
-        return self._backend
 
     def http(self) -> Any:
         """This thread's authorized httplib2 object (httplib2 is not thread-safe)."""
@@ -115,16 +103,27 @@ class DriveSession:
         once: googleapiclient rebuilds a resource object, some milliseconds of work, on every
         ``service.files()``. Sharing them between threads is safe because each request runs
         on its thread's own ``http``.
+
+        Raises:
+            NetworkDownError: Drive cannot be reached at all (no retries).
+            TransferError: transient errors outlasted the retries.
+            NotFoundError, AuthError, QuotaError, NotDownloadableError: as Drive answered.
         """
-        from .storage.drive import translate_drive_error
 
         def once() -> Any:
             try:
                 return build(self._resources).execute(http=self.http())
             except Exception as e:
-                raise translate_drive_error(e, what) from e
+                error = translate_drive_error(e, what)
+                if error is e:
+                    raise
+                raise error from e
 
         return call_with_retries(once, what=what)
+
+    def matches_configuration(self) -> bool:
+        """Whether ``COLABMODELS_DRIVE_ENDPOINT`` still says what it said when this was made."""
+        return config.drive_endpoint() == self.configured_endpoint
 
     def access_token(self) -> str:
         with self._token_lock:
@@ -143,6 +142,7 @@ class DriveSession:
 
     @property
     def root_id(self) -> str:
+        """The id of My Drive's root folder (asks Drive once; ``"root"`` works as an alias)."""
         return self.about().get("rootFolderId") or "root"
 
     def describe(self) -> str:
@@ -175,7 +175,7 @@ class DriveSession:
         parts = path.split("/")
         head, rest = parts[0], parts[1:]
         if head == "MyDrive":
-            current, walked = self.root_id, "MyDrive"
+            current, walked = "root", "MyDrive"  # Drive's alias: no request for the real id
         elif head == "Shareddrives":
             if not rest:
                 raise RefError("Shareddrives/ needs a shared drive name: Shareddrives/NAME/...")
@@ -267,31 +267,78 @@ def _gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else describe_bytes(n)
 
 
+def _configured(endpoint: str | None) -> str:
+    return (endpoint.rstrip("/") + "/") if endpoint else config.drive_endpoint()
+
+
+def _usable(session: DriveSession | None, endpoint: str | None) -> bool:
+    """Whether ``session`` serves a call asking for ``endpoint`` (None: the configured one).
+
+    A session made by ``mount(endpoint=X)`` keeps serving calls that name no endpoint until
+    ``COLABMODELS_DRIVE_ENDPOINT`` changes.
+    """
+    if session is None:
+        return False
+    if endpoint is not None:
+        return session.endpoint == _configured(endpoint)
+    return session.matches_configuration()
+
+
+def _sign_in(mountpoint: str, *, service_account: str | None, endpoint: str | None,
+             interactive: bool | None, force_remount: bool, timeout_ms: int) -> DriveSession:
+    target = _configured(endpoint)
+    signin = sign_in(service_account=service_account, interactive=interactive,
+                     mountpoint=mountpoint, force_remount=force_remount,
+                     timeout_ms=timeout_ms, endpoint=target)
+    if _current is not None and _current.endpoint != target:
+        logger.info("Drive endpoint changed from %s to %s: signing in again",
+                    _current.endpoint, target)
+    return DriveSession(signin, endpoint=target, configured_endpoint=config.drive_endpoint())
+
+
 def mount(mountpoint: str = "/content/drive", *, service_account: str | None = None,
           endpoint: str | None = None, interactive: bool | None = None,
           force_remount: bool = False, timeout_ms: int = 120_000) -> DriveSession:
-    """Sign in (see :mod:`colabmodels.auth`) and return the runtime's Drive session.
+    """Sign in (see :mod:`colabmodels.auth`), check with Drive who that is, and return the
+    runtime's Drive session.
 
-    Calling it again returns the same session unless ``force_remount=True`` or different
-    credentials/endpoint are asked for.
+    Calling it again returns the same session unless ``force_remount=True``, different
+    credentials or another endpoint are asked for, or ``COLABMODELS_DRIVE_ENDPOINT`` changed.
 
     Raises:
         AuthError: no way to sign in worked; the message lists them.
+        NetworkDownError: Drive cannot be reached.
     """
     global _current
-    endpoint = (endpoint.rstrip("/") + "/") if endpoint else config.drive_endpoint()
     with _current_lock:
-        if (_current is not None and not force_remount and _current.endpoint == endpoint
+        if (not force_remount and _usable(_current, endpoint) and _current is not None
                 and (service_account is None or _current.method == "service_account")):
-            return _current
-        signin = sign_in(service_account=service_account, interactive=interactive,
-                         mountpoint=mountpoint, force_remount=force_remount,
-                         timeout_ms=timeout_ms, endpoint=endpoint)
-        session = DriveSession(signin, endpoint=endpoint)
-        session.about()
+            session = _current
+        else:
+            session = _sign_in(mountpoint, service_account=service_account, endpoint=endpoint,
+                               interactive=interactive, force_remount=force_remount,
+                               timeout_ms=timeout_ms)
+        session.about()  # who is signed in: %drive_mount shows it
         _current = session
-        logger.info("%s", session.describe())
-        return session
+    logger.info("%s", session.describe())
+    return session
+
+
+def implicit_session() -> DriveSession:
+    """The session for a Drive call made without ``mount()``: the current one while it still
+    fits the configuration, else a new sign-in that sends no request of its own.
+
+    Raises:
+        AuthError: no credentials were found (the caller may still read public links).
+    """
+    global _current
+    with _current_lock:
+        if _usable(_current, None) and _current is not None:
+            return _current
+        _current = _sign_in("/content/drive", service_account=None, endpoint=None,
+                            interactive=False, force_remount=False, timeout_ms=120_000)
+        logger.info("signed in to Drive implicitly (%s at %s)", _current.method, _current.endpoint)
+        return _current
 
 
 def current_session() -> DriveSession | None:

@@ -9,12 +9,19 @@ each part in flight resumes from its last checkpoint (every ``CHECKPOINT_BYTES``
 that much per connection is fetched twice. The md5 is computed while the file arrives (a
 thread follows the finished prefix), so verification costs almost nothing at the end.
 
-Transient failures (:class:`~colabmodels.storage.base.RetryableError`: 429, 5xx, rate-limit
-403, dropped connections) are retried with exponential backoff and full jitter, honouring
-``Retry-After``. Anything else (not found, no permission, download quota) stops the transfer at
-once. The finished file is checked against the size and, where the source has one, the md5
-the source reported; a mismatch discards it and raises
-:class:`~colabmodels.errors.IntegrityError`.
+Transient failures (:class:`~colabmodels.errors.RetryableError`: 429, 5xx, rate-limit 403,
+dropped connections) are retried under the one policy of :mod:`colabmodels.retry`
+(exponential backoff, full jitter, ``Retry-After``); a host that cannot be reached at all
+fails at once with :class:`~colabmodels.errors.NetworkDownError`. Anything else (not found, no
+permission, download quota, a Google Doc) stops the transfer at once. The finished file is
+checked against the size and, where the source has one, the md5 the source reported; a
+mismatch discards it and raises :class:`~colabmodels.errors.IntegrityError`.
+
+Stopping: a ``KeyboardInterrupt`` (the notebook's Stop button) in the calling thread sets a
+cancel flag that every worker checks between blocks (256 KiB for HTTP and Drive) and while it
+waits to retry; the caller waits for them (about a second at most), records how far each part
+got, and re-raises. The partial file stays and the next call resumes it. A caller that runs
+the engine in its own worker threads passes ``cancel=`` to stop it the same way.
 """
 
 from __future__ import annotations
@@ -24,74 +31,42 @@ import hashlib
 import json
 import logging
 import os
-import random
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from . import config
-from .errors import IntegrityError, TransferError
-from .storage.base import RetryableError
+from .errors import IntegrityError, RetryableError, TransferError
+from .progress import ProgressCallback, describe_bytes
+from .retry import Retry, call_with_retries
 
 if TYPE_CHECKING:
-    from .progress import ProgressCallback
+    from .refs import Ref
     from .storage.base import RemoteStat, StorageBackend
 
-logger = logging.getLogger("colabmodels")
+__all__ = [
+    "CHECKPOINT_BYTES",
+    "call_with_retries",
+    "describe_bytes",
+    "download",
+    "download_to",
+    "file_md5",
+    "file_sha256",
+    "part_size",
+    "state_path",
+    "supports_ranges",
+    "verify_file",
+]
 
-BACKOFF_BASE_S = 0.25
-BACKOFF_CAP_S = 20.0
-RETRY_AFTER_CAP_S = 120.0
+logger = logging.getLogger("colabmodels.transfer")
+
 WRITE_BLOCK = 1024 * 1024
 MIN_PART_BYTES = 1024 * 1024
 CHECKPOINT_BYTES = 512 * 1024
-
-T = TypeVar("T")
-
-
-def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: Retry-After if given, else full jitter."""
-    if retry_after is not None and retry_after >= 0:
-        return min(retry_after, RETRY_AFTER_CAP_S)
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2**attempt)))
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Transient network trouble: worth another try."""
-    from .errors import ColabModelsError
-
-    if isinstance(exc, RetryableError):
-        return True
-    return isinstance(exc, (ConnectionError, TimeoutError)) and not isinstance(exc, ColabModelsError)
-
-
-def call_with_retries(fn: Callable[[], T], *, what: str, attempts: int | None = None,
-                      sleep: Callable[[float], None] = time.sleep) -> T:
-    """Call ``fn`` until it succeeds, retrying transient failures with backoff.
-
-    Raises:
-        TransferError: every attempt failed with a transient error.
-    """
-    attempts = attempts or config.max_retries()
-    for attempt in range(attempts):
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            if attempt + 1 >= attempts:
-                raise TransferError(
-                    f"{what} failed after {attempts} attempts: {exc}. The source kept answering "
-                    "with transient errors; try again later."
-                ) from exc
-            delay = backoff_delay(attempt, getattr(exc, "retry_after", None))
-            logger.info("%s: %s; retrying in %.2fs (attempt %d/%d)", what, exc, delay,
-                        attempt + 2, attempts)
-            sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+WAIT_SLICE_S = 0.1
+"""How often the calling thread wakes while workers download (so Ctrl-C is seen at once)."""
 
 
 def file_md5(path: Path) -> str:
@@ -259,23 +234,59 @@ def state_path(partial: Path) -> Path:
     return partial.with_name(partial.name + ".parts.json")
 
 
-def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
-                progress: ProgressCallback | None = None, connections: int | None = None,
-                part_bytes: int | None = None, verify: bool = True) -> None:
-    """Download the file ``stat`` describes into ``partial``, resuming what is already there.
-
-    ``partial`` is left complete and verified on success. On failure it stays (with its part
-    record) so the next call resumes, unless verification failed, which discards it.
+def download(backend: StorageBackend, ref: Ref, dest: Path, *,
+             progress: ProgressCallback | None = None,
+             cancel: threading.Event | None = None) -> RemoteStat:
+    """Download one file to ``dest`` (no cache involved): ``stat`` it, then :func:`download_to`.
 
     Raises:
-        TransferError: transient errors outlasted every retry.
+        RefError: ``ref`` is a folder.
+        and the errors of :func:`download_to`.
+    """
+    from .errors import RefError
+
+    st = backend.stat(ref)
+    if st.is_dir:
+        raise RefError(f"{ref.raw or ref} is a folder; download its files one by one")
+    download_to(backend, st, dest, progress=progress, cancel=cancel)
+    return st
+
+
+def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
+                progress: ProgressCallback | None = None, connections: int | None = None,
+                part_bytes: int | None = None, verify: bool = True,
+                cancel: threading.Event | None = None) -> None:
+    """Download the file ``stat`` describes into ``partial``, resuming what is already there.
+
+    ``partial`` is left complete and verified on success. On failure or interruption it stays
+    (with its part record) so the next call resumes, unless verification failed, which
+    discards it.
+
+    Args:
+        cancel: set it (from another thread) to stop the download within about a second;
+            the call then raises :class:`TransferError`. A ``KeyboardInterrupt`` in the
+            calling thread stops it the same way and is re-raised.
+
+    Raises:
+        KeyboardInterrupt: as received, once every worker stopped.
+        NotDownloadableError: the source has no bytes for this file (a Google Doc).
+        NetworkDownError: the host cannot be reached at all.
+        TransferError: transient errors outlasted every retry, or ``cancel`` was set.
         IntegrityError: the finished file does not match the source's size or md5.
         NotFoundError, AuthError, QuotaError: as the backend raised them.
     """
+    backend.check_downloadable(stat)
     partial.parent.mkdir(parents=True, exist_ok=True)
-    report = progress or (lambda n: None)
+    report = progress or _ignore
+    cancelled = threading.Event()
+
+    def stopped() -> bool:
+        if cancel is not None and cancel.is_set():
+            cancelled.set()
+        return cancelled.is_set()
+
     if stat.size is None:
-        _stream_whole(backend, stat, partial, report)
+        _stream_whole(backend, stat, partial, report, stopped)
         return
     size = stat.size
     connections = connections or config.connections()
@@ -287,6 +298,7 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
     has_md5 = verify and bool(stat.checksum and stat.checksum.startswith("md5:"))
     fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
     hasher = _PrefixHasher(fd, parts, state.done) if has_md5 else None
+    digest: str | None = None
     try:
         if os.fstat(fd).st_size != size:
             os.ftruncate(fd, size)
@@ -296,53 +308,41 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
             logger.info("%s: resuming, %d of %d bytes already on disk", stat.name, already, size)
             report(already)
         todo = [i for i in range(len(parts)) if i not in state.done]
-        workers = max(1, min(connections, len(todo)))
-        cancelled = threading.Event()
         if hasher is not None:
             hasher.start()
 
         def fetch_part(index: int) -> None:
             start, end = parts[index]
             cursor = _Cursor(index, state.offsets.get(index, start))
-            attempt = 0
+            retry = Retry(f"downloading {stat.name}", cancel=cancelled,
+                          hint="What arrived is kept; call again to resume.")
             while cursor.pos < end:
-                if cancelled.is_set():
+                if stopped():
+                    state.mark(index, upto=cursor.pos)
                     return
                 try:
-                    _write_range(backend, stat, fd, cursor, end, report, cancelled, state)
-                    if cancelled.is_set():
+                    _write_range(backend, stat, fd, cursor, end, report, stopped, state)
+                    if stopped():
+                        state.mark(index, upto=cursor.pos)
                         return
                     if cursor.pos < end:
                         raise RetryableError(
                             f"connection closed at byte {cursor.pos} of part {start}-{end}")
                 except Exception as exc:
-                    if not is_retryable(exc):
-                        raise
                     state.mark(index, upto=cursor.pos)
-                    attempt += 1
-                    if attempt >= config.max_retries():
-                        raise TransferError(
-                            f"downloading {stat.name} failed after {attempt} attempts at byte "
-                            f"{cursor.pos}: {exc}. What arrived is kept; call again to resume."
-                        ) from exc
-                    delay = backoff_delay(attempt - 1, getattr(exc, "retry_after", None))
-                    logger.info("%s bytes %d-%d: %s; retry in %.2fs", stat.name, cursor.pos, end,
-                                exc, delay)
-                    cancelled.wait(delay)
+                    if not retry.again(exc):
+                        raise
             state.mark(index)
             if hasher is not None:
                 hasher.part_done(index)
 
         try:
             if todo:
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colabmodels-dl") as pool:
-                    futures = [pool.submit(fetch_part, i) for i in todo]
-                    finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                    failed = [f for f in finished if f.exception() is not None]
-                    if failed:
-                        cancelled.set()
-                        wait(futures)
-                        raise failed[0].exception()  # type: ignore[misc]
+                _run_parts(fetch_part, todo, max(1, min(connections, len(todo))), cancelled,
+                           stopped)
+            if cancel is not None and cancel.is_set():
+                raise TransferError(f"downloading {stat.name} was cancelled; what arrived is "
+                                    "kept and the next call resumes it")
             digest = hasher.hexdigest() if hasher is not None else None
         finally:
             if hasher is not None:
@@ -360,6 +360,42 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
     state.remove()
 
 
+def _ignore(_: int) -> None:
+    return None
+
+
+def _run_parts(fetch_part: Callable[[int], None], todo: list[int], workers: int,
+               cancelled: threading.Event, stopped: Callable[[], bool]) -> None:
+    """Run ``fetch_part`` for every index in ``todo`` on ``workers`` threads.
+
+    The calling thread waits in short slices, so a KeyboardInterrupt reaches it at once; then
+    (or when a part fails, or ``stopped()``) ``cancelled`` is set, parts not yet started are
+    dropped, and the call returns or raises only once every worker has stopped (each checks
+    the flag between blocks): nothing writes to the file after this returns.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colabmodels-dl")
+    try:
+        pending: set[Future[None]] = {pool.submit(fetch_part, i) for i in todo}
+        while pending:
+            done, pending = wait(pending, timeout=WAIT_SLICE_S, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error
+            if stopped():
+                break
+    except BaseException:
+        cancelled.set()
+        raise
+    finally:
+        while True:  # every worker stops within one block; none may outlive the file handle
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+                break
+            except KeyboardInterrupt:  # pressed again while they stop: keep waiting
+                cancelled.set()
+
+
 class _Cursor:
     """How far one part got (shared between its attempts)."""
 
@@ -370,22 +406,36 @@ class _Cursor:
 
 
 def _write_range(backend: StorageBackend, stat: RemoteStat, fd: int, cursor: _Cursor, end: int,
-                 report: ProgressCallback, cancelled: threading.Event, state: _PartState) -> None:
-    """Stream ``[cursor.pos, end)`` into ``fd`` at its offset, advancing the cursor as it goes."""
+                 report: ProgressCallback, stopped: Callable[[], bool], state: _PartState) -> None:
+    """Stream ``[cursor.pos, end)`` into ``fd`` at its offset, advancing the cursor as it goes.
+
+    Returns early (closing the connection) once ``stopped()``.
+    """
     checkpoint = cursor.pos + CHECKPOINT_BYTES
-    for block in backend.open_range(stat.ref, cursor.pos, end):
-        if cancelled.is_set():
-            return
-        if cursor.pos + len(block) > end:
-            raise IntegrityError(
-                f"{stat.name}: the source sent more bytes than asked for ({cursor.pos + len(block)} > {end})"
-            )
-        _pwrite_all(fd, block, cursor.pos)
-        cursor.pos += len(block)
-        report(len(block))
-        if cursor.pos >= checkpoint and cursor.pos < end:
-            state.mark(cursor.index, upto=cursor.pos)
-            checkpoint = cursor.pos + CHECKPOINT_BYTES
+    stream = backend.open_range(stat.ref, cursor.pos, end)
+    try:
+        for block in stream:
+            if stopped():
+                return
+            if cursor.pos + len(block) > end:
+                raise IntegrityError(
+                    f"{stat.name}: the source sent more bytes than asked for "
+                    f"({cursor.pos + len(block)} > {end})")
+            _pwrite_all(fd, block, cursor.pos)
+            cursor.pos += len(block)
+            report(len(block))
+            if cursor.pos >= checkpoint and cursor.pos < end:
+                state.mark(cursor.index, upto=cursor.pos)
+                checkpoint = cursor.pos + CHECKPOINT_BYTES
+    finally:
+        _close(stream)
+
+
+def _close(stream: object) -> None:
+    """Close a stream that has a ``close`` (so an abandoned connection is dropped now)."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
@@ -397,23 +447,19 @@ def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
 
 
 def _stream_whole(backend: StorageBackend, stat: RemoteStat, partial: Path,
-                  report: ProgressCallback) -> None:
+                  report: ProgressCallback, stopped: Callable[[], bool]) -> None:
     """A source that does not say its size: one stream, restarted from zero on failure."""
-
     def attempt() -> None:
         with open(partial, "wb") as fh:
-            for block in backend.open_range(stat.ref, 0, None):
-                fh.write(block)
-                report(len(block))
+            stream = backend.open_range(stat.ref, 0, None)
+            try:
+                for block in stream:
+                    if stopped():
+                        raise TransferError(f"downloading {stat.name} was cancelled")
+                    fh.write(block)
+                    report(len(block))
+            finally:
+                _close(stream)
 
     call_with_retries(attempt, what=f"downloading {stat.name}")
     verify_file(partial, size=None, checksum=stat.checksum)
-
-
-def describe_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover

@@ -6,25 +6,38 @@ to name when its library is missing.
 
     >>> from colabmodels.storage import get_backend
     >>> backend = get_backend("s3", client_kwargs={"endpoint_url": "http://127.0.0.1:9000"})
+
+:func:`backend_for` chooses the backend for a reference; for Drive that is the Drive session's
+backend (signing in on first use, without a request of its own), or, with no credentials at
+all, an anonymous one that reads files shared "anyone with the link".
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingDependencyError, RefError
-from .base import ProgressCallback, RemoteStat, RetryableError, StorageBackend
+from ..errors import AuthError, MissingDependencyError, RefError
+from ..refs import Ref
+from .base import RemoteStat, StorageBackend
+
+if TYPE_CHECKING:
+    from ..session import DriveSession
+    from .drive import DriveBackend
 
 __all__ = [
     "BACKENDS",
-    "ProgressCallback",
     "RemoteStat",
-    "RetryableError",
     "StorageBackend",
+    "backend_for",
+    "drive_backend",
     "get_backend",
 ]
+
+logger = logging.getLogger(__name__)
 
 BACKENDS: dict[str, dict[str, str]] = {
     "local": {"class": "colabmodels.storage.local:LocalBackend", "err": ""},
@@ -106,7 +119,42 @@ def get_backend(source: str, **options: Any) -> StorageBackend:
     return backend
 
 
-def clear_backends() -> None:
-    """Forget the shared instances (tests; after credentials change)."""
+_drive_backends: weakref.WeakKeyDictionary[DriveSession, DriveBackend] = weakref.WeakKeyDictionary()
+
+
+def drive_backend(session: DriveSession | None) -> DriveBackend:
+    """The Drive backend of ``session`` (one per session), or an anonymous one for ``None``."""
+    from .drive import DriveBackend
+
+    if session is None:
+        return DriveBackend(None)
     with _lock:
-        _instances.clear()
+        found = _drive_backends.get(session)
+        if found is None:
+            found = _drive_backends[session] = DriveBackend(session)
+        return found
+
+
+def backend_for(ref: Ref, *, write: bool = False) -> StorageBackend:
+    """The backend that reads (or, with ``write``, writes) ``ref``.
+
+    Drive uses the current session while it fits the configuration (the endpoint included),
+    else signs in without sending a request; with no credentials it still reads files shared
+    "anyone with the link" by id.
+
+    Raises:
+        AuthError: no way to sign in, and ``ref`` is a Drive path or ``write`` is set.
+        RefError, MissingDependencyError: see :func:`get_backend`.
+    """
+    if ref.source != "drive":
+        return get_backend(ref.source)
+    from ..session import implicit_session
+
+    try:
+        session = implicit_session()
+    except AuthError:
+        if ref.id and not write:
+            logger.info("not signed in: reading %s as a public link", ref.id)
+            return drive_backend(None)
+        raise
+    return drive_backend(session)

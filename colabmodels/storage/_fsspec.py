@@ -16,11 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import AuthError, ColabModelsError, NotFoundError, RefError, TransferError
+from ..errors import (
+    AuthError,
+    ColabModelsError,
+    NotFoundError,
+    RefError,
+    RetryableError,
+    TransferError,
+)
+from ..progress import ProgressCallback
 from ..refs import Ref
-from .base import ProgressCallback, RemoteStat, RetryableError, StorageBackend
+from ..retry import network_down_error
+from .base import RemoteStat, StorageBackend
 
-logger = logging.getLogger("colabmodels")
+logger = logging.getLogger(__name__)
 
 READ_REQUEST_BYTES = 8 * 1024 * 1024
 """Largest single ranged GET that ``open_range`` sends (and holds in memory)."""
@@ -205,6 +214,9 @@ class FsspecBackend(StorageBackend):
         """The colabmodels error for a library error (``RetryableError`` when ``retryable``)."""
         if isinstance(e, (ColabModelsError, RetryableError)):
             return e
+        down = network_down_error(e, f"reaching {where}")
+        if down is not None:
+            return down
         kind, status, retry_after = classify_exception(e)
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if kind == "notfound":

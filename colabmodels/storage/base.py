@@ -6,7 +6,13 @@ source's errors into colabmodels errors, once, here at the boundary:
 - missing object -> :class:`~colabmodels.errors.NotFoundError`
 - no permission / bad credentials -> :class:`~colabmodels.errors.AuthError`
 - quota -> :class:`~colabmodels.errors.QuotaError`
+- a file with no bytes to download (a Google Doc) -> :class:`~colabmodels.errors.NotDownloadableError`
+- a host that cannot be reached at all -> :class:`~colabmodels.errors.NetworkDownError`
+- a transient failure -> :class:`~colabmodels.errors.RetryableError` (the caller retries)
 - anything else from the network after retries -> :class:`~colabmodels.errors.TransferError`
+
+A backend moves bytes; it does not download into the cache or retry a download: the transfer
+engine (:func:`colabmodels.transfer.download`) drives ``open_range`` for that.
 
 Paths in :class:`RemoteStat` are full references (``str(ref)`` shape), so ``list()`` output can be
 fed back into ``stat()``.
@@ -15,28 +21,15 @@ fed back into ``stat()``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..progress import ProgressCallback
 from ..refs import Ref
 
-
-class RetryableError(Exception):
-    """A transient failure (429, 5xx, rate-limit 403, dropped connection): try again.
-
-    ``retry_after`` carries the server's Retry-After in seconds, when it sent one.
-    """
-
-    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.status = status
-
-
-ProgressCallback = Callable[[int], None]
-"""Called with the number of new bytes each time some arrive (or leave, for uploads)."""
+__all__ = ["RemoteStat", "StorageBackend"]
 
 
 @dataclass(frozen=True)
@@ -90,20 +83,17 @@ class StorageBackend(abc.ABC):
         """Stream bytes ``[start, end)`` (``end=None``: to the end) in modest chunks.
 
         Each call is one request; retries are the transfer engine's job, so this raises
-        :class:`RetryableError` for errors worth another try (429, 5xx, rate-limit 403,
-        dropped connection) and colabmodels errors for the rest.
+        :class:`~colabmodels.errors.RetryableError` for errors worth another try (429, 5xx,
+        rate-limit 403, dropped connection) and other colabmodels errors for the rest.
         """
 
     def read_range(self, ref: Ref, start: int, end: int | None) -> bytes:
         return b"".join(self.open_range(ref, start, end))
 
-    def download(self, ref: Ref, dest: Path, *, progress: ProgressCallback | None = None) -> RemoteStat:
-        """Download one file to ``dest`` (through the transfer engine: ranges, retries, resume)."""
-        from ..transfer import download_to
-
-        st = self.stat(ref)
-        download_to(self, st, dest, progress=progress)
-        return st
+    def check_downloadable(self, stat: RemoteStat) -> None:
+        """Raise :class:`~colabmodels.errors.NotDownloadableError` when ``stat`` names something
+        with no bytes to download (Drive: a Google Doc). The transfer engine asks first."""
+        return None
 
     @abc.abstractmethod
     def upload(self, src: Path, dest: Ref, *, metadata: dict[str, Any] | None = None,
@@ -111,6 +101,7 @@ class StorageBackend(abc.ABC):
         """Upload a local file to ``dest`` (creating parent folders where the source has them).
 
         ``metadata`` may hold ``description`` (str) and ``properties`` (dict[str, str]).
+        A ``KeyboardInterrupt`` stops the upload within one chunk.
         """
 
     @abc.abstractmethod

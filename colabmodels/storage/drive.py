@@ -10,6 +10,11 @@ resuming after transient errors.
 Without a session, files shared "anyone with the link" are read through Drive's web
 download path (``uc?export=download``), including the confirmation page Drive serves for
 large files.
+
+Google Docs, Sheets and Slides have no bytes to download: :meth:`DriveBackend.check_downloadable`
+says what such a file is before any download starts. A shortcut stands for its target. The
+query helpers, the fields asked for and the translation of Drive's errors (403 reasons
+included) live in :mod:`colabmodels.drive_api`, shared with the session.
 """
 
 from __future__ import annotations
@@ -26,19 +31,28 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from .. import config
-from ..errors import AuthError, ColabModelsError, NotFoundError, RefError, TransferError
+from ..drive_api import (
+    FILE_FIELDS,
+    FOLDER_MIME,
+    SHORTCUT_MIME,
+    check_downloadable,
+    quote_q,
+    translate_drive_error,
+)
+from ..errors import AuthError, NotFoundError, RefError, RetryableError, TransferError
+from ..progress import ProgressCallback
 from ..refs import Ref
-from .base import ProgressCallback, RemoteStat, RetryableError, StorageBackend
+from ..retry import Retry
+from .base import RemoteStat, StorageBackend
 
 if TYPE_CHECKING:
     from ..session import DriveSession
 
-logger = logging.getLogger("colabmodels")
+__all__ = ["DriveBackend"]
 
-FOLDER_MIME = "application/vnd.google-apps.folder"
-_FIELDS = ("id,title,mimeType,fileSize,md5Checksum,createdDate,modifiedDate,description,"
-           "properties,labels,version,parents")
+logger = logging.getLogger("colabmodels.drive")
 
+_FIELDS = FILE_FIELDS
 
 _STATE_TENTATIVE = {"key": "cm_state", "value": "tentative", "visibility": "PUBLIC"}
 _STATE_READY = {"key": "cm_state", "value": "ready", "visibility": "PUBLIC"}
@@ -49,34 +63,6 @@ def _folder_state(meta: dict[str, Any]) -> str | None:
         if prop.get("key") == "cm_state":
             return prop.get("value")
     return None
-
-
-def translate_drive_error(exc: BaseException, what: str) -> BaseException:
-    """A googleapiclient / PyDrive2 / socket error as a colabmodels error (or RetryableError)."""
-    from .http import classify_response
-
-    if isinstance(exc, (ColabModelsError, RetryableError)):
-        return exc
-    if type(exc).__name__ == "RefreshError":  # google.auth.exceptions.RefreshError
-        from ..auth import _redact
-
-        return AuthError(f"{what}: the sign-in was refused: {_redact(str(exc))}")
-    inner = getattr(exc, "error", None)  # pydrive2.files.ApiRequestError wraps HttpError
-    http_error = inner if inner is not None and hasattr(inner, "resp") else exc
-    resp = getattr(http_error, "resp", None)
-    if resp is not None and hasattr(resp, "status"):
-        content = getattr(http_error, "content", b"")
-        error = classify_response(int(resp.status), dict(resp), content)
-        if error is not None:
-            if isinstance(error, RetryableError):
-                return error
-            error.args = (f"{what}: {error.args[0]}",)
-            return error
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)) or type(exc).__name__ in (
-        "ServerNotFoundError", "RedirectMissingLocation", "IncompleteRead", "RemoteDisconnected"
-    ):
-        return RetryableError(f"{what}: connection problem: {exc}")
-    return TransferError(f"{what}: {type(exc).__name__}: {exc}")
 
 
 class DriveBackend(StorageBackend):
@@ -154,12 +140,30 @@ class DriveBackend(StorageBackend):
             if ref.path:
                 session.forget_paths(ref.path)
             raise NotFoundError(f"{ref.path or fid} is in the Drive trash; restore it to load it")
+        if meta.get("mimeType") == SHORTCUT_MIME:
+            return self._shortcut_target(ref, meta)
         return self._stat_from(ref, meta)
+
+    def _shortcut_target(self, ref: Ref, meta: dict[str, Any]) -> RemoteStat:
+        """A Drive shortcut stands for its target: stat that instead (once; no chains)."""
+        target = (meta.get("shortcutDetails") or {}).get("targetId")
+        name = ref.path or meta.get("title") or meta["id"]
+        if not target or target == meta["id"]:
+            raise NotFoundError(f"{name} is a Drive shortcut whose target is gone or hidden from you")
+        found = self.stat(Ref("drive", id=target, raw=ref.raw))
+        if found.mime == SHORTCUT_MIME:
+            raise NotFoundError(f"{name} is a shortcut to another shortcut; open the target itself")
+        logger.info("%s is a shortcut to %s (%s)", name, found.name, target)
+        return replace(found, ref=replace(ref, id=target, folder=found.is_dir))
+
+    def check_downloadable(self, stat: RemoteStat) -> None:
+        """Google Docs, Sheets, Slides... have no bytes to download: say what the file is."""
+        check_downloadable(stat.ref.path or stat.name, stat.mime)
 
     def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
         session = self._need_session("listing a folder")
         fid = self.file_id(ref)
-        q = f"'{fid}' in parents and trashed = false"
+        q = f"{quote_q(fid)} in parents and trashed = false"
         token: str | None = None
         while True:
             def one_page(s: Any, t: str | None = token) -> Any:
@@ -185,12 +189,14 @@ class DriveBackend(StorageBackend):
             headers["X-Goog-Drive-Resource-Keys"] = f"{fid}/{ref.resource_key}"
         try:
             return self.client.open_range(url, start, end, headers=headers)
-        except AuthError:
+        except AuthError as e:
+            if getattr(e, "status", None) != 401:
+                raise  # a 403 is about this file (permission, Docs...), not about the token
             # The token expired between refresh and use: refresh once and let the engine retry.
             from ..auth import refresh_credentials
 
             refresh_credentials(self.session.credentials)
-            raise RetryableError("access token expired; refreshed") from None
+            raise RetryableError("access token expired; refreshed", status=401) from None
 
     def upload(self, src: Path, dest: Ref, *, metadata: dict[str, Any] | None = None,
                progress: ProgressCallback | None = None) -> RemoteStat:
@@ -258,8 +264,6 @@ class DriveBackend(StorageBackend):
 
     def folders_named(self, parent_id: str, name: str, *, what: str) -> builtins.list[dict[str, Any]]:
         """The untrashed folders called ``name`` in ``parent_id`` (Drive allows several)."""
-        from ..session import quote_q
-
         q = (f"{quote_q(parent_id)} in parents and title = {quote_q(name)} and "
              f"mimeType = '{FOLDER_MIME}' and trashed = false")
         return self._need_session(what).execute(
@@ -336,21 +340,20 @@ class DriveBackend(StorageBackend):
             params["resourcekey"] = resource_key
         if confirm:
             params["confirm"] = confirm
-        endpoint = config.drive_endpoint()
-        if endpoint == config.GOOGLE_DRIVE_ENDPOINT:
+        if config.uses_google_endpoint():
             return "https://drive.usercontent.google.com/download?" + urlencode(params)
-        return endpoint + "uc?" + urlencode(params)
+        return config.drive_endpoint() + "uc?" + urlencode(params)
 
     def _public_stat(self, ref: Ref) -> RemoteStat:
         assert ref.id is not None
         _, resp = self._public_get(ref.id, ref.resource_key, "bytes=0-0")
         headers = resp.headers
         self.client._discard(resp)
-        from .http import parse_content_range
+        from .http import disposition_filename, parse_content_range
 
         cr = parse_content_range(headers.get("Content-Range"))
         size = cr[2] if cr else (int(headers["Content-Length"]) if headers.get("Content-Length") else None)
-        name = _disposition_name(headers.get("Content-Disposition")) or ref.id
+        name = disposition_filename(headers.get("Content-Disposition")) or ref.id
         tag = headers.get("ETag") or headers.get("Last-Modified") or f"size={size}"
         return RemoteStat(ref=ref, name=name, size=size, identity=f"drive:{ref.id}:{tag.strip(chr(34))}",
                           checksum=None, mime=headers.get("Content-Type"))
@@ -392,40 +395,27 @@ def _confirm_token(page: str) -> str | None:
     return html.unescape(match.group(1)) if match else None
 
 
-def _disposition_name(value: str | None) -> str | None:
-    if not value:
-        return None
-    match = re.search(r"filename\*=UTF-8''([^;]+)", value) or re.search(r'filename="?([^";]+)"?', value)
-    if not match:
-        return None
-    from urllib.parse import unquote
-
-    return unquote(match.group(1))
-
-
 def _run_resumable(session: DriveSession, request: Any, size: int,
                    progress: ProgressCallback | None, *, what: str) -> dict[str, Any]:
-    """Drive a resumable upload chunk by chunk, retrying transient errors where it stopped."""
-    from ..transfer import backoff_delay, is_retryable
+    """Drive a resumable upload chunk by chunk, retrying transient errors where it stopped.
 
+    Each chunk is one request on the calling thread, so a KeyboardInterrupt stops the upload
+    within the chunk in flight (nothing keeps sending in the background).
+    """
     report = progress or (lambda n: None)
+    retry = Retry(what)
     sent = 0
-    attempt = 0
     while True:
         try:
             status, response = request.next_chunk(http=session.http())
         except Exception as exc:
             err = translate_drive_error(exc, what)
-            if not is_retryable(err):
+            if not retry.again(err):
+                if err is exc:
+                    raise
                 raise err from exc
-            attempt += 1
-            if attempt >= config.max_retries():
-                raise TransferError(f"{what} failed after {attempt} attempts: {err}") from exc
-            import time
-
-            time.sleep(backoff_delay(attempt - 1, getattr(err, "retry_after", None)))
             continue  # googleapiclient asks the server where to resume (Content-Range: */N)
-        attempt = 0
+        retry.reset()
         done = status.resumable_progress if status is not None else size
         if done > sent:
             report(done - sent)

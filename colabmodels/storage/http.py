@@ -1,22 +1,18 @@
 """Plain ``http(s)://`` URLs as a read-only storage backend, and the ranged-GET client it uses.
 
-Two reusable pieces live here, because the Drive backend downloads ``?alt=media`` URLs the
-same way:
+:class:`RangeClient` is reusable (the Drive backend downloads ``?alt=media`` URLs the same
+way): it sends one ranged GET and streams the body in modest chunks (256 KiB, so a cancelled
+transfer stops soon), with memory use independent of the file size. It copes with servers that
+ignore ``Range`` (answering 200 with the whole body) by skipping up to the start, and reports a
+connection dropped mid-body as :class:`~colabmodels.errors.RetryableError` and a host that
+cannot be reached at all as :class:`~colabmodels.errors.NetworkDownError`. Error responses are
+classified by :func:`colabmodels.drive_api.classify_response` (re-exported here).
 
-- :func:`classify_response` turns an HTTP error status (+ headers + body) into the colabmodels
-  error to raise, or :class:`~colabmodels.storage.base.RetryableError` when another try may
-  succeed. It understands Google-style JSON error bodies
-  (``{"error": {"errors": [{"reason": "rateLimitExceeded"}]}}``), so a rate-limit 403 is
-  retried, Drive's ``downloadQuotaExceeded`` becomes a :class:`QuotaError` that says what to do,
-  and any other 403 is an :class:`AuthError`.
-- :class:`RangeClient` sends one ranged GET and streams the body in modest chunks, with memory
-  use independent of the file size. It copes with servers that ignore ``Range`` (answering
-  200 with the whole body) by skipping up to the start, and reports a connection dropped
-  mid-body as :class:`RetryableError`.
-
-``HTTPBackend`` content identity is ``http:<url>:<ETag or Last-Modified>``. A server that sends
-neither gives ``identity=None``: callers cannot tell whether the file changed, so they treat such
-a URL as uncacheable by content (download again, or trust the size only).
+``HTTPBackend`` content identity is ``http:<url without its signing query>:<ETag or
+Last-Modified>`` (:func:`colabmodels.refs.strip_signing`): a presigned S3/GCS URL names the
+same object whatever its signature, and the signature must not be stored. A server that sends
+neither validator gives ``identity=None``: callers cannot tell whether the file changed, so they treat
+such a URL as uncacheable by content (download again, or trust the size only).
 """
 
 from __future__ import annotations
@@ -24,78 +20,41 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-import json
 import logging
 import os
-import random
 import re
 import threading
-import time
 from collections.abc import Generator, Iterator, Mapping
-from datetime import timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from .._version import __version__
-from ..errors import AuthError, NotFoundError, QuotaError, RefError, TransferError
-from ..refs import Ref
-from .base import ProgressCallback, RemoteStat, RetryableError, StorageBackend
+from ..drive_api import (
+    DOWNLOAD_QUOTA_MESSAGE,
+    classify_response,
+    header,
+    parse_retry_after,
+    redact_url,
+)
+from ..errors import RefError, RetryableError, TransferError
+from ..progress import ProgressCallback
+from ..refs import Ref, strip_signing
+from ..retry import call_with_retries, network_down_error
+from .base import RemoteStat, StorageBackend
 from .local import iso_utc
 
-logger = logging.getLogger("colabmodels")
+logger = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024
+"""Bytes per yielded block: small enough that a cancelled download notices within a block."""
 DEFAULT_TIMEOUT = (10.0, 60.0)
 """(connect, read) seconds; read is the longest silence tolerated between two packets."""
 _ERROR_BODY_LIMIT = 64 * 1024
 
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-DOWNLOAD_QUOTA_MESSAGE = (
-    "Drive's download quota for this file is exceeded (too many users have viewed or "
-    "downloaded it). Sign in and use the API (cm.mount()), wait up to 24 hours, or copy the "
-    "file to your own Drive and load the copy."
-)
-_STORAGE_QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded",
-                                    "teamDriveFileLimitExceeded"})
-_DAILY_QUOTA_REASONS = frozenset({"dailyLimitExceeded", "dailyLimitExceededUnreg"})
-_SECRET_QUERY = re.compile(r"sig|signature|token|key|credential|auth|policy|secret|session",
-                           re.IGNORECASE)
 
 
 # -- small parsers ---------------------------------------------------------------------------
-
-def redact_url(url: str) -> str:
-    """``url`` fit for messages and logs: no user:password, no signature/token query values."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, "REDACTED" if _SECRET_QUERY.search(k) else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
 
 def parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
     """``bytes 10-19/100`` -> (10, 19, 100); ``bytes */100`` -> (None, None, 100); ``*`` total -> None."""
@@ -108,101 +67,6 @@ def parse_content_range(value: str | None) -> tuple[int | None, int | None, int 
     last = int(m.group(2)) if m.group(2) is not None else None
     total = int(m.group(3)) if m.group(3) != "*" else None
     return first, last, total
-
-
-def _google_error(body: bytes | str | None) -> tuple[list[str], str]:
-    """(reasons, message) from a Google JSON error body; ([], "") when it is not one."""
-    if not body:
-        return [], ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return [], ""
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, str):  # OAuth-style {"error": "invalid_grant", "error_description": ...}
-        return [err], str(data.get("error_description") or err)
-    if not isinstance(err, dict):
-        return [], ""
-    reasons = [str(e.get("reason")) for e in err.get("errors") or []
-               if isinstance(e, dict) and e.get("reason")]
-    if not reasons and isinstance(err.get("status"), str):  # newer APIs: "RESOURCE_EXHAUSTED"
-        reasons = [err["status"]]
-    return reasons, str(err.get("message") or "")
-
-
-def _body_text(body: bytes | str | None, limit: int = 300) -> str:
-    if not body:
-        return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = re.sub(r"<[^>]+>", " ", text)  # HTML error pages
-    text = " ".join(text.split())
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
-def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    if not headers:
-        return None
-    get = getattr(headers, "get", None)
-    value = get(name) if get else None
-    if value is None:  # a plain dict with other capitalisation
-        lname = name.lower()
-        for k, v in headers.items():
-            if k.lower() == lname:
-                return v
-    return value
-
-
-def classify_response(status: int, headers: Mapping[str, str] | None = None,
-                      body: bytes | str | None = None, *, url: str | None = None) -> Exception | None:
-    """The exception an HTTP error response stands for, or None for a success.
-
-    - 404/410 -> :class:`NotFoundError`; 401 -> :class:`AuthError`
-    - 403 with reason ``rateLimitExceeded``/``userRateLimitExceeded`` -> :class:`RetryableError`;
-      ``downloadQuotaExceeded`` (or Drive's "too many users" page) -> :class:`QuotaError`;
-      storage/daily quota reasons -> :class:`QuotaError`; any other 403 -> :class:`AuthError`
-    - 408, 429, 5xx -> :class:`RetryableError` (with ``retry_after`` from ``Retry-After``)
-    - anything else >= 400 -> :class:`TransferError`
-
-    Args:
-        status: HTTP status code.
-        headers: response headers (any case-insensitive or plain mapping).
-        body: the start of the response body (JSON error bodies are parsed).
-        url: for the message (signatures and tokens are redacted).
-    """
-    if status < 400:
-        return None
-    where = f" from {redact_url(url)}" if url else ""
-    reasons, message = _google_error(body)
-    detail = message or _body_text(body)
-    suffix = f": {detail}" if detail else ""
-    retry_after = parse_retry_after(_header(headers, "Retry-After"))
-    reason_set = set(reasons)
-
-    if status in (404, 410):
-        return NotFoundError(f"not found (HTTP {status}){where}{suffix}")
-    if status == 401:
-        return AuthError(f"not signed in or credentials rejected (HTTP 401){where}{suffix}")
-    if status == 403 or (status == 429 and "downloadQuotaExceeded" in reason_set):
-        if reason_set & RATE_LIMIT_REASONS:
-            return RetryableError(f"rate limited (HTTP {status} {reasons[0]}){where}{suffix}",
-                                  retry_after=retry_after, status=status)
-        text = _body_text(body, 2000).lower()
-        if "downloadQuotaExceeded" in reason_set or "too many users have viewed or downloaded" in text:
-            return QuotaError(f"{DOWNLOAD_QUOTA_MESSAGE} (HTTP {status}{where})")
-        if reason_set & _STORAGE_QUOTA_REASONS:
-            return QuotaError(f"storage quota exceeded (HTTP {status}){where}{suffix}. Free some "
-                              "space or save somewhere else.")
-        if reason_set & _DAILY_QUOTA_REASONS:
-            return QuotaError(f"daily API quota exceeded (HTTP {status}){where}{suffix}. Try again "
-                              "tomorrow or use credentials of another project.")
-        return AuthError(f"access denied (HTTP 403){where}{suffix}")
-    if status in (408, 429) or status >= 500:
-        return RetryableError(f"HTTP {status}{where}{suffix}", retry_after=retry_after,
-                              status=status)
-    if status == 416:
-        return TransferError(f"requested range not satisfiable (HTTP 416){where}")
-    return TransferError(f"HTTP {status}{where}{suffix}")
 
 
 # -- the client ------------------------------------------------------------------------------
@@ -258,7 +122,12 @@ class RangeClient:
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                 body: bytes | None = None, preload_content: bool = True) -> Any:
-        """Send one request; the status is not checked. Connection failures -> RetryableError."""
+        """Send one request; the status is not checked.
+
+        Raises:
+            NetworkDownError: connection refused, DNS failure, no route (not worth retrying).
+            RetryableError: other connection failures.
+        """
         urllib3 = self._urllib3
         all_headers = {**self.headers, **(headers or {})}
         try:
@@ -269,6 +138,9 @@ class RangeClient:
             reason = e.reason
             if isinstance(reason, urllib3.exceptions.ResponseError):  # too many redirects
                 raise TransferError(f"{reason} for {redact_url(url)}") from e
+            down = network_down_error(e, f"{method} {redact_url(url)}")
+            if down is not None:
+                raise down from e
             raise RetryableError(f"cannot reach {redact_url(url)}: {reason}") from e
         except urllib3.exceptions.LocationValueError as e:
             raise RefError(f"not a usable URL: {redact_url(url)} ({e})") from e
@@ -430,7 +302,8 @@ def _stream_body(urllib3: Any, resp: Any, state: dict[str, bool], *, url: str, c
 
 # -- the backend -----------------------------------------------------------------------------
 
-def _name_from_disposition(value: str | None) -> str | None:
+def disposition_filename(value: str | None) -> str | None:
+    """The file name a ``Content-Disposition`` header gives (RFC 6266 ``filename*`` first)."""
     if not value:
         return None
     m = re.search(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", value, re.IGNORECASE)
@@ -449,7 +322,7 @@ def _name_from_disposition(value: str | None) -> str | None:
 def _checksum(headers: Mapping[str, str], *, full_body: bool) -> str | None:
     """``md5:<hex>`` from ``x-goog-hash``/``Content-MD5``, else ``crc32c:<b64>``, else None."""
     crc = None
-    for part in (_header(headers, "x-goog-hash") or "").split(","):
+    for part in (header(headers, "x-goog-hash") or "").split(","):
         algo, _, value = part.strip().partition("=")
         if algo == "md5" and value:
             try:
@@ -458,7 +331,7 @@ def _checksum(headers: Mapping[str, str], *, full_body: bool) -> str | None:
                 pass
         elif algo == "crc32c" and value:
             crc = value
-    md5 = _header(headers, "Content-MD5")
+    md5 = header(headers, "Content-MD5")
     if md5 and full_body:  # on a 206 it would be the hash of the part only
         try:
             return "md5:" + base64.b64decode(md5).hex()
@@ -525,21 +398,12 @@ class HTTPBackend(StorageBackend):
 
         Raises:
             NotFoundError, AuthError, QuotaError: as the server says.
+            NetworkDownError: the server cannot be reached at all.
             TransferError: still failing after ``stat_attempts`` tries.
         """
         url = self._url(ref)
-        last: RetryableError | None = None
-        for attempt in range(self.stat_attempts):
-            if last is not None:
-                wait = last.retry_after if last.retry_after is not None else 0.25 * 2 ** attempt
-                time.sleep(min(10.0, wait) + random.uniform(0, 0.1))
-            try:
-                return self._stat_once(ref, url)
-            except RetryableError as e:
-                last = e
-        assert last is not None
-        raise TransferError(f"cannot stat {redact_url(url)} after {self.stat_attempts} "
-                            f"tries: {last}") from last
+        return call_with_retries(lambda: self._stat_once(ref, url),
+                                 what=f"reading {redact_url(url)}", attempts=self.stat_attempts)
 
     def _stat_once(self, ref: Ref, url: str) -> RemoteStat:
         client = self.client
@@ -574,7 +438,7 @@ class HTTPBackend(StorageBackend):
         etag = headers.get("ETag")
         last_modified = headers.get("Last-Modified")
         version = etag or last_modified
-        disposition = _name_from_disposition(headers.get("Content-Disposition"))
+        disposition = disposition_filename(headers.get("Content-Disposition"))
         path = urlsplit(url).path
         name = disposition or unquote(path.rstrip("/").rsplit("/", 1)[-1]) or urlsplit(url).netloc
         mime = (headers.get("Content-Type") or "").split(";")[0].strip() or None
@@ -584,7 +448,7 @@ class HTTPBackend(StorageBackend):
             size=size,
             is_dir=False,
             checksum=_checksum(headers, full_body=full_body),
-            identity=f"http:{url}:{version}" if version else None,
+            identity=f"http:{strip_signing(url)}:{version}" if version else None,
             version=None,
             mime=mime,
             modified=_http_date_to_iso(last_modified),
@@ -616,6 +480,7 @@ __all__ = [
     "HTTPBackend",
     "RangeClient",
     "classify_response",
+    "disposition_filename",
     "parse_content_range",
     "parse_retry_after",
     "redact_url",

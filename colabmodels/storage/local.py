@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuthError, NotFoundError, RefError, TransferError
+from ..progress import ProgressCallback
 from ..refs import Ref
-from .base import ProgressCallback, RemoteStat, StorageBackend
+from .base import RemoteStat, StorageBackend
 
 CHUNK = 1024 * 1024
 _META_SUFFIX = ".colabmodels-meta.json"

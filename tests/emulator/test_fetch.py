@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import colabmodels as cm
-from colabmodels.cache import cache
+from colabmodels.cachestore import cache
 from colabmodels.errors import OfflineError
 
 MiB = 1024 * 1024
@@ -87,7 +87,7 @@ def test_faults_never_corrupt(drive_env, monkeypatch):
     from colabmodels.testing import FakeDrive
 
     monkeypatch.setenv("COLABMODELS_CHUNK_BYTES", str(256 * 1024))
-    monkeypatch.setattr("colabmodels.transfer.BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr("colabmodels.retry.BACKOFF_BASE_S", 0.01)
     faults = {"503": 0.05, "drop": 0.02, "429": 0.02}
     with FakeDrive(faults=faults, seed=7) as fd:
         fd.write_service_account(drive_env.key_path)

@@ -24,13 +24,15 @@ import pytest
 
 from colabmodels.errors import (
     AuthError,
+    NotDownloadableError,
     NotFoundError,
     QuotaError,
     RefError,
+    RetryableError,
     TransferError,
 )
 from colabmodels.refs import Ref
-from colabmodels.storage.base import RemoteStat, RetryableError, StorageBackend
+from colabmodels.storage.base import RemoteStat, StorageBackend
 from tests.servers import gcs_storage_options, s3_storage_options
 
 pytestmark = pytest.mark.emulator
@@ -226,12 +228,13 @@ class StorageContract:
     # -- download (through colabmodels.transfer) --------------------------------------------
 
     def test_download(self, backend, make_file, tmp_path):
-        pytest.importorskip("colabmodels.transfer")
+        from colabmodels.transfer import download
+
         data = _data(2 * 1024 * 1024 + 7, seed=5)
         ref = make_file("dl/model.bin", data)
         dest = tmp_path / "model.bin"
         seen: list[int] = []
-        st = backend.download(ref, dest, progress=seen.append)
+        st = download(backend, ref, dest, progress=seen.append)
         assert st.size == len(data)
         assert dest.read_bytes() == data
         assert sum(seen) == len(data)
@@ -446,6 +449,18 @@ class TestHTTP(StorageContract):
 
         return make
 
+    def test_signed_url_identity_has_no_signature(self, backend, make_file):
+        """Two signatures of one object: one identity, and no secret in it (issue 11)."""
+        url = make_file("signed.bin", b"s" * 100).path
+        first = url + "?versionId=3&X-Amz-Credential=AKIAX%2F1&X-Amz-Signature=deadbeef01"
+        second = url + "?versionId=3&X-Amz-Credential=AKIAX%2F2&X-Amz-Signature=cafebabe02"
+        a = backend.stat(Ref("http", path=first, raw=first))
+        b = backend.stat(Ref("http", path=second, raw=second))
+        assert a.identity == b.identity and "versionId=3" in a.identity
+        assert "deadbeef01" not in a.identity and "AKIAX" not in a.identity
+        assert a.name == "signed.bin"
+        assert backend.read_range(a.ref, 0, 3) == b"sss"  # the signed URL itself still reads
+
     # HTTP has no folders: list() says so instead of listing.
     def test_list_folder(self, backend, root_ref, make_file):
         make_file("d/a.bin", b"a")
@@ -488,6 +503,8 @@ class TestHTTP(StorageContract):
         (429, "rateLimitExceeded", RetryableError),
         (403, "downloadQuotaExceeded", QuotaError),
         (403, "insufficientFilePermissions", AuthError),
+        (403, "fileNotDownloadable", NotDownloadableError),
+        (403, "cannotDownloadAbusiveFile", NotDownloadableError),
         (401, "authError", AuthError),
         (404, "notFound", NotFoundError),
         (500, "backendError", RetryableError),
