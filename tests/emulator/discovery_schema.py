@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "ERROR_BODY_SCHEMA",
     "discovery_document",
     "schema_for",
+    "schema_for_request",
     "schema_name_for_kind",
     "validate_body",
     "validate_by_kind",
@@ -160,6 +162,41 @@ def schema_name_for_kind(kind: str) -> str:
         return kinds[kind]
     except KeyError:
         raise KeyError(f"unknown Drive v2 kind {kind!r}; known: {sorted(kinds)}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _method_table() -> list[tuple[str, re.Pattern[str], str]]:
+    """``(HTTP method, path regex, response schema)`` of every Drive v2 method, literal paths first."""
+    doc = discovery_document()
+    base = "/" + doc.get("servicePath", "drive/v2/")
+    rows: list[tuple[int, str, re.Pattern[str], str]] = []
+
+    def walk(resources: Mapping[str, Any]) -> None:
+        for resource in resources.values():
+            for method in resource.get("methods", {}).values():
+                ref = method.get("response", {}).get("$ref")
+                if not ref:
+                    continue
+                template = method["path"]
+                pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+                rows.append((template.count("{"), method["httpMethod"], re.compile(f"^{re.escape(base)}{pattern}$"), ref))
+            walk(resource.get("resources", {}))
+
+    walk(doc["resources"])
+    rows.sort(key=lambda r: r[0])
+    return [(m, p, ref) for _, m, p, ref in rows]
+
+
+def schema_for_request(method: str, path: str) -> str:
+    """The response schema of the Drive v2 method answering ``method path`` (e.g. ``GET /drive/v2/files``).
+
+    Raises:
+        KeyError: for a path no Drive v2 method has.
+    """
+    for m, pattern, ref in _method_table():
+        if m == method and pattern.match(path):
+            return ref
+    raise KeyError(f"no Drive v2 method answers {method} {path}")
 
 
 def _json_path(path: Iterable[Any]) -> str:

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from discovery_schema import (
     schema_for,
+    schema_for_request,
     schema_name_for_kind,
     validate_body,
     validate_by_kind,
@@ -229,3 +230,27 @@ def test_error_body() -> None:
     for bad in bad_cases:
         with pytest.raises(jsonschema.ValidationError):
             validate_error_body(bad)
+
+
+@pytest.mark.parametrize(
+    "method, path, name",
+    [
+        ("GET", "/drive/v2/files", "FileList"),
+        ("GET", "/drive/v2/files/1abc", "File"),
+        ("GET", "/drive/v2/files/generateIds", "GeneratedIds"),
+        ("GET", "/drive/v2/files/1abc/permissions/anyoneWithLink", "Permission"),
+        ("GET", "/drive/v2/files/1abc/revisions", "RevisionList"),
+        ("GET", "/drive/v2/changes/startPageToken", "StartPageToken"),
+        ("GET", "/drive/v2/changes", "ChangeList"),
+        ("POST", "/drive/v2/drives", "Drive"),
+        ("GET", "/drive/v2/teamdrives", "TeamDriveList"),
+        ("GET", "/drive/v2/permissionIds/a@b.c", "PermissionId"),
+    ],
+)
+def test_schema_for_request(method: str, path: str, name: str) -> None:
+    assert schema_for_request(method, path) == name
+
+
+def test_schema_for_request_unknown_path() -> None:
+    with pytest.raises(KeyError):
+        schema_for_request("GET", "/drive/v2/nothing/here")

@@ -321,9 +321,12 @@ def test_fields_selects_parts_of_the_answer(fake_drive, service):
     validate_resource(got, "File")
     listing = service.files().list(q="title = 'sel.bin'", fields="nextPageToken,items(id,fileSize)").execute()
     assert listing == {"items": [{"id": fid, "fileSize": "3"}]}
-    # A selector the emulator cannot parse must not break anything: everything comes back.
-    full = service.files().get(fileId=fid, fields="id,(").execute()
-    assert full["kind"] == "drive#file"
+    # A selector that does not parse is a 400, as on Drive (see test_fakedrive_fields.py).
+    from googleapiclient.errors import HttpError
+
+    with pytest.raises(HttpError) as info:
+        service.files().get(fileId=fid, fields="id,(").execute()
+    assert info.value.resp.status == 400 and info.value.error_details[0]["reason"] == "invalidParameter"
 
 
 def test_order_by_and_paging(fake_drive, service):
@@ -567,3 +570,29 @@ def test_importing_colabmodels_testing_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_children_and_parents_insert_get_delete(fake_drive, service):
+    a = fake_drive.mkdir("MyDrive/A")
+    b = fake_drive.mkdir("MyDrive/B")
+    fid = fake_drive.put("MyDrive/A/f.bin", b"f")
+    ref = service.children().insert(folderId=b, body={"id": fid}).execute()
+    validate_resource(ref, "ChildReference")
+    assert ref["id"] == fid
+    assert {p["id"] for p in service.parents().list(fileId=fid).execute()["items"]} == {a, b}
+    assert service.children().get(folderId=b, childId=fid).execute()["id"] == fid
+    service.children().delete(folderId=a, childId=fid).execute()
+    assert [p["id"] for p in service.parents().list(fileId=fid).execute()["items"]] == [b]
+    parent = service.parents().insert(fileId=fid, body={"id": a}).execute()
+    validate_resource(parent, "ParentReference")
+    assert service.parents().get(fileId=fid, parentId=a).execute()["id"] == a
+    service.parents().delete(fileId=fid, parentId=b).execute()
+    assert fake_drive.resolve("MyDrive/A/f.bin") == fid and fake_drive.resolve("MyDrive/B/f.bin") is None
+    from googleapiclient.errors import HttpError
+
+    with pytest.raises(HttpError) as info:
+        service.children().get(folderId=b, childId=fid).execute()
+    assert info.value.resp.status == 404
+    with pytest.raises(HttpError) as info:
+        service.children().insert(folderId=fid, body={"id": a}).execute()  # not a folder
+    assert info.value.resp.status == 400

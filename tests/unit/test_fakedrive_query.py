@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from colabmodels.testing.fakedrive.query import QueryError, compile_query, parse_rfc3339
+from colabmodels.testing.fakedrive.query import (
+    QueryError,
+    compile_drive_query,
+    compile_query,
+    parse_rfc3339,
+    words_match,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -379,7 +386,10 @@ _ATOMS: list[tuple[str, Any]] = [
     ("sharedWithMe = true", lambda f: bool(f.get("sharedWithMe"))),
     ("'root' in parents", lambda f: any(p["id"] == ROOT for p in f.get("parents") or [])),
     ("'folderB' in parents", lambda f: any(p["id"] == "folderB" for p in f.get("parents") or [])),
-    ("title contains 'model'", lambda f: "model" in (f.get("title") or "").lower()),
+    (
+        "title contains 'model'",
+        lambda f: any(w.startswith("model") for w in re.split(r"[^0-9a-z]+", (f.get("title") or "").lower())),
+    ),
     ("mimeType = 'application/x-hdf5'", lambda f: f.get("mimeType") == "application/x-hdf5"),
     (
         "modifiedDate > '2025-01-01T00:00:00'",
@@ -440,3 +450,49 @@ def test_unparenthesised_precedence(atoms: list[tuple[str, Any]], data: st.DataO
     pred = compile_query(text, aliases=ALIASES)
     for f in (FILE, FOLDER, {}):
         assert pred(f) == evaluate(f), text
+
+
+# -- title contains: word prefixes, as Drive matches them ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "needle, title, expected",
+    [
+        ("Hello", "HelloWorld", True),
+        ("World", "HelloWorld", False),
+        ("world", "Hello World", True),
+        ("v2", "resnet_v2.pth", True),
+        ("net", "resnet_v2.pth", False),
+        ("res pth", "resnet_v2.pth", True),
+        ("res zzz", "resnet_v2.pth", False),
+        ("2024", "run-2024-05.ckpt", True),
+        (".", "a.b", True),  # no words in the needle: a substring test
+        ("", "anything", True),
+    ],
+)
+def test_words_match(needle: str, title: str, expected: bool) -> None:
+    assert words_match(needle, title) is expected
+    assert compile_query(f"title contains '{needle}'")({"title": title}) is expected
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="abAB1 _-.", max_size=12), st.text(alphabet="abAB1 _-.", max_size=12))
+def test_words_match_never_matches_more_than_substring_search(needle: str, title: str) -> None:
+    """Every word of the needle starts a word of the title, so each is a substring of it."""
+    if words_match(needle, title) and re.search(r"[0-9a-z]", needle.lower()):
+        for word in re.split(r"[^0-9a-z]+", needle.lower()):
+            assert word in title.lower()
+
+
+def test_drive_query_terms() -> None:
+    view = {"name": "Team Models", "hidden": False, "createdTime": "2026-01-01T00:00:00.000Z",
+            "memberCount": 3, "organizerCount": 1}
+    assert compile_drive_query("name = 'Team Models'")(view)
+    assert compile_drive_query("name contains 'mod' and hidden = false")(view)
+    assert not compile_drive_query("name contains 'odels'")(view)
+    assert compile_drive_query("memberCount >= 2 and organizerCount = 1")(view)
+    assert compile_drive_query("createdTime > '2025-06-01T00:00:00'")(view)
+    with pytest.raises(QueryError, match="'name', not 'title'"):
+        compile_drive_query("title = 'x'")
+    with pytest.raises(QueryError):
+        compile_drive_query("'x' in parents")

@@ -14,11 +14,22 @@ here (see :mod:`.client`)::
         assert drive.CreateFile({"id": file_id}).GetContentString() == "weights"
         print(len(fd.requests), "requests")
 
-Modules: :mod:`.server` (HTTP), :mod:`.api` (Drive v2 methods), :mod:`.store`
-(files, users, persistence), :mod:`.auth` (keys and tokens), :mod:`.shaping`
-(bandwidth and faults), :mod:`.uploads`, :mod:`.webdownload`, :mod:`.query`
-(the ``q`` language), :mod:`.resources` (JSON rendering), :mod:`.client`
-(building clients against the emulator). It imports nothing else of colabmodels.
+Modules: :mod:`.server` (HTTP), :mod:`.api` (Drive v2 files methods, routing),
+:mod:`.drives` (shared drives), :mod:`.permissions`, :mod:`.revisions`,
+:mod:`.changes` (the change feed), :mod:`.docs` (Google Docs conversion and
+export), :mod:`.thumbnails` and :mod:`.images` (thumbnails, image metadata),
+:mod:`.batch` (batch requests), :mod:`.fields` (``fields=``), :mod:`.store`
+(files, users, drives, persistence), :mod:`.auth` (keys and tokens),
+:mod:`.shaping` (bandwidth and faults), :mod:`.uploads`, :mod:`.webdownload`,
+:mod:`.query` (the ``q`` language), :mod:`.resources` (JSON rendering),
+:mod:`.client` (building clients against the emulator). It imports nothing else
+of colabmodels.
+
+Not emulated (each answers 404 ``notFound`` or is absent): comments and
+replies, apps, channels and ``*.watch`` push notifications, labels
+(``listLabels``/``modifyLabels``), ``generateCseToken``, the ``appDataFolder``
+and ``photos`` spaces, ``fullText`` search, PDF/Office/OpenDocument exports,
+content restrictions and resource keys.
 """
 
 from __future__ import annotations
@@ -52,6 +63,24 @@ Content = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 class FakeDrive:
     """A running (after :meth:`start` or ``with``) Drive v2 emulator.
+
+    Content helpers (all take paths like ``MyDrive/a/b.bin``; ids work too)::
+
+        fd.put("MyDrive/models/a.pth", b"...")                  # a file; folders made as needed
+        fd.put("Shareddrives/Team/models/a.pth", b"...")        # in shared drive "Team" (made on first use,
+                                                                # the default user is its organizer)
+        fd.add_shared_drive("Lab", members={"bob": "reader"})   # -> drive id (also its root folder's id)
+        fd.put("MyDrive/notes", b"text", mime_type="application/vnd.google-apps.document")  # a Google Doc
+        fd.put("MyDrive/table", b"a,b\n1,2\n", mime_type="application/vnd.google-apps.spreadsheet")
+        fd.put_shortcut("MyDrive/link-to-a", "MyDrive/models/a.pth")   # a shortcut (target path or id)
+        fd.put("MyDrive/img/cat.png", png_bytes)               # images get imageMediaMetadata and a
+                                                                # thumbnailLink serving a scaled image
+        fd.share(path, public=True, readers=[...], writers=[...])
+        fd.add_group("team@example.com", ["bob", "carol"])     # for type=group permissions
+
+    Google Docs store their text (Sheets: CSV) and export to the formats listed
+    in :mod:`.docs`; every content upload makes a revision (:mod:`.revisions`);
+    every change gets a change id (:mod:`.changes`).
 
     Args:
         data_dir: keep files and metadata here across restarts (default: a
@@ -305,7 +334,9 @@ class FakeDrive:
         """Create a file at ``MyDrive/...`` (folders are created as needed); returns its id.
 
         Args:
-            path: ``MyDrive/models/a.pth`` (relative to the owner's My Drive).
+            path: ``MyDrive/models/a.pth`` (relative to the owner's My Drive), or
+                ``Shareddrives/NAME/models/a.pth`` (the shared drive NAME is
+                created on first use, with the owner as organizer).
             data_or_path: bytes, an open binary file, or a local file path
                 (``str``/``PathLike``).
             description: Drive description.
@@ -315,6 +346,8 @@ class FakeDrive:
             owner: another user (``"bob"`` or ``"bob@example.com"``) owns the
                 file, so the default user cannot see it (unless ``public``).
             mime_type: default: guessed from the name, else ``application/octet-stream``.
+                ``application/vnd.google-apps.document`` makes a Google Doc
+                whose text is the content (``...spreadsheet``: CSV content).
             replace: replace the content of an existing file with this name
                 instead of adding a second file with the same title.
             modified: POSIX time for ``modifiedDate``.
@@ -374,6 +407,56 @@ class FakeDrive:
                 rec.public = True
         return rec.id
 
+    def add_shared_drive(
+        self,
+        name: str,
+        *,
+        members: Mapping[str, str] | None = None,
+        creator: str | None = None,
+    ) -> str:
+        """Create a shared drive; returns its id (which is also the id of its root folder).
+
+        Args:
+            name: the drive's name (``Shareddrives/NAME/...`` paths find it).
+            members: ``{"bob": "reader", ...}`` with roles ``organizer``,
+                ``fileOrganizer``, ``writer``, ``commenter`` or ``reader``.
+            creator: its first organizer (default: the default user).
+        """
+        email = self.add_user(creator) if creator else self.default_user
+        with self.store.lock:
+            drive = self.store.add_shared_drive(name, creator=email)
+            for who, role in (members or {}).items():
+                if role not in ("organizer", "fileOrganizer", "writer", "commenter", "reader"):
+                    raise ValueError(f"not a shared-drive role: {role!r}")
+                member = normalize_email(who)
+                if member not in self.store.groups:
+                    member = self.add_user(who)
+                drive.members[member] = role
+        return drive.id
+
+    def add_group(self, email: str, members: Iterable[str]) -> str:
+        """Create (or replace) a Google group with these member users; returns its address."""
+        group = normalize_email(email)
+        with self.store.lock:
+            self.store.groups[group] = [self.add_user(m) for m in members]
+            self.store.dirty = True
+        return group
+
+    def put_shortcut(self, path: str, target: str, *, owner: str | None = None) -> str:
+        """Create a shortcut at ``path`` pointing at ``target`` (an id or a path); returns its id."""
+        from .store import SHORTCUT_MIME
+
+        parts = split_drive_path(path)
+        if not parts:
+            raise ValueError(f"not a file path: {path!r}")
+        email = self.add_user(owner) if owner else self.default_user
+        with self.store.lock:
+            dest = self._record(target, owner)
+            folder = self.store.makedirs(parts[:-1], owner=email)
+            rec = self.store.create(owner=email, title=parts[-1], mime_type=SHORTCUT_MIME, parents=[folder.id])
+            rec.shortcut_target, rec.shortcut_target_mime = dest.id, dest.mime_type
+        return rec.id
+
     def share(
         self,
         path_or_id: str,
@@ -429,7 +512,7 @@ class FakeDrive:
         return [
             self.app.renderer.file(r, email)
             for r in self.store.snapshot()
-            if r.owner == email and not r.is_root and (include_folders or not r.is_folder)
+            if r.owner == email and not r.is_any_root and (include_folders or not r.is_folder)
         ]
 
     def trash(self, path_or_id: str, *, owner: str | None = None) -> None:

@@ -3,20 +3,31 @@
 :class:`DriveApp` is independent of sockets: it takes a :class:`~.server.Request`
 and returns a :class:`~.server.Response` (or raises :class:`~.errors.ApiError`).
 
-Endpoints (all under ``/drive/v2`` unless noted):
+Endpoints (all under ``/drive/v2`` unless noted); the method groups in their
+own modules are mixed into :class:`DriveApp`:
 
-* ``GET about``; ``GET drives`` (always empty)
+* ``GET about``
 * ``GET files`` (``q``, ``maxResults``, ``pageToken``, ``orderBy``, ``spaces``,
-  ``corpora``...), ``POST files`` (metadata-only insert), ``GET files/generateIds``,
+  ``corpora``, ``driveId``, ``includeItemsFromAllDrives``), ``POST files``
+  (metadata-only insert; folders, shortcuts, Google Docs), ``GET files/generateIds``,
   ``DELETE files/trash`` (empty trash)
-* ``GET|PUT|PATCH|DELETE files/{id}`` (``alt=media`` downloads, with ``Range``),
-  ``POST files/{id}/copy|trash|untrash|touch``
-* ``files/{id}/properties[/{key}]``, ``files/{id}/permissions[/{id}]``,
-  ``files/{id}/parents``, ``files/{id}/children``
+* ``GET|PUT|PATCH|DELETE files/{id}`` (``alt=media`` downloads, with ``Range``
+  and ``revisionId``), ``POST files/{id}/copy|trash|untrash|touch``
+* ``files/{id}/properties[/{key}]``, ``files/{id}/parents``, ``files/{id}/children``
+* :mod:`.permissions`: ``files/{id}/permissions[/{id}]``, ``permissionIds/{email}``
+* :mod:`.revisions`: ``files/{id}/revisions[/{id}]``
+* :mod:`.docs`: ``files/{id}/export`` and the ``exportLinks`` paths
+* :mod:`.drives`: ``drives[/{id}[/hide|unhide]]`` and ``teamdrives[/{id}]``
+* :mod:`.changes`: ``changes/startPageToken``, ``changes``, ``changes/{id}``
+* :mod:`.thumbnails`: ``/thumbnail/{id}/{rev}=sN`` (the ``thumbnailLink``)
+* :mod:`.batch`: ``POST /batch/drive/v2``
 * ``/upload/drive/v2/files[/{id}]`` with ``uploadType=media|multipart|resumable``
-  and the resumable session PUTs
+  (``convert=true`` for Docs) and the resumable session PUTs
 * ``POST /token`` (see :mod:`.auth`); ``/uc``, ``/download``, ``/file/d/{id}/...``
   (see :mod:`.webdownload`)
+
+Shared-drive items are invisible (404) to the methods that have a
+``supportsAllDrives`` parameter unless it is true, as on Drive.
 
 ``root`` works as a file id and in ``'root' in parents``.
 """
@@ -36,6 +47,9 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from . import webdownload
 from .auth import AuthService, TokenError
+from .changes import ChangesApi
+from .docs import EXPORT_PATHS, DocsApi, convert_upload, is_doc
+from .drives import DrivesApi, drive_not_found
 from .errors import (
     ApiError,
     auth_error,
@@ -47,10 +61,14 @@ from .errors import (
     not_found,
     rate_limit_exceeded,
 )
+from .handlers import Handler, truthy
+from .permissions import PermissionsApi
 from .resources import Renderer, etag_of, rfc3339
+from .revisions import RevisionsApi
 from .server import FileBody, Request, Response, json_response
 from .shaping import Fault, FaultPlan
-from .store import FOLDER_MIME, FileRecord, StagedBlob, Store, User
+from .store import FOLDER_MIME, SHORTCUT_MIME, FileRecord, StagedBlob, Store, User
+from .thumbnails import THUMBNAIL_PREFIX, ThumbnailsApi
 from .uploads import UploadManager, UploadSession, parse_content_range, parse_multipart_related
 
 __all__ = ["DriveApp"]
@@ -59,6 +77,12 @@ logger = logging.getLogger("colabmodels.testing.fakedrive")
 
 _API = "/drive/v2/"
 _UPLOAD = "/upload/drive/v2/"
+_BATCH = "/batch/drive/v2"
+_UNGATED = re.compile(
+    r"^(about|drives(/.*)?|teamdrives(/.*)?|permissionIds/.*|files/generateIds|files/trash"
+    r"|files/[^/]+/(revisions|properties|export)(/.*)?)$"
+)
+_CHILD_OR_PARENT = re.compile(r"^files/[^/]+/(children|parents)(/.*)?$")
 _MAX_PROPERTY_BYTES = 124
 _MAX_PROPERTIES = 100
 _ORDER_KEYS = {
@@ -76,11 +100,7 @@ _ORDER_KEYS = {
 }
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
-Handler = Callable[..., Response]
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.strip().lower() in ("1", "true", "yes")
+_truthy = truthy
 
 
 def parse_rfc3339(text: str) -> float:
@@ -97,7 +117,7 @@ def parse_rfc3339(text: str) -> float:
     return dt.timestamp()
 
 
-class DriveApp:
+class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, ThumbnailsApi):
     """Drive v2 behaviour over a :class:`~.store.Store`.
 
     Args:
@@ -145,7 +165,6 @@ class DriveApp:
         fid = r"(?P<file_id>[^/]+)"
         table: list[tuple[str, str, Handler]] = [
             ("GET", r"about", self.about_get),
-            ("GET", r"drives", self.drives_list),
             ("GET", r"files", self.files_list),
             ("POST", r"files", self.files_insert),
             ("GET", r"files/generateIds", self.files_generate_ids),
@@ -164,14 +183,17 @@ class DriveApp:
             ("PATCH", rf"files/{fid}/properties/(?P<key>[^/]+)", self.properties_patch),
             ("PUT", rf"files/{fid}/properties/(?P<key>[^/]+)", self.properties_patch),
             ("DELETE", rf"files/{fid}/properties/(?P<key>[^/]+)", self.properties_delete),
-            ("GET", rf"files/{fid}/permissions", self.permissions_list),
-            ("POST", rf"files/{fid}/permissions", self.permissions_insert),
-            ("GET", rf"files/{fid}/permissions/(?P<perm_id>[^/]+)", self.permissions_get),
-            ("DELETE", rf"files/{fid}/permissions/(?P<perm_id>[^/]+)", self.permissions_delete),
             ("GET", rf"files/{fid}/parents", self.parents_list),
+            ("POST", rf"files/{fid}/parents", self.parents_insert),
+            ("GET", rf"files/{fid}/parents/(?P<parent_id>[^/]+)", self.parents_get),
+            ("DELETE", rf"files/{fid}/parents/(?P<parent_id>[^/]+)", self.parents_delete),
             ("GET", rf"files/{fid}/children", self.children_list),
-            ("GET", rf"files/{fid}/export", self.files_export),
+            ("POST", rf"files/{fid}/children", self.children_insert),
+            ("GET", rf"files/{fid}/children/(?P<child_id>[^/]+)", self.children_get),
+            ("DELETE", rf"files/{fid}/children/(?P<child_id>[^/]+)", self.children_delete),
         ]
+        for group in (DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi):
+            table += group.routes(self)
         return [(m, re.compile("^" + p + "$"), h) for m, p, h in table]
 
     def classify(self, req: Request) -> tuple[str, bool]:
@@ -185,6 +207,8 @@ class DriveApp:
         if path.startswith(_API):
             is_media = req.method in ("GET", "HEAD") and req.query.get("alt") == "media"
             return "api", is_media
+        if path == _BATCH or path.startswith(THUMBNAIL_PREFIX) or path in EXPORT_PATHS:
+            return "api", path != _BATCH
         if webdownload.is_download_path(path):
             return "web", True
         return "exempt", False
@@ -192,11 +216,24 @@ class DriveApp:
     def dispatch(self, req: Request) -> Response:
         """Answer one request."""
         path = req.path
+        self.local.supports_all_drives = (
+            truthy(req.query.get("supportsAllDrives"))
+            or truthy(req.query.get("supportsTeamDrives"))
+            or not self._drive_support_gated(req)
+        )
         if path == "/token":
             return self.token(req)
+        if path == _BATCH:
+            from .batch import handle_batch
+
+            return handle_batch(self, req)
         if path.startswith(_UPLOAD):
             user = self._authenticate(req, optional="upload_id" in req.query)
             return self.upload(req, user)
+        if path.startswith(THUMBNAIL_PREFIX):
+            return self.thumbnail(req)
+        if path in EXPORT_PATHS:
+            return self.export_link(req)
         if path.startswith(_API):
             user = self._authenticate(req)
             rest = path[len(_API) :].rstrip("/")
@@ -214,6 +251,24 @@ class DriveApp:
                 raise ApiError(405, "methodNotAllowed", f"Method {req.method} not allowed for {path}")
             raise ApiError(404, "notFound", f"Not Found: {path}")
         return webdownload.handle(self, req)
+
+    @staticmethod
+    def _drive_support_gated(req: Request) -> bool:
+        """Whether the method has ``supportsAllDrives`` (without it, shared-drive items are hidden).
+
+        Methods without the parameter (revisions, properties, children/parents
+        listing, export...) reach shared-drive items regardless, as on Drive.
+        """
+        if req.path.startswith(_UPLOAD):
+            return True
+        if not req.path.startswith(_API):
+            return False
+        rest = req.path[len(_API) :].rstrip("/")
+        if _UNGATED.match(rest):
+            return False
+        if _CHILD_OR_PARENT.match(rest):
+            return req.method == "POST"
+        return True
 
     def _authenticate(self, req: Request, *, optional: bool = False) -> User:
         authorization = req.header("Authorization")
@@ -282,13 +337,17 @@ class DriveApp:
         rec = self.store.get(user.root_id if file_id == "root" else file_id)
         if rec is None or not self.store.can_read(rec, user.email):
             raise not_found(file_id)
+        if rec.drive_id is not None and not self.local.supports_all_drives:
+            # Drive hides shared-drive items from apps that do not declare support.
+            raise not_found(file_id)
         if write and not self.store.can_write(rec, user.email):
             raise insufficient_permissions()
         return rec
 
     def _owned(self, file_id: str, user: User) -> FileRecord:
+        """The record if ``user`` may delete it (owner; organizer/file organizer in a shared drive)."""
         rec = self._file(file_id, user)
-        if rec.owner != user.email:
+        if not self.store.can_delete(rec, user.email):
             raise insufficient_permissions()
         return rec
 
@@ -312,7 +371,9 @@ class DriveApp:
 
     def _parent_folder(self, pid: str, user: User) -> FileRecord:
         rec = self.store.get(user.root_id if pid == "root" else pid)
-        if rec is None or not self.store.can_read(rec, user.email):
+        if rec is None or not self.store.can_read(rec, user.email) or (
+            rec.drive_id is not None and not self.local.supports_all_drives
+        ):
             raise not_found(pid, location="parents")
         if not rec.is_folder:
             raise bad_request(f"The specified parent is not a folder: {pid}", location="parents")
@@ -388,7 +449,7 @@ class DriveApp:
             rec.original_filename = str(body["originalFilename"])
         parents = self._parents_from(body, user)
         new_parents = list(rec.parents)
-        if parents is not None and not rec.is_root:
+        if parents is not None and not rec.is_any_root:
             new_parents = parents
         if not creating:
             for pid in filter(None, params.get("addParents", "").split(",")):
@@ -419,10 +480,30 @@ class DriveApp:
         if creating and body.get("createdDate"):
             rec.created = parse_rfc3339(str(body["createdDate"]))
 
+    def _shortcut_target(self, body: dict[str, Any], mime: str, user: User, *, has_content: bool) -> FileRecord | None:
+        """The target of a shortcut being created (None for other files); validates ``shortcutDetails``."""
+        details = body.get("shortcutDetails")
+        if mime != SHORTCUT_MIME:
+            if details:
+                raise bad_request("shortcutDetails can only be set on shortcuts", location="shortcutDetails")
+            return None
+        if has_content:
+            raise bad_request("Shortcuts cannot have content", location="mimeType")
+        target_id = details.get("targetId") if isinstance(details, dict) else None
+        if not isinstance(target_id, str) or not target_id:
+            raise bad_request("A shortcut needs shortcutDetails.targetId", location="shortcutDetails.targetId",
+                              reason="required")
+        target = self.store.get(target_id)
+        if target is None or not self.store.can_read(target, user.email):
+            raise not_found(target_id, location="shortcutDetails.targetId")
+        if target.shortcut_target:
+            raise bad_request("A shortcut cannot point at another shortcut", location="shortcutDetails.targetId")
+        return target
+
     def _set_trashed(self, rec: FileRecord, user: User, trashed: bool) -> None:
-        if rec.owner != user.email:
+        if not self.store.can_delete(rec, user.email):
             raise insufficient_permissions()
-        if rec.is_root:
+        if rec.is_any_root:
             raise bad_request("The root folder cannot be trashed")
         rec.explicitly_trashed = trashed
         rec.trashed_date = time.time() if trashed else None
@@ -449,6 +530,7 @@ class DriveApp:
         mime = body.get("mimeType") or content_type or "application/octet-stream"
         if mime == FOLDER_MIME and blob is not None:
             raise bad_request("Folders cannot have content", location="mimeType")
+        shortcut = self._shortcut_target(body, mime, user, has_content=blob is not None)
         title = body.get("title")
         if not isinstance(title, str) or title == "":
             title = "Untitled" if mime != FOLDER_MIME else "Untitled folder"
@@ -471,6 +553,8 @@ class DriveApp:
                 starred=probe.starred,
             )
             rec.hidden, rec.restricted, rec.viewed = probe.hidden, probe.restricted, probe.viewed
+            if shortcut is not None:
+                rec.shortcut_target, rec.shortcut_target_mime = shortcut.id, shortcut.mime_type
             if body.get("modifiedDate"):
                 rec.modified = probe.modified
             if body.get("createdDate"):
@@ -483,36 +567,38 @@ class DriveApp:
         """``GET about``."""
         return json_response(self.renderer.about(user))
 
-    def drives_list(self, req: Request, user: User) -> Response:
-        """``GET drives``: the emulator has no shared drives."""
-        return json_response({"kind": "drive#driveList", "items": []})
-
     # -------------------------------------------------------------- files
 
     def _query_view(self, rec: FileRecord, user: User) -> dict[str, Any]:
         """The fields the ``q`` predicate reads, cheaper than the full resource."""
         store = self.store
-        direct = rec.owner == user.email or any(
-            user.email in a.readers or user.email in a.writers for a in store.ancestors_and_self(rec)
+        email = user.email
+        shared_with_me = rec.drive_id is None and rec.owner != email and any(
+            email in a.readers
+            or email in a.writers
+            or any(g["type"] != "anyone" and not g.get("withLink") and store._grant_applies(g, email) for g in a.grants)
+            for a in store.ancestors_and_self(rec)
         )
         view: dict[str, Any] = {
             "id": rec.id,
             "title": rec.title,
             "mimeType": rec.mime_type,
             "parents": [{"id": p} for p in rec.parents],
-            "owners": [{"emailAddress": rec.owner}],
+            "owners": [] if rec.drive_id is not None else [{"emailAddress": rec.owner}],
             "labels": {
                 "trashed": store.is_trashed(rec),
                 "starred": rec.starred,
                 "hidden": rec.hidden,
             },
-            "sharedWithMe": rec.owner != user.email and direct,
+            "sharedWithMe": shared_with_me,
             "modifiedDate": rfc3339(rec.modified),
             "createdDate": rfc3339(rec.created),
             "properties": rec.properties,
         }
         if rec.viewed or rec.owner == user.email:
             view["lastViewedByMeDate"] = rfc3339(rec.modified)
+        if rec.shortcut_target:
+            view["shortcutDetails"] = {"targetId": rec.shortcut_target}
         return view
 
     def _listable(self, rec: FileRecord, user: User, q: str) -> bool:
@@ -522,16 +608,14 @@ class DriveApp:
         the query names one of their parents (listing a shared folder), as on Drive.
         """
         store = self.store
-        if rec.is_root:
+        if rec.is_any_root:
             return False
-        if rec.owner == user.email:
+        if rec.drive_id is None and rec.owner == user.email:
             return True
         role = store.role(rec, user.email)
         if role is None:
             return False
-        direct = any(user.email in a.readers or user.email in a.writers or a.owner == user.email
-                     for a in store.ancestors_and_self(rec))
-        return direct or any(pid in q for pid in rec.parents)
+        return store.has_direct_access(rec, user.email) or any(pid in q for pid in rec.parents)
 
     def _compile_q(self, q: str, user: User) -> Callable[[dict[str, Any]], bool]:
         from .query import QueryError, compile_query  # written separately; imported when needed
@@ -593,13 +677,7 @@ class DriveApp:
                 location="maxResults",
             )
         max_results = max_results or 100
-        corpora = params.get("corpora", "default")
-        if corpora not in ("default", "user", "domain", "drive", "allDrives", "allTeamDrives"):
-            raise bad_request(f"Invalid Value: corpora {corpora!r}", location="corpora")
-        drive_id = params.get("driveId") or params.get("teamDriveId")
-        if corpora == "drive" or drive_id:
-            raise ApiError(404, "notFound", f"Shared drive not found: {drive_id or ''}", location="driveId",
-                           location_type="parameter")
+        in_drives = self._drive_scope(params, user)
         spaces = {s.strip() for s in params.get("spaces", "drive").split(",") if s.strip()}
         predicate = self._compile_q(q, user)
         token = self._decode_page_token(params.get("pageToken"))
@@ -611,7 +689,9 @@ class DriveApp:
             if order_by:
                 key = self._order_key(order_by)
                 matches = [
-                    r for r in records if self._listable(r, user, q) and predicate(self._query_view(r, user))
+                    r
+                    for r in records
+                    if in_drives(r) and self._listable(r, user, q) and predicate(self._query_view(r, user))
                 ]
                 matches.sort(key=key)
                 offset = int(token.get("o", 0))
@@ -622,7 +702,7 @@ class DriveApp:
                 after = int(token.get("s", 0))
                 page = []
                 for r in records:
-                    if r.seq <= after:
+                    if r.seq <= after or not in_drives(r):
                         continue
                     if not self._listable(r, user, q) or not predicate(self._query_view(r, user)):
                         continue
@@ -644,6 +724,39 @@ class DriveApp:
             link_params["pageToken"] = next_token
             body["nextLink"] = f"{self.base_url}drive/v2/files?{urlencode(link_params)}"
         return json_response(body)
+
+    def _drive_scope(self, params: dict[str, str], user: User) -> Callable[[FileRecord], bool]:
+        """Check ``corpora``/``driveId``/``includeItemsFromAllDrives``; the filter they give."""
+        corpora = params.get("corpora") or "default"
+        if corpora not in ("default", "user", "domain", "drive", "allDrives", "teamDrive", "allTeamDrives"):
+            raise bad_request(f"Invalid Value: corpora {corpora!r}", location="corpora")
+        corpora = {"teamDrive": "drive", "allTeamDrives": "allDrives"}.get(corpora, corpora)
+        drive_id = params.get("driveId") or params.get("teamDriveId")
+        include = _truthy(params.get("includeItemsFromAllDrives")) or _truthy(params.get("includeTeamDriveItems"))
+        if include and not self.local.supports_all_drives:
+            raise bad_request(
+                "The includeItemsFromAllDrives parameter can only be set to true if supportsAllDrives is also "
+                "set to true.",
+                location="includeItemsFromAllDrives",
+            )
+        if (corpora == "drive") != bool(drive_id):
+            raise bad_request(
+                "The driveId parameter must be specified if and only if corpora is set to drive.",
+                location="driveId",
+            )
+        if corpora in ("drive", "allDrives") and not include:
+            raise bad_request(
+                f"The includeItemsFromAllDrives parameter must be set to true when corpora is {corpora}.",
+                location="includeItemsFromAllDrives",
+            )
+        if drive_id:
+            drive = self.store.drives.get(drive_id)
+            if drive is None or user.email not in drive.members:
+                raise drive_not_found(drive_id)
+            return lambda r: r.drive_id == drive_id
+        if include:
+            return lambda r: True
+        return lambda r: r.drive_id is None
 
     @staticmethod
     def _encode_page_token(data: dict[str, Any]) -> str:
@@ -669,6 +782,9 @@ class DriveApp:
         """``GET files/{id}``: metadata, or content with ``alt=media``."""
         rec = self._file(file_id, user)
         if req.query.get("alt") == "media":
+            rev_id = req.query.get("revisionId")
+            if rev_id and rec.is_binary and not rec.is_folder:
+                return self.media_file(req, rec, self.find_revision(rec, rev_id))
             return self.media(req, rec)
         return json_response(self._resource(rec, user))
 
@@ -697,7 +813,7 @@ class DriveApp:
     def files_delete(self, req: Request, user: User, file_id: str) -> Response:
         """``DELETE files/{id}``: delete for good (owner only)."""
         rec = self._owned(file_id, user)
-        if rec.is_root:
+        if rec.is_any_root:
             raise insufficient_permissions("The root folder cannot be deleted.")
         self.store.delete(rec)
         return Response(204)
@@ -705,7 +821,8 @@ class DriveApp:
     def files_empty_trash(self, req: Request, user: User) -> Response:
         """``DELETE files/trash``: delete everything the user trashed."""
         for rec in self.store.snapshot():
-            if rec.owner == user.email and rec.explicitly_trashed and self.store.get(rec.id) is not None:
+            if (rec.owner == user.email and rec.drive_id is None and rec.explicitly_trashed
+                    and self.store.get(rec.id) is not None):
                 self.store.delete(rec)
         return Response(204)
 
@@ -755,11 +872,6 @@ class DriveApp:
                 blob.path.unlink(missing_ok=True)
             raise
         return json_response(self._resource(rec, user))
-
-    def files_export(self, req: Request, user: User, file_id: str) -> Response:
-        """``GET files/{id}/export``: the emulator stores no Docs Editors files."""
-        self._file(file_id, user)
-        raise ApiError(403, "fileNotExportable", "Export only supports Docs Editors files.")
 
     def files_generate_ids(self, req: Request, user: User) -> Response:
         """``GET files/generateIds``."""
@@ -842,76 +954,6 @@ class DriveApp:
             self.store.touch(rec, by=user.email)
         return Response(204)
 
-    # ------------------------------------------------------- permissions
-
-    def permissions_list(self, req: Request, user: User, file_id: str) -> Response:
-        """``GET files/{id}/permissions``."""
-        rec = self._file(file_id, user)
-        return json_response(
-            {
-                "kind": "drive#permissionList",
-                "etag": etag_of(rec.id, rec.version, "perms"),
-                "selfLink": f"{self.renderer.api}files/{rec.id}/permissions",
-                "items": self.renderer.permissions(rec, user.email),
-            }
-        )
-
-    def permissions_get(self, req: Request, user: User, file_id: str, perm_id: str) -> Response:
-        """``GET files/{id}/permissions/{permissionId}``."""
-        rec = self._file(file_id, user)
-        for p in self.renderer.permissions(rec, user.email):
-            if p["id"] == perm_id or (perm_id == "anyone" and p["id"] == "anyoneWithLink"):
-                return json_response(p)
-        raise ApiError(404, "notFound", f"Permission not found: {perm_id}.", location="permissionId",
-                       location_type="parameter")
-
-    def permissions_insert(self, req: Request, user: User, file_id: str) -> Response:
-        """``POST files/{id}/permissions``: share with a user or with anyone with the link."""
-        rec = self._file(file_id, user, write=True)
-        body = req.json_body()
-        ptype, role = body.get("type"), body.get("role")
-        if role not in ("reader", "writer", "commenter", "owner"):
-            raise bad_request(f"Invalid permission role: {role}", location="role")
-        with self.store.lock:
-            if ptype == "anyone":
-                rec.public = True
-                perm_id = "anyoneWithLink"
-            elif ptype in ("user", "group"):
-                email = str(body.get("value") or body.get("emailAddress") or "").lower()
-                if "@" not in email:
-                    raise bad_request("Permission value must be an email address", location="value")
-                target = self.store.add_user(email)
-                if role == "writer":
-                    if email not in rec.writers:
-                        rec.writers.append(email)
-                elif email not in rec.readers:
-                    rec.readers.append(email)
-                perm_id = target.permission_id
-            else:
-                raise bad_request(f"Invalid permission type: {ptype}", location="type")
-            self.store.touch(rec, by=user.email, modified=rec.modified)
-        for p in self.renderer.permissions(rec, user.email):
-            if p["id"] == perm_id:
-                return json_response(p)
-        raise backend_error(500)
-
-    def permissions_delete(self, req: Request, user: User, file_id: str, perm_id: str) -> Response:
-        """``DELETE files/{id}/permissions/{permissionId}``."""
-        rec = self._file(file_id, user, write=True)
-        with self.store.lock:
-            if perm_id in ("anyoneWithLink", "anyone"):
-                if not rec.public:
-                    raise ApiError(404, "notFound", f"Permission not found: {perm_id}.")
-                rec.public = False
-            else:
-                emails = [e for e in rec.readers + rec.writers if self.store.user(e).permission_id == perm_id]
-                if not emails:
-                    raise ApiError(404, "notFound", f"Permission not found: {perm_id}.")
-                rec.readers = [e for e in rec.readers if e not in emails]
-                rec.writers = [e for e in rec.writers if e not in emails]
-            self.store.touch(rec, by=user.email, modified=rec.modified)
-        return Response(204)
-
     # ------------------------------------------------ parents and children
 
     def parents_list(self, req: Request, user: User, file_id: str) -> Response:
@@ -925,6 +967,85 @@ class DriveApp:
                 "items": [self.renderer.parent_ref(rec.id, p) for p in rec.parents],
             }
         )
+
+    def _child_ref(self, folder_id: str, child_id: str) -> dict[str, Any]:
+        return {
+            "kind": "drive#childReference",
+            "id": child_id,
+            "selfLink": f"{self.renderer.api}files/{folder_id}/children/{child_id}",
+            "childLink": f"{self.renderer.api}files/{child_id}",
+        }
+
+    def _link(self, child: FileRecord, folder_id: str, user: User, *, add: bool) -> None:
+        """Add ``folder_id`` to (or remove it from) the parents of ``child``."""
+        if child.is_any_root:
+            raise bad_request("A root folder has no parents", location="fileId")
+        with self.store.lock:
+            parents = list(child.parents)
+            if add:
+                folder = self._parent_folder(folder_id, user)
+                if child.is_folder and self.store.is_descendant(folder, child.id):
+                    raise bad_request("A folder cannot be moved into itself or its subfolders", location="parents")
+                if folder.id in parents:
+                    return
+                if (child.drive_id is not None or folder.drive_id is not None) and parents:
+                    raise ApiError(403, "teamDrivesParentLimit",
+                                   "A shared drive item must have exactly one parent.")
+                parents.append(folder.id)
+            else:
+                real = user.root_id if folder_id == "root" else folder_id
+                if real not in parents:
+                    raise ApiError(404, "notFound", f"Parent not found: {folder_id}", location="parentId",
+                                   location_type="parameter")
+                parents.remove(real)
+            self.store.set_parents(child, parents)
+            self.store.touch(child, by=user.email, modified=child.modified)
+
+    def parents_get(self, req: Request, user: User, file_id: str, parent_id: str) -> Response:
+        """``GET files/{id}/parents/{parentId}``."""
+        rec = self._file(file_id, user)
+        real = user.root_id if parent_id == "root" else parent_id
+        if real not in rec.parents:
+            raise ApiError(404, "notFound", f"Parent not found: {parent_id}", location="parentId",
+                           location_type="parameter")
+        return json_response(self.renderer.parent_ref(rec.id, real))
+
+    def parents_insert(self, req: Request, user: User, file_id: str) -> Response:
+        """``POST files/{id}/parents`` (body ``{"id": folder}``)."""
+        rec = self._file(file_id, user, write=True)
+        folder_id = str(req.json_body().get("id") or "")
+        if not folder_id:
+            raise bad_request("Required: id", location="id", reason="required")
+        self._link(rec, folder_id, user, add=True)
+        return json_response(self.renderer.parent_ref(rec.id, user.root_id if folder_id == "root" else folder_id))
+
+    def parents_delete(self, req: Request, user: User, file_id: str, parent_id: str) -> Response:
+        """``DELETE files/{id}/parents/{parentId}``."""
+        self._link(self._file(file_id, user, write=True), parent_id, user, add=False)
+        return Response(204)
+
+    def children_get(self, req: Request, user: User, file_id: str, child_id: str) -> Response:
+        """``GET files/{folderId}/children/{childId}``."""
+        folder = self._file(file_id, user)
+        child = self.store.get(child_id)
+        if child is None or folder.id not in child.parents or not self.store.can_read(child, user.email):
+            raise ApiError(404, "notFound", f"Child not found: {child_id}", location="childId",
+                           location_type="parameter")
+        return json_response(self._child_ref(folder.id, child.id))
+
+    def children_insert(self, req: Request, user: User, file_id: str) -> Response:
+        """``POST files/{folderId}/children`` (body ``{"id": child}``): put a file in a folder."""
+        child_id = str(req.json_body().get("id") or "")
+        if not child_id:
+            raise bad_request("Required: id", location="id", reason="required")
+        child = self._file(child_id, user, write=True)
+        self._link(child, file_id, user, add=True)
+        return json_response(self._child_ref(user.root_id if file_id == "root" else file_id, child.id))
+
+    def children_delete(self, req: Request, user: User, file_id: str, child_id: str) -> Response:
+        """``DELETE files/{folderId}/children/{childId}``: take a file out of a folder."""
+        self._link(self._file(child_id, user, write=True), file_id, user, add=False)
+        return Response(204)
 
     def children_list(self, req: Request, user: User, file_id: str) -> Response:
         """``GET files/{id}/children`` (``q``, ``maxResults``, ``pageToken``)."""
@@ -968,18 +1089,34 @@ class DriveApp:
 
     def media(self, req: Request, rec: FileRecord, *, extra_headers: list[tuple[str, str]] | None = None) -> Response:
         """The content of ``rec``, honouring a single ``Range: bytes=a-b``."""
+        return self.media_file(req, rec, None, extra_headers)
+
+    def media_file(
+        self,
+        req: Request,
+        rec: FileRecord,
+        rev: dict[str, Any] | None = None,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> Response:
+        """The content of ``rec`` (or of its revision ``rev``), honouring a single ``Range``."""
         if rec.is_folder or not rec.is_binary or not rec.has_blob:
             raise file_not_downloadable(rec.id)
-        try:
-            f = open(self.store.blob_path(rec), "rb")  # noqa: SIM115 - closed by the server
-        except FileNotFoundError:
-            raise not_found(rec.id)
-        size = rec.size
+        with self.store.lock:
+            if rev is None or rev is (rec.revisions[-1] if rec.revisions else None):
+                path, size, md5, mime, tag = self.store.blob_path(rec), rec.size, rec.md5, rec.mime_type, rec.version
+                modified = rec.modified
+            else:
+                path, size, md5 = self.store.revision_blob(rec, rev), int(rev["size"]), rev.get("md5")
+                mime, tag, modified = rev.get("mime") or rec.mime_type, rev["id"], float(rev["modified"])
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed by the server
+            except FileNotFoundError:
+                raise not_found(rec.id)
         headers = [
-            ("Content-Type", rec.mime_type or "application/octet-stream"),
-            ("ETag", etag_of(rec.id, rec.version, rec.md5)),
-            ("Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(rec.modified))),
-            ("X-Goog-Hash", "md5=" + base64.b64encode(bytes.fromhex(rec.md5 or "")).decode()),
+            ("Content-Type", mime or "application/octet-stream"),
+            ("ETag", etag_of(rec.id, tag, md5)),
+            ("Last-Modified", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(modified))),
+            ("X-Goog-Hash", "md5=" + base64.b64encode(bytes.fromhex(md5 or "")).decode()),
             ("Accept-Ranges", "bytes"),
             *(extra_headers or []),
         ]
@@ -1065,14 +1202,30 @@ class DriveApp:
         content_type: str | None,
     ) -> Response:
         try:
+            if target is None and _truthy(params.get("convert")):
+                blob, metadata = self._convert(blob, metadata, content_type)
             if target is None:
                 rec = self._create(metadata, user, params, blob=blob, content_type=content_type)
             else:
                 rec = target
                 if self.store.get(rec.id) is None:
                     raise not_found(rec.id)
+                if is_doc(rec):
+                    # New content for a Google Doc/Sheet is converted, as Drive does.
+                    source = str(content_type or "")
+                    if not source or source.startswith("application/vnd.google-apps."):
+                        source = "text/csv" if "spreadsheet" in rec.mime_type else "text/plain"
+                    converted = convert_upload(blob.path.read_bytes(), source)
+                    if converted is None or converted[0] != rec.mime_type:
+                        raise bad_request(f"Cannot convert {content_type} into {rec.mime_type}",
+                                          location="mimeType")
+                    writer = self.store.new_blob()
+                    writer.write(converted[1])
+                    blob.path.unlink(missing_ok=True)
+                    blob = writer.finish()
+                    metadata = {k: v for k, v in metadata.items() if k != "mimeType"}
                 with self.store.lock:
-                    if not rec.is_binary or rec.is_folder:
+                    if rec.is_folder or not (rec.is_binary or is_doc(rec)):
                         raise bad_request("This file cannot have content", location="mimeType")
                     self._edit(rec, metadata, user, params)
                     self.store.attach_blob(rec, blob, by=user.email)
@@ -1082,6 +1235,20 @@ class DriveApp:
             blob.path.unlink(missing_ok=True)
             raise
         return json_response(self._resource(rec, user))
+
+    def _convert(self, blob: StagedBlob, metadata: dict[str, Any], content_type: str | None) -> tuple[StagedBlob, dict[str, Any]]:
+        """``convert=true``: text, HTML and CSV uploads become Google Docs/Sheets (see :mod:`.docs`)."""
+        source = str(metadata.get("mimeType") or content_type or "")
+        if source.startswith("application/vnd.google-apps.") or blob.size > 50 * 1024 * 1024:
+            return blob, metadata
+        converted = convert_upload(blob.path.read_bytes(), source)
+        if converted is None:
+            return blob, metadata
+        google_mime, data = converted
+        writer = self.store.new_blob()
+        writer.write(data)
+        blob.path.unlink(missing_ok=True)
+        return writer.finish(), {**metadata, "mimeType": google_mime}
 
     def _upload_start(self, req: Request, user: User, target: FileRecord | None) -> Response:
         metadata = req.json_body()

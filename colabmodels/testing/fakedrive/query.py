@@ -55,10 +55,13 @@ term                          operators                reads
 
 Differences from the real service, all deliberate and conservative:
 
-* ``contains`` is a case-insensitive *substring* match. Real Drive does a
-  token-prefix match on ``title`` (``'HelloWorld'`` matches ``contains 'Hello'``
-  but not ``contains 'World'``), so the emulator can match more files than Drive
-  does, never fewer; code under test should only rely on prefix matches.
+* ``title contains`` matches word prefixes, as Drive does: the title and the
+  needle are split into words at every character that is not a letter or digit,
+  and every needle word must be the start of some title word, ignoring case
+  (``'HelloWorld'`` matches ``contains 'Hello'`` but not ``contains 'World'``;
+  ``'model_v2.pth'`` matches ``contains 'v2 mod'``). A needle without letters or
+  digits falls back to a case-insensitive substring match. ``mimeType contains``
+  is a case-insensitive substring match.
 * ``'root' in parents`` and ``'me' in owners`` need ``aliases`` (``{"root":
   <root folder id>, "me": <user email>}``); without one the query is rejected
   rather than compared against the literal word.
@@ -67,9 +70,10 @@ Differences from the real service, all deliberate and conservative:
   here is not documented precisely).
 * A date term on a file that lacks that date (e.g. ``lastViewedByMeDate`` of a
   never-viewed file) is false for every operator, including ``!=``.
-* ``fullText``, ``writers``, ``readers``, ``visibility`` and Drive v3 or
-  shared-drive terms (``name``, ``modifiedTime``, ``memberCount``...) are not
-  supported and raise :class:`QueryError`.
+* ``fullText``, ``writers``, ``readers``, ``visibility`` and Drive v3 terms
+  (``name``, ``modifiedTime``...) are not supported and raise :class:`QueryError`.
+  :func:`compile_drive_query` is the ``drives.list`` variant (``name``,
+  ``hidden``, ``createdTime``, ``memberCount``, ``organizerCount``).
 * Dates are RFC 3339 (``2012-06-04T12:00:00``, optional fraction, ``Z`` or
   ``+hh:mm``; no offset means UTC). A bare ``2012-06-04`` is taken as midnight
   UTC.
@@ -83,7 +87,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["Predicate", "QueryError", "compile_query", "parse_rfc3339"]
+__all__ = ["Predicate", "QueryError", "compile_drive_query", "compile_query", "parse_rfc3339", "words_match"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 """A compiled query: takes a Drive v2 file resource, returns whether it matches."""
@@ -268,7 +272,7 @@ _BOOL_FIELDS: Final[dict[str, Callable[[Mapping[str, Any]], bool]]] = {
     "hidden": _labels_flag("hidden"),
     "sharedWithMe": lambda f: bool(f.get("sharedWithMe", False)),
 }
-_COLLECTIONS: Final = ("parents", "owners")
+_COLLECTIONS: Final[tuple[str, ...]] = ("parents", "owners")
 _COLLECTION_ALIASES: Final = {"parents": "root", "owners": "me"}
 
 # Terms that exist in some Drive search language but that the emulator refuses.
@@ -293,6 +297,26 @@ _UNSUPPORTED: Final[dict[str, str]] = {
 _ALL_TERMS: Final = frozenset(
     [*_STRING_FIELDS, *_DATE_FIELDS, *_BOOL_FIELDS, *_COLLECTIONS, "properties"]
 )
+
+
+_WORD_SPLIT: Final = re.compile(r"[^0-9a-z]+")
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _WORD_SPLIT.split(text.casefold()) if w]
+
+
+def words_match(needle: str, haystack: str) -> bool:
+    """Drive's ``title contains``: every word of ``needle`` starts some word of ``haystack``.
+
+    Words are runs of letters and digits, compared without case. A needle with
+    no words is a plain case-insensitive substring test.
+    """
+    wanted = _words(needle)
+    if not wanted:
+        return needle.casefold() in haystack.casefold()
+    have = _words(haystack)
+    return all(any(h.startswith(w) for h in have) for w in wanted)
 
 
 def _all(preds: Sequence[Predicate]) -> Predicate:
@@ -327,6 +351,16 @@ _COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
 
 
 class _Parser:
+    STRING_FIELDS: Mapping[str, Callable[[Mapping[str, Any]], Any]] = _STRING_FIELDS
+    CONTAINS_FIELDS: frozenset[str] = _CONTAINS_FIELDS
+    PREFIX_FIELDS: frozenset[str] = frozenset({"title"})
+    DATE_FIELDS: tuple[str, ...] = _DATE_FIELDS
+    BOOL_FIELDS: Mapping[str, Callable[[Mapping[str, Any]], bool]] = _BOOL_FIELDS
+    NUMBER_FIELDS: frozenset[str] = frozenset()
+    COLLECTIONS: tuple[str, ...] = _COLLECTIONS
+    UNSUPPORTED: Mapping[str, str] = _UNSUPPORTED
+    ALL_TERMS: frozenset[str] = _ALL_TERMS
+
     def __init__(self, q: str, aliases: Mapping[str, str]) -> None:
         self.q = q
         self.aliases = aliases
@@ -434,11 +468,11 @@ class _Parser:
     def _field_name(self) -> _Token:
         tok = self._next()
         name = tok.value
-        if name in _ALL_TERMS:
+        if name in self.ALL_TERMS:
             return tok
-        if name in _UNSUPPORTED:
-            raise self._error(_UNSUPPORTED[name], tok)
-        near = [t for t in _ALL_TERMS if t.lower() == name.lower()]
+        if name in self.UNSUPPORTED:
+            raise self._error(self.UNSUPPORTED[name], tok)
+        near = [t for t in self.ALL_TERMS if t.lower() == name.lower()]
         hint = f" (did you mean '{near[0]}'? terms are case-sensitive)" if near else ""
         raise self._error(f"unknown search term {name!r}{hint}", tok)
 
@@ -447,9 +481,9 @@ class _Parser:
         self._expect_kw("in", "after a string value (as in 'ID' in parents)")
         coll_tok = self._next()
         coll = coll_tok.value
-        if coll_tok.kind != "word" or coll not in _COLLECTIONS:
-            if coll_tok.kind == "word" and coll in _UNSUPPORTED:
-                raise self._error(_UNSUPPORTED[coll], coll_tok)
+        if coll_tok.kind != "word" or coll not in self.COLLECTIONS:
+            if coll_tok.kind == "word" and coll in self.UNSUPPORTED:
+                raise self._error(self.UNSUPPORTED[coll], coll_tok)
             raise self._error(
                 f"'in' needs 'parents' or 'owners' on its right, found {self._describe(coll_tok)}",
                 coll_tok,
@@ -477,33 +511,44 @@ class _Parser:
     def _field_term(self) -> Predicate:
         field_tok = self._field_name()
         name = field_tok.value
-        if name in _COLLECTIONS:
+        if name in self.COLLECTIONS:
             raise self._error(f"'{name}' must be used as 'VALUE' in {name}", field_tok)
         if name == "properties":
             return self._properties_has()
         op_tok = self._next()
         if self._is_kw(op_tok, "contains"):
-            if name not in _CONTAINS_FIELDS:
+            if name not in self.CONTAINS_FIELDS:
                 raise self._error(f"'contains' is not valid for '{name}'", op_tok)
-            needle = self._expect("string", f"after '{name} contains'").value.casefold()
-            getter = _STRING_FIELDS[name]
+            raw_needle = self._expect("string", f"after '{name} contains'").value
+            getter = self.STRING_FIELDS[name]
+            if name in self.PREFIX_FIELDS:
+                return lambda f: words_match(raw_needle, str(getter(f) or ""))
+            needle = raw_needle.casefold()
             return lambda f: needle in str(getter(f) or "").casefold()
         if op_tok.kind != "op":
             raise self._error(
                 f"expected an operator after '{name}', found {self._describe(op_tok)}", op_tok
             )
         op = op_tok.value
-        if name in _BOOL_FIELDS:
+        if name in self.BOOL_FIELDS:
             return self._bool_term(name, op_tok)
-        if name in _DATE_FIELDS:
+        if name in self.DATE_FIELDS:
             return self._date_term(name, op)
+        if name in self.NUMBER_FIELDS:
+            return self._number_term(name, op)
         # string fields
         if op not in ("=", "!="):
             raise self._error(f"operator '{op}' is not valid for '{name}'", op_tok)
         lit = self._expect("string", f"after '{name} {op}'").value
-        getter = _STRING_FIELDS[name]
+        getter = self.STRING_FIELDS[name]
         cmp = _COMPARE[op]
         return lambda f: cmp(getter(f), lit)
+
+    def _number_term(self, name: str, op: str) -> Predicate:
+        tok = self._expect("number", f"after '{name} {op}'")
+        value = float(tok.value)
+        cmp = _COMPARE[op]
+        return lambda f: f.get(name) is not None and cmp(float(f[name]), value)
 
     def _bool_term(self, name: str, op_tok: _Token) -> Predicate:
         op = op_tok.value
@@ -516,7 +561,7 @@ class _Parser:
                 val_tok,
             )
         wanted = val_tok.value.lower() == "true"
-        getter = _BOOL_FIELDS[name]
+        getter = self.BOOL_FIELDS[name]
         if op == "=":
             return lambda f: getter(f) == wanted
         return lambda f: getter(f) != wanted
@@ -627,3 +672,38 @@ def compile_query(q: str, *, aliases: Mapping[str, str] | None = None) -> Predic
     if not isinstance(q, str):
         raise TypeError(f"query must be a str, not {type(q).__name__}")
     return _Parser(q, aliases or {}).parse()
+
+
+class _DriveParser(_Parser):
+    """The ``drives.list`` ``q`` language (shared-drive terms)."""
+
+    STRING_FIELDS = {"name": lambda d: d.get("name")}
+    CONTAINS_FIELDS = frozenset({"name"})
+    PREFIX_FIELDS = frozenset({"name"})
+    DATE_FIELDS = ("createdTime", "createdDate")
+    BOOL_FIELDS = {"hidden": lambda d: bool(d.get("hidden", False))}
+    NUMBER_FIELDS = frozenset({"memberCount", "organizerCount"})
+    COLLECTIONS = ()
+    UNSUPPORTED = {
+        "title": "shared drives are searched by 'name', not 'title'",
+        "orgUnitId": "'orgUnitId' is not supported by the emulator",
+    }
+    ALL_TERMS = frozenset({"name", "hidden", "createdTime", "createdDate", "memberCount", "organizerCount"})
+
+    def _date_term(self, name: str, op: str) -> Predicate:
+        inner = super()._date_term("createdTime", op)
+        return inner
+
+
+def compile_drive_query(q: str) -> Predicate:
+    """Compile a ``drives.list`` ``q`` string into a predicate over shared-drive views.
+
+    The view is a dict with ``name``, ``hidden``, ``createdTime`` (RFC 3339),
+    ``memberCount`` and ``organizerCount``.
+
+    Raises:
+        QueryError: as :func:`compile_query`.
+    """
+    if not isinstance(q, str):
+        raise TypeError(f"query must be a str, not {type(q).__name__}")
+    return _DriveParser(q, {}).parse()

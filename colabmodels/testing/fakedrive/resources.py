@@ -82,6 +82,13 @@ class Renderer:
             "isRoot": bool(parent is not None and parent.is_root),
         }
 
+    @staticmethod
+    def role_fields(role: str) -> dict[str, Any]:
+        """``role`` (and ``additionalRoles``) of a v2 permission for an emulator role."""
+        if role == "commenter":
+            return {"role": "reader", "additionalRoles": ["commenter"]}
+        return {"role": role}
+
     def property(self, rec: FileRecord, prop: dict[str, str]) -> dict[str, Any]:
         """A ``drive#property``."""
         vis = prop.get("visibility", "PRIVATE")
@@ -96,12 +103,18 @@ class Renderer:
 
     def file(self, rec: FileRecord, viewer: str | None) -> dict[str, Any]:
         """A ``drive#file`` as ``viewer`` sees it."""
+        from .docs import export_links, is_doc
+        from .thumbnails import has_thumbnail, thumbnail_link
+
         store = self.store
         role = store.role(rec, viewer) or "reader"
-        can_write = role in ("owner", "writer")
+        can_write = store.can_write(rec, viewer)
+        in_drive = rec.drive_id is not None
         is_owner = role == "owner"
+        can_delete = store.can_delete(rec, viewer)
         trashed = store.is_trashed(rec)
-        shared = store.is_shared(rec)
+        shared = store.is_shared(rec) or in_drive
+        exportable = is_doc(rec)
         etag = etag_of(rec.id, rec.version, rec.modified, trashed)
         res: dict[str, Any] = {
             "kind": "drive#file",
@@ -122,9 +135,7 @@ class Renderer:
             "modifiedDate": rfc3339(rec.modified),
             "version": str(rec.version),
             "parents": [self.parent_ref(rec.id, pid) for pid in rec.parents],
-            "quotaBytesUsed": str(rec.size if rec.has_blob else 0),
-            "ownerNames": [self._display_name(rec.owner)],
-            "owners": [self.user(rec.owner, viewer)],
+            "quotaBytesUsed": str(rec.size if rec.has_blob and rec.is_binary else 0),
             "lastModifyingUserName": self._display_name(rec.last_modifying_user or rec.owner),
             "lastModifyingUser": self.user(rec.last_modifying_user or rec.owner, viewer),
             "ownedByMe": is_owner,
@@ -132,8 +143,8 @@ class Renderer:
                 "canAddChildren": rec.is_folder and can_write,
                 "canComment": True,
                 "canCopy": not rec.is_folder,
-                "canDelete": is_owner,
-                "canDownload": rec.is_binary,
+                "canDelete": can_delete,
+                "canDownload": (rec.is_binary or exportable) and not rec.is_folder,
                 "canEdit": can_write,
                 "canListChildren": rec.is_folder,
                 "canModifyContent": can_write,
@@ -141,8 +152,8 @@ class Renderer:
                 "canRemoveChildren": rec.is_folder and can_write,
                 "canRename": can_write,
                 "canShare": can_write,
-                "canTrash": is_owner,
-                "canUntrash": is_owner,
+                "canTrash": can_delete,
+                "canUntrash": can_delete,
             },
             "editable": can_write,
             "copyable": not rec.is_folder,
@@ -159,24 +170,61 @@ class Renderer:
                 "etag": etag_of(rec.id, "me", role),
                 "id": "me",
                 "selfLink": f"{self.api}files/{rec.id}/permissions/me",
-                "role": role,
+                **self.role_fields(role),
                 "type": "user",
             },
         }
+        if in_drive:
+            res["driveId"] = rec.drive_id
+            res["teamDriveId"] = rec.drive_id
+            res["capabilities"].update(
+                {
+                    "canMoveItemWithinDrive": can_write,
+                    "canMoveItemOutOfDrive": can_delete,
+                    "canDeleteChildren": rec.is_folder and can_delete,
+                    "canTrashChildren": rec.is_folder and can_delete,
+                }
+            )
+        else:
+            res["ownerNames"] = [self._display_name(rec.owner)]
+            res["owners"] = [self.user(rec.owner, viewer)]
+        if rec.shortcut_target:
+            res["shortcutDetails"] = {
+                "targetId": rec.shortcut_target,
+                "targetMimeType": rec.shortcut_target_mime or "application/octet-stream",
+            }
+        if rec.image is not None and rec.is_binary:
+            res["imageMediaMetadata"] = {
+                "width": rec.image["width"],
+                "height": rec.image["height"],
+                "rotation": rec.image.get("rotation", 0),
+            }
+        if has_thumbnail(rec):
+            res["hasThumbnail"] = True
+            res["thumbnailLink"] = thumbnail_link(self.base_url, rec)
+            res["thumbnailVersion"] = str(rec.revisions[-1]["n"] if rec.revisions else 1)
+        if exportable:
+            res["exportLinks"] = export_links(self.base_url, rec)
         if is_owner or rec.last_modifying_user == viewer:
             res["modifiedByMeDate"] = rfc3339(rec.modified)
         if rec.viewed or is_owner:
             res["lastViewedByMeDate"] = rfc3339(rec.modified)
-        if not is_owner and viewer is not None and (viewer in rec.readers or viewer in rec.writers):
+        if not is_owner and not in_drive and viewer is not None and (viewer in rec.readers or viewer in rec.writers):
             res["sharedWithMeDate"] = rfc3339(rec.created)
             res["sharingUser"] = self.user(rec.owner, viewer)
         if rec.is_folder:
             res["alternateLink"] = f"{self.base_url}drive/folders/{rec.id}"
+        elif exportable:
+            kind = "spreadsheets" if "spreadsheet" in rec.mime_type else "document"
+            res["alternateLink"] = f"{self.base_url}{kind}/d/{rec.id}/edit?usp=drivesdk"
+            res["embedLink"] = f"{self.base_url}{kind}/d/{rec.id}/preview?usp=drivesdk"
         else:
             res["alternateLink"] = f"{self.base_url}file/d/{rec.id}/view?usp=drivesdk"
             res["embedLink"] = f"{self.base_url}file/d/{rec.id}/preview?usp=drivesdk"
         if rec.is_binary and not rec.is_folder:
-            res["downloadUrl"] = f"{self.api}files/{rec.id}?alt=media&source=downloadUrl"
+            # Drive's downloadUrl is a signed link that works whatever the app declares.
+            drives = "&supportsAllDrives=true" if in_drive else ""
+            res["downloadUrl"] = f"{self.api}files/{rec.id}?alt=media&source=downloadUrl{drives}"
             res["webContentLink"] = f"{self.base_url}uc?id={rec.id}&export=download"
             res["fileSize"] = str(rec.size)
             res["md5Checksum"] = rec.md5 or ""
@@ -184,7 +232,8 @@ class Renderer:
                 res["sha1Checksum"] = rec.sha1
             if rec.sha256:
                 res["sha256Checksum"] = rec.sha256
-            res["headRevisionId"] = "0B" + rec.id[1:20] + f"{rec.version:06d}"
+            if rec.revisions:
+                res["headRevisionId"] = rec.revisions[-1]["id"]
             res["originalFilename"] = rec.original_filename or rec.title
             name = res["originalFilename"]
             if "." in name.lstrip("."):
@@ -204,41 +253,56 @@ class Renderer:
         return res
 
     def permissions(self, rec: FileRecord, viewer: str | None) -> list[dict[str, Any]]:
-        """The ``drive#permission`` list of ``rec``."""
-        out = [self._user_permission(rec, rec.owner, "owner")]
-        out += [self._user_permission(rec, e, "writer") for e in rec.writers]
-        out += [self._user_permission(rec, e, "reader") for e in rec.readers if e not in rec.writers]
-        if rec.public:
-            out.append(
-                {
-                    "kind": "drive#permission",
-                    "etag": etag_of(rec.id, "anyone"),
-                    "id": "anyoneWithLink",
-                    "selfLink": f"{self.api}files/{rec.id}/permissions/anyoneWithLink",
-                    "type": "anyone",
-                    "role": "reader",
-                    "withLink": True,
-                    "name": "Anyone with the link",
-                }
-            )
-        return out
+        """The ``drive#permission`` list of ``rec`` (see :mod:`.permissions`)."""
+        from .permissions import permission_list
 
-    def _user_permission(self, rec: FileRecord, email: str, role: str) -> dict[str, Any]:
-        try:
-            perm_id = self.store.user(email).permission_id
-        except KeyError:
-            perm_id = "0"
-        return {
+        return permission_list(self, rec)
+
+    def permission(
+        self,
+        rec: FileRecord,
+        *,
+        perm_id: str,
+        kind: str,
+        role: str,
+        email: str | None = None,
+        domain: str | None = None,
+        with_link: bool | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """One ``drive#permission``."""
+        out: dict[str, Any] = {
             "kind": "drive#permission",
-            "etag": etag_of(rec.id, email, role),
+            "etag": etag_of(rec.id, perm_id, role, with_link),
             "id": perm_id,
             "selfLink": f"{self.api}files/{rec.id}/permissions/{perm_id}",
-            "type": "user",
-            "role": role,
-            "emailAddress": email,
-            "name": self._display_name(email),
-            "domain": email.split("@", 1)[-1],
+            "type": kind,
+            **self.role_fields(role),
         }
+        if email is not None:
+            out["emailAddress"] = email
+            out["name"] = self._display_name(email)
+            out["domain"] = email.split("@", 1)[-1]
+            out["photoLink"] = f"{self.base_url}avatars/{perm_id}.png"
+        if kind == "domain" and domain:
+            out["domain"] = domain
+            out["name"] = domain
+        if kind == "anyone":
+            out["name"] = "Anyone with the link" if with_link else "Anyone on the internet"
+        if with_link is not None and kind in ("anyone", "domain"):
+            out["withLink"] = with_link
+        if details is not None:
+            out["permissionDetails"] = details
+            out["teamDrivePermissionDetails"] = [
+                {
+                    "teamDrivePermissionType": d["permissionType"],
+                    "role": d["role"],
+                    "inherited": d["inherited"],
+                    **({"inheritedFrom": d["inheritedFrom"]} if "inheritedFrom" in d else {}),
+                }
+                for d in details
+            ]
+        return out
 
     # --------------------------------------------------------------- about
 
@@ -247,7 +311,7 @@ class Renderer:
         store = self.store
         used = trashed = 0
         for rec in store.snapshot():
-            if rec.owner == user.email and rec.has_blob:
+            if rec.owner == user.email and rec.has_blob and rec.drive_id is None and rec.is_binary:
                 used += rec.size
                 if store.is_trashed(rec):
                     trashed += rec.size
@@ -263,14 +327,14 @@ class Renderer:
             "quotaBytesUsedInTrash": str(trashed),
             "quotaBytesByService": [{"serviceName": "DRIVE", "bytesUsed": str(used)}],
             "quotaType": "LIMITED",
-            "largestChangeId": str(len(store.files)),
+            "largestChangeId": str(store.change_counter),
             "remainingChangeIds": "0",
             "rootFolderId": user.root_id,
             "domainSharingPolicy": "allowedWithWarning",
             "permissionId": user.permission_id,
             "isCurrentAppInstalled": False,
             "languageCode": "en",
-            "canCreateDrives": False,
+            "canCreateDrives": True,
             "maxUploadSizes": [{"type": "*", "size": "5497558138880"}],
             "features": [{"featureName": "ocr", "featureRate": 0.0}],
         }

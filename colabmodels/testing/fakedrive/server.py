@@ -485,13 +485,16 @@ class DriveRequestHandler(BaseHTTPRequestHandler):
         drop: Fault | None,
         fields: str | None,
     ) -> None:
+        if resp.json is not None and fields and 200 <= resp.status < 300:
+            from .fields import select_fields
+
+            try:
+                resp.json = select_fields(resp.json, fields)
+            except ApiError as e:
+                resp = error_response(e)
         body = resp.body
         if resp.json is not None:
             obj = resp.json
-            if fields and 200 <= resp.status < 300:
-                from .resources import apply_fields, parse_fields
-
-                obj = apply_fields(obj, parse_fields(fields))
             body = json.dumps(obj).encode("utf-8")
             if self.server.log.keep_json:
                 record.response_json = obj

@@ -41,6 +41,7 @@ __all__ = [
     "FOLDER_MIME",
     "BlobWriter",
     "FileRecord",
+    "SharedDrive",
     "StagedBlob",
     "Store",
     "User",
@@ -52,7 +53,13 @@ logger = logging.getLogger("colabmodels.testing.fakedrive")
 FOLDER_MIME = "application/vnd.google-apps.folder"
 """mimeType of Drive folders."""
 
+SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
+"""mimeType of Drive shortcuts."""
+
 GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
+
+ROLE_RANK = {"reader": 1, "commenter": 2, "writer": 3, "fileOrganizer": 4, "organizer": 5, "owner": 6}
+"""Roles from weakest to strongest (``commenter`` is v2's reader + additionalRoles commenter)."""
 
 _ID_ALPHABET_TRANS = bytes.maketrans(b"+/", b"-_")
 _STATE_FORMAT = 1
@@ -101,6 +108,13 @@ class FileRecord:
     original_filename: str | None = None
     last_modifying_user: str | None = None
     is_root: bool = False
+    drive_id: str | None = None
+    shortcut_target: str | None = None
+    shortcut_target_mime: str | None = None
+    image: dict[str, int] | None = None
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    revisions: list[dict[str, Any]] = field(default_factory=list)
+    change_id: int = 0
 
     @property
     def is_folder(self) -> bool:
@@ -112,6 +126,16 @@ class FileRecord:
         """True for files with downloadable content (not folders or Google Docs)."""
         return not self.mime_type.startswith(GOOGLE_APPS_PREFIX)
 
+    @property
+    def is_drive_root(self) -> bool:
+        """True for the root folder of a shared drive (its id is the drive's id)."""
+        return self.drive_id is not None and self.drive_id == self.id
+
+    @property
+    def is_any_root(self) -> bool:
+        """A My Drive root or a shared drive root (cannot be trashed, moved or listed)."""
+        return self.is_root or self.is_drive_root
+
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON form for persistence."""
         return dataclasses.asdict(self)
@@ -121,6 +145,19 @@ class FileRecord:
         """Inverse of :meth:`to_json`; unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class SharedDrive:
+    """A shared drive: its root folder is the file record with the same id."""
+
+    id: str
+    name: str
+    created: float
+    members: dict[str, str] = field(default_factory=dict)  # email -> organizer/fileOrganizer/writer/commenter/reader
+    hidden: bool = False
+    color_rgb: str = "#4986e7"
+    restrictions: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -223,6 +260,11 @@ class Store:
         self._id_counter = 0
         self._seq = 0
         self._kids: dict[str, dict[str, None]] = {}  # parent id -> child ids (an index)
+        self.drives: dict[str, SharedDrive] = {}
+        self.groups: dict[str, list[str]] = {}  # group email -> member emails
+        self.change_counter = 0
+        self.tombstones: list[dict[str, Any]] = []  # deleted files, for changes.list
+        self.max_revisions = 100
 
     # ---------------------------------------------------------------- ids
 
@@ -268,7 +310,10 @@ class Store:
                 last_modifying_user=email,
             )
             name = display_name or email.split("@", 1)[0].replace(".", " ").title()
-            perm = "".join(c for c in hashlib.sha1(email.encode()).hexdigest() if c.isdigit())[:20]
+            digest = hashlib.sha1(email.encode()).hexdigest()
+            perm = "".join(c for c in digest if c.isdigit())[:20]
+            if len(perm) < 20:  # Drive's user permission ids are 20 digits
+                perm = str(int(digest, 16))[:20]
             user = User(email=email, display_name=name, root_id=root_id, permission_id=perm or "0")
             self.users[email] = user
             if self.default_user is None:
@@ -328,7 +373,19 @@ class Store:
             rec.parents = list(parents)
             if known:
                 self._index_add(rec)
-                self.dirty = True
+                self._refresh_drive(rec)
+                self.note_change(rec)
+
+    def _refresh_drive(self, rec: FileRecord) -> None:
+        """After a move: ``rec`` and everything below it take the drive of the new parents."""
+        drive_id = self._drive_of(rec.parents)
+        stack = [rec]
+        while stack:
+            cur = stack.pop()
+            if cur.drive_id == drive_id or cur.is_any_root:
+                continue
+            cur.drive_id = drive_id
+            stack.extend(self.files[k] for k in self._kids.get(cur.id, ()) if k in self.files)
 
     def commit(self, rec: FileRecord, edited: FileRecord) -> None:
         """Copy every field of ``edited`` (a scratch copy of ``rec``) into ``rec``."""
@@ -338,7 +395,7 @@ class Store:
                     setattr(rec, f.name, getattr(edited, f.name))
             if edited.parents != rec.parents:
                 self.set_parents(rec, edited.parents)
-            self.dirty = True
+            self.note_change(rec)
 
     def ancestors_and_self(self, rec: FileRecord) -> Iterator[FileRecord]:
         """``rec`` and every folder above it (each once; parents that vanished are skipped)."""
@@ -361,21 +418,53 @@ class Store:
         return any(a.explicitly_trashed for a in self.ancestors_and_self(rec))
 
     def is_public(self, rec: FileRecord) -> bool:
-        """True when ``rec`` or a folder above it is shared with anyone with the link."""
-        return any(a.public for a in self.ancestors_and_self(rec))
+        """True when ``rec`` or a folder above it is readable by anyone with the link."""
+        return any(a.public or any(g["type"] == "anyone" for g in a.grants) for a in self.ancestors_and_self(rec))
+
+    def _grant_applies(self, grant: dict[str, Any], email: str | None) -> bool:
+        kind = grant["type"]
+        if kind == "anyone":
+            return True
+        if email is None:
+            return False
+        if kind == "user":
+            return grant.get("email") == email
+        if kind == "group":
+            return email in self.groups.get(grant.get("email", ""), ())
+        if kind == "domain":
+            return email.rsplit("@", 1)[-1] == grant.get("domain")
+        return False
 
     def role(self, rec: FileRecord, email: str | None) -> str | None:
-        """``owner``, ``writer``, ``reader`` or None: what ``email`` may do with ``rec``."""
-        if email is None:
-            return "reader" if self.is_public(rec) else None
-        if rec.owner == email:
-            return "owner"
+        """What ``email`` (None: a signed-out visitor) may do with ``rec``.
+
+        One of ``owner``, ``organizer``, ``fileOrganizer``, ``writer``,
+        ``commenter``, ``reader`` or None. Shared-drive members get their drive
+        role on everything in the drive; grants on a folder apply below it.
+        """
         best: str | None = None
+
+        def better(candidate: str | None) -> None:
+            nonlocal best
+            if candidate and (best is None or ROLE_RANK[candidate] > ROLE_RANK[best]):
+                best = candidate
+
+        if rec.drive_id is not None:
+            drive = self.drives.get(rec.drive_id)
+            if drive is not None and email is not None:
+                better(drive.members.get(email))
+        elif email is not None and rec.owner == email:
+            return "owner"
         for a in self.ancestors_and_self(rec):
-            if a.owner == email or email in a.writers:
-                return "writer"
-            if email in a.readers or a.public:
-                best = "reader"
+            if email is not None and a.drive_id is None and a.owner == email:
+                better("writer")
+            if email is not None and email in a.writers:
+                better("writer")
+            if (email is not None and email in a.readers) or a.public:
+                better("reader")
+            for g in a.grants:
+                if self._grant_applies(g, email):
+                    better(g["role"])
         return best
 
     def can_read(self, rec: FileRecord, email: str | None) -> bool:
@@ -384,11 +473,31 @@ class Store:
 
     def can_write(self, rec: FileRecord, email: str | None) -> bool:
         """True when ``email`` may change ``rec``."""
-        return self.role(rec, email) in ("owner", "writer")
+        role = self.role(rec, email)
+        return role is not None and ROLE_RANK[role] >= ROLE_RANK["writer"]
+
+    def can_delete(self, rec: FileRecord, email: str | None) -> bool:
+        """Owner in My Drive; organizer or file organizer in a shared drive."""
+        role = self.role(rec, email)
+        return role is not None and ROLE_RANK[role] >= ROLE_RANK["fileOrganizer"]
+
+    def has_direct_access(self, rec: FileRecord, email: str) -> bool:
+        """Access other than "anyone with the link": ownership, membership, a named or domain grant."""
+        if rec.drive_id is not None:
+            drive = self.drives.get(rec.drive_id)
+            if drive is not None and email in drive.members:
+                return True
+        for a in self.ancestors_and_self(rec):
+            if (a.owner == email and a.drive_id is None) or email in a.readers or email in a.writers:
+                return True
+            for g in a.grants:
+                if g["type"] != "anyone" and not g.get("withLink") and self._grant_applies(g, email):
+                    return True
+        return False
 
     def is_shared(self, rec: FileRecord) -> bool:
         """True when anyone but the owner has access."""
-        return any(a.public or a.readers or a.writers for a in self.ancestors_and_self(rec))
+        return any(a.public or a.readers or a.writers or a.grants for a in self.ancestors_and_self(rec))
 
     def blob_path(self, rec: FileRecord) -> Path:
         """Where the content of ``rec`` lives."""
@@ -420,8 +529,12 @@ class Store:
         original_filename: str | None = None,
         starred: bool = False,
         public: bool = False,
+        drive_id: str | None = None,
     ) -> FileRecord:
-        """Add a file (with ``blob`` as its content) or folder and return its record."""
+        """Add a file (with ``blob`` as its content) or folder and return its record.
+
+        Files below a shared drive's folders get its ``drive_id`` automatically.
+        """
         now = time.time()
         with self.lock:
             if file_id is None:
@@ -443,29 +556,94 @@ class Store:
                 public=public,
                 last_modifying_user=owner,
             )
+            if drive_id is None:
+                drive_id = self._drive_of(parents)
+            rec.drive_id = drive_id
             if blob is not None:
-                self._attach(rec, blob)
+                self._attach(rec, blob, by=owner)
             elif rec.is_binary and not rec.is_folder:
                 # A metadata-only insert of a binary file: empty content.
                 empty = self.new_blob().finish()
-                self._attach(rec, empty)
+                self._attach(rec, empty, by=owner)
             self.files[file_id] = rec
             self._index_add(rec)
-            self.dirty = True
+            self.note_change(rec)
             return rec
 
-    def _attach(self, rec: FileRecord, blob: StagedBlob) -> None:
-        os.replace(blob.path, self.blob_path(rec))
+    def revision_path(self, rec: FileRecord, rev_id: str) -> Path:
+        """Where the content of an older revision of ``rec`` lives."""
+        return self.blob_dir / f"{rec.id}.rev-{rev_id}"
+
+    def revision_blob(self, rec: FileRecord, rev: dict[str, Any]) -> Path:
+        """The content of revision ``rev`` (the head revision's is the file's blob)."""
+        if rec.revisions and rec.revisions[-1] is rev:
+            return self.blob_path(rec)
+        return self.revision_path(rec, rev["id"])
+
+    def _revision_id(self, rec: FileRecord, n: int) -> str:
+        digest = hashlib.sha256(f"fakedrive-rev:{rec.id}:{n}".encode()).digest()
+        return "0B" + base64.b64encode(digest).translate(_ID_ALPHABET_TRANS).decode("ascii")[:42]
+
+    def _attach(self, rec: FileRecord, blob: StagedBlob, *, by: str | None = None) -> None:
+        head = self.blob_path(rec)
+        if rec.has_blob and rec.revisions and head.exists():
+            # The old content becomes an older revision (a rename: open readers keep reading it).
+            os.replace(head, self.revision_path(rec, rec.revisions[-1]["id"]))
+        os.replace(blob.path, head)
         rec.size = blob.size
         rec.md5 = blob.md5
         rec.sha1 = blob.sha1
         rec.sha256 = blob.sha256
         rec.has_blob = True
+        rec.image = None
+        if rec.mime_type.startswith("image/"):
+            from .images import probe_image
+
+            rec.image = probe_image(head)
+        n = int(rec.revisions[-1]["n"]) + 1 if rec.revisions else 1
+        rec.revisions.append(
+            {
+                "id": self._revision_id(rec, n),
+                "n": n,
+                "modified": time.time(),
+                "size": blob.size,
+                "md5": blob.md5,
+                "mime": rec.mime_type,
+                "title": rec.original_filename or rec.title,
+                "user": by or rec.last_modifying_user or rec.owner,
+                "pinned": False,
+                "published": False,
+            }
+        )
+        self._purge_revisions(rec)
+
+    def _purge_revisions(self, rec: FileRecord) -> None:
+        """Keep at most ``max_revisions`` (pinned ones and the head always stay), as Drive does."""
+        while len(rec.revisions) > self.max_revisions:
+            victim = next((r for r in rec.revisions[:-1] if not r.get("pinned")), None)
+            if victim is None:
+                return
+            self.drop_revision(rec, victim)
+
+    def drop_revision(self, rec: FileRecord, rev: dict[str, Any]) -> None:
+        """Forget an older revision and its content."""
+        with self.lock:
+            rec.revisions = [r for r in rec.revisions if r is not rev]
+            with contextlib.suppress(OSError):
+                self.revision_path(rec, rev["id"]).unlink()
+            self.dirty = True
+
+    def note_change(self, rec: FileRecord) -> None:
+        """Give ``rec`` the next change id (``changes.list`` reports it)."""
+        with self.lock:
+            self.change_counter += 1
+            rec.change_id = self.change_counter
+            self.dirty = True
 
     def attach_blob(self, rec: FileRecord, blob: StagedBlob, *, by: str | None = None) -> None:
         """Replace the content of ``rec`` with ``blob`` (a new version)."""
         with self.lock:
-            self._attach(rec, blob)
+            self._attach(rec, blob, by=by)
             self.touch(rec, by=by)
 
     def touch(self, rec: FileRecord, *, by: str | None = None, modified: float | None = None) -> None:
@@ -475,7 +653,7 @@ class Store:
             rec.modified = modified if modified is not None else max(time.time(), rec.modified)
             if by:
                 rec.last_modifying_user = by
-            self.dirty = True
+            self.note_change(rec)
 
     def copy_blob(self, src: FileRecord) -> StagedBlob:
         """A staged copy of the content of ``src`` (a hard link when possible)."""
@@ -498,6 +676,8 @@ class Store:
         """
         deleted: list[str] = []
         with self.lock:
+            viewers = [email for email in self.users if self.can_read(rec, email)]
+            now = time.time()
             stack = [rec]
             while stack:
                 cur = stack.pop()
@@ -506,9 +686,22 @@ class Store:
                 del self.files[cur.id]
                 self._index_remove(cur)
                 deleted.append(cur.id)
+                self.change_counter += 1
+                self.tombstones.append(
+                    {
+                        "change_id": self.change_counter,
+                        "file_id": cur.id,
+                        "time": now,
+                        "viewers": sorted({*viewers, cur.owner}),
+                        "drive_id": cur.drive_id,
+                    }
+                )
                 if cur.has_blob:
                     with contextlib.suppress(OSError):
                         self.blob_path(cur).unlink()
+                for rev in cur.revisions[:-1]:
+                    with contextlib.suppress(OSError):
+                        self.revision_path(cur, rev["id"]).unlink()
                 for kid_id in list(self._kids.pop(cur.id, ())):
                     child = self.files.get(kid_id)
                     if child is None or cur.id not in child.parents:
@@ -519,14 +712,82 @@ class Store:
             self.dirty = True
         return deleted
 
+    # ------------------------------------------------------- shared drives
+
+    def new_drive_id(self) -> str:
+        """A fresh shared-drive id (the same shape as a root folder id: ``0A...Uk9PVA``)."""
+        return self._root_id()
+
+    def add_shared_drive(self, name: str, *, creator: str, drive_id: str | None = None) -> SharedDrive:
+        """Create a shared drive whose organizer is ``creator``."""
+        with self.lock:
+            drive_id = drive_id or self.new_drive_id()
+            now = time.time()
+            drive = SharedDrive(id=drive_id, name=name, created=now, members={creator: "organizer"})
+            self.drives[drive_id] = drive
+            self._seq += 1
+            root = FileRecord(
+                id=drive_id,
+                title=name,
+                mime_type=FOLDER_MIME,
+                owner=creator,
+                parents=[],
+                created=now,
+                modified=now,
+                seq=self._seq,
+                last_modifying_user=creator,
+                drive_id=drive_id,
+            )
+            self.files[drive_id] = root
+            self.note_change(root)
+            return drive
+
+    def drive_named(self, name: str, email: str | None = None) -> SharedDrive | None:
+        """The first shared drive called ``name`` (that ``email`` is a member of, if given)."""
+        with self.lock:
+            for d in self.drives.values():
+                if d.name == name and (email is None or email in d.members):
+                    return d
+        return None
+
+    def delete_shared_drive(self, drive: SharedDrive) -> None:
+        """Remove a shared drive and everything in it."""
+        with self.lock:
+            root = self.files.get(drive.id)
+            if root is not None:
+                self.delete(root)
+            self.drives.pop(drive.id, None)
+            self.dirty = True
+
+    def _drive_of(self, parents: list[str]) -> str | None:
+        for pid in parents:
+            parent = self.files.get(pid)
+            if parent is not None and parent.drive_id is not None:
+                return parent.drive_id
+        return None
+
+    def _path_root(self, parts: list[str], owner: str | None, *, create: bool) -> tuple[FileRecord, list[str]] | None:
+        """``(root folder, rest)`` for split path ``parts``: My Drive, or ``Shareddrives/NAME``."""
+        user = self.user(owner)
+        if len(parts) >= 2 and parts[0] in ("Shareddrives", "Shared drives"):
+            drive = self.drive_named(parts[1], user.email) or self.drive_named(parts[1])
+            if drive is None:
+                if not create:
+                    return None
+                drive = self.add_shared_drive(parts[1], creator=user.email)
+            return self.files[drive.id], parts[2:]
+        return self.files[user.root_id], parts
+
     # --------------------------------------------------------------- paths
 
     def resolve_path(self, path: str, *, owner: str | None = None) -> FileRecord | None:
-        """The record at ``MyDrive/a/b`` in the My Drive of ``owner`` (default user)."""
-        user = self.user(owner)
+        """The record at ``MyDrive/a/b`` (in ``owner``'s My Drive) or ``Shareddrives/NAME/a/b``."""
         with self.lock:
-            cur = self.files[user.root_id]
-            for title in split_drive_path(path):
+            found_root = self._path_root(split_drive_path(path), owner, create=False)
+            if found_root is None:
+                return None
+            cur, rest = found_root
+            for title in rest:
                 found = [r for r in self.children(cur.id) if r.title == title and not r.explicitly_trashed]
                 if not found:
                     return None
@@ -536,10 +797,15 @@ class Store:
             return cur
 
     def makedirs(self, parts: list[str], *, owner: str | None = None) -> FileRecord:
-        """Create (or reuse) the folders ``parts`` below the My Drive of ``owner``."""
+        """Create (or reuse) the folders ``parts`` below the My Drive of ``owner``.
+
+        ``["Shareddrives", NAME, ...]`` works in the shared drive NAME (created on first use).
+        """
         user = self.user(owner)
         with self.lock:
-            cur = self.files[user.root_id]
+            found_root = self._path_root(parts, user.email, create=True)
+            assert found_root is not None
+            cur, parts = found_root
             for title in parts:
                 existing = [
                     r
@@ -565,6 +831,10 @@ class Store:
                 "default_user": self.default_user,
                 "users": [dataclasses.asdict(u) for u in self.users.values()],
                 "files": [r.to_json() for r in self.files.values()],
+                "drives": [dataclasses.asdict(d) for d in self.drives.values()],
+                "groups": self.groups,
+                "change_counter": self.change_counter,
+                "tombstones": self.tombstones,
                 "extra": self.extra,
             }
 
@@ -582,6 +852,10 @@ class Store:
                 rec = FileRecord.from_json(data)
                 self.files[rec.id] = rec
             self._reindex()
+            self.drives = {d["id"]: SharedDrive(**d) for d in state.get("drives") or []}
+            self.groups = {k: list(v) for k, v in (state.get("groups") or {}).items()}
+            self.change_counter = int(state.get("change_counter", 0))
+            self.tombstones = list(state.get("tombstones") or [])
             self.extra = dict(state.get("extra") or {})
             self.dirty = False
 
