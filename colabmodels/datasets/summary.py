@@ -1,0 +1,495 @@
+"""What an image folder holds, from Drive's metadata alone: the dataset panel's one call.
+
+:func:`summarize` lists the folder the way :func:`~colabmodels.datasets.image_dataset_from_drive`
+does (the same remembered listing, the same Keras file selection) and returns a
+:class:`DatasetSummary`: class names and counts, sizes, Drive's image dimensions, and
+:class:`DatasetWarning` s for what a user should know before training:
+
+- ``hidden_folders``: top-level folders whose names start with ``.`` (Keras skips them);
+- ``empty_classes``: class folders with no image in them;
+- ``broken_images``: files Drive could not read as images (it gave no image metadata, or the
+  file is empty), and samples whose thumbnail Drive could not make;
+- ``duplicates``: files with the same content (equal md5 checksums);
+- ``imbalance``: the largest class has many times the images of the smallest;
+- ``not_images``, ``google_docs``, ``unreadable``: files left out, and why.
+
+Nothing is downloaded: the listing reads metadata and :func:`fetch_thumbnail` reads Drive's
+thumbnails (small images Drive makes itself), never a file's content (no ``alt=media``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .listing import ALLOWLIST_FORMATS, DatasetFile, IndexStats, as_ref, resolve_folder
+
+if TYPE_CHECKING:
+    from ..bulk import Tree
+    from ..refs import Ref
+    from ..session import DriveSession
+    from ..storage.base import RemoteStat, StorageBackend
+
+__all__ = ["IMBALANCE_RATIO", "DatasetSummary", "DatasetWarning", "Thumbnail",
+           "add_thumbnail_problems", "class_rows", "describe", "fetch_thumbnail",
+           "fetch_thumbnails", "summarize"]
+
+logger = logging.getLogger(__name__)
+
+IMBALANCE_RATIO = 4.0
+"""A dataset is called very unbalanced when its largest class has this many times the images
+of its smallest non-empty class."""
+THUMBNAIL_WORKERS = 8
+"""Thumbnails requested at the same time."""
+_SIZE_SUFFIX = re.compile(r"=(?:s\d+|w\d+(?:-h\d+)?|h\d+)(?:-[a-z0-9-]*)?$")
+
+
+@dataclass(frozen=True)
+class DatasetWarning:
+    """One thing worth knowing before training.
+
+    Attributes:
+        kind: ``hidden_folders``, ``empty_classes``, ``broken_images``, ``duplicates``,
+            ``imbalance``, ``not_images``, ``google_docs`` or ``unreadable``.
+        message: one line that says what was found and what follows from it.
+        paths: the Drive paths concerned (for duplicates: the groups, joined by `` = ``).
+    """
+
+    kind: str
+    message: str
+    paths: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class Thumbnail:
+    """A sample's preview: the image bytes (None when Drive made none) and their format."""
+
+    file: DatasetFile
+    data: bytes | None
+    format: str = "png"
+    problem: str | None = None
+
+
+@dataclass
+class DatasetSummary:
+    """An image folder as the panel shows it (see the module docstring).
+
+    Attributes:
+        ref: the folder as the user gave it (pass it to ``image_dataset_from_drive``).
+        path: the folder's Drive path (or name).
+        class_names: the classes, in label order; counts: images per class.
+        files: every selected file (Keras' order: class by class, path order within).
+        complete: False while only the top level is listed (class names, no counts yet).
+        warnings: what to know before training.
+        image_sizes: ``(width, height) -> number of files`` from Drive's image metadata.
+        stats: the listing's own findings (hidden folders, non-images, requests made).
+    """
+
+    ref: str
+    path: str
+    class_names: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    files: list[DatasetFile] = field(default_factory=list)
+    complete: bool = False
+    warnings: list[DatasetWarning] = field(default_factory=list)
+    image_sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    stats: IndexStats | None = None
+    broken: list[str] = field(default_factory=list)
+    backend: StorageBackend | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def total(self) -> int:
+        """Images selected."""
+        return sum(self.counts.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.stat.size or 0 for f in self.files)
+
+    def files_of(self, class_name: str) -> list[DatasetFile]:
+        """The files of one class (in Keras' order)."""
+        if class_name not in self.class_names:
+            raise KeyError(f"no class {class_name!r}; the classes are {self.class_names}")
+        label = self.class_names.index(class_name)
+        return [f for f in self.files if f.label == label]
+
+    def samples(self, per_class: int = 6) -> dict[str, list[DatasetFile]]:
+        """The first ``per_class`` files of each class (those with a thumbnail link first)."""
+        out: dict[str, list[DatasetFile]] = {}
+        for name in self.class_names:
+            files = self.files_of(name)
+            files = sorted(files, key=lambda f: f.thumbnail_link is None)  # stable: order kept
+            out[name] = files[:per_class]
+        return out
+
+    @property
+    def common_image_size(self) -> tuple[int, int] | None:
+        """The most frequent ``(height, width)`` (Keras' ``image_size`` order), if Drive says."""
+        if not self.image_sizes:
+            return None
+        (w, h), _ = self.image_sizes.most_common(1)[0]
+        return h, w
+
+    def size_text(self) -> str:
+        """``"64x64 px (all 60)"`` or ``"from 32x40 to 512x384 px"`` ("" when Drive gave none)."""
+        if not self.image_sizes:
+            return ""
+        if len(self.image_sizes) == 1:
+            (w, h), n = next(iter(self.image_sizes.items()))
+            return f"{w}x{h} px (all {n})"
+        sizes = sorted(self.image_sizes, key=lambda s: s[0] * s[1])
+        (w0, h0), (w1, h1) = sizes[0], sizes[-1]
+        return f"from {w0}x{h0} to {w1}x{h1} px ({len(sizes)} sizes)"
+
+    @property
+    def session(self) -> DriveSession | None:
+        """The Drive session that listed the folder (None for other sources)."""
+        return getattr(self.backend, "session", None)
+
+    def warning(self, kind: str) -> DatasetWarning | None:
+        """The warning of this kind, if any."""
+        return next((w for w in self.warnings if w.kind == kind), None)
+
+
+# -- summarising ---------------------------------------------------------------------------------
+
+def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | None = None,
+              follow_links: bool = False, refresh: bool = False,
+              formats: tuple[str, ...] = ALLOWLIST_FORMATS,
+              imbalance_ratio: float = IMBALANCE_RATIO,
+              on_update: Callable[[DatasetSummary], None] | None = None) -> DatasetSummary:
+    """Class counts, sizes and warnings of an image folder, from metadata only.
+
+    Args:
+        ref: the dataset folder (Drive path, folder link or id; also gs://, s3://, local).
+        class_names: only these classes, in this order (as for ``image_dataset_from_drive``).
+        follow_links: descend into folders reached through Drive shortcuts.
+        refresh: list again instead of checking the remembered listing.
+        formats: the image extensions that count.
+        imbalance_ratio: largest/smallest class size from which ``imbalance`` is reported.
+        on_update: called with a first, partial summary (the class names after one request
+            for the top level, ``complete=False``), then with the finished one.
+
+    Returns:
+        the :class:`DatasetSummary` (``complete=True``).
+
+    Raises:
+        NotFoundError, AuthError: the folder cannot be read (or is a file).
+        ValueError: ``class_names`` names a folder that is not there.
+        UnknownFormatError: a Google Docs file carries an image extension.
+    """
+    from ..bulk import walk_tree
+
+    parsed = as_ref(ref)
+    backend, root = resolve_folder(parsed)
+    shown = (root.ref.path or root.name).rstrip("/")
+    summary = DatasetSummary(ref=parsed.raw or shown, path=shown, backend=backend)
+    if on_update is not None:
+        first = _top_level(backend, root, class_names)
+        summary.class_names = first
+        on_update(summary)
+    tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)
+    stats, files, names = _select(parsed, backend, root, tree, class_names, follow_links,
+                                  formats)
+    done = DatasetSummary(ref=summary.ref, path=shown, class_names=names,
+                          counts={n: stats.class_counts.get(n, 0) for n in names}, files=files,
+                          complete=True, stats=stats, backend=backend)
+    for f in files:
+        size = f.image_size
+        if size is not None:
+            done.image_sizes[size] += 1
+    done.warnings = _warnings(done, stats, imbalance_ratio)
+    if on_update is not None:
+        on_update(done)
+    return done
+
+
+def _top_level(backend: StorageBackend, root: RemoteStat,
+               class_names: list[str] | None) -> list[str]:
+    """The class folder names after one listing request (names only, for a first look: a
+    flat folder of many files is not paged through here)."""
+    from itertools import islice
+
+    first_page = islice(backend.list(root.ref, page_size=1000), 1000)
+    names = sorted({c.name for c in first_page if c.is_dir and not c.name.startswith(".")})
+    if class_names is not None:
+        return [n for n in class_names if n in names]
+    return names
+
+
+def _select(ref: Ref, backend: StorageBackend, root: RemoteStat, tree: Tree,
+            class_names: list[str] | None, follow_links: bool,
+            formats: tuple[str, ...]) -> tuple[IndexStats, list[DatasetFile], list[str]]:
+    """Keras' selection (:func:`~.listing.index_drive_folder`) on an already made listing."""
+    try:
+        import numpy  # noqa: F401  (index_drive_folder builds its labels with numpy)
+    except ImportError:
+        return _select_without_numpy(tree, root, class_names, formats)
+    from .listing import index_drive_folder
+
+    index = index_drive_folder(ref, "inferred", formats=formats, class_names=class_names,
+                               follow_links=follow_links, folder=(backend, root), tree=tree)
+    return index.stats, index.stats.files, list(index.class_names or [])
+
+
+def _select_without_numpy(tree: Tree, root: RemoteStat, class_names: list[str] | None,
+                          formats: tuple[str, ...]) -> tuple[IndexStats, list[DatasetFile], list[str]]:
+    """The same selection where numpy is missing (a bare environment): the labels are plain
+    ints. The previews need no arrays; making the dataset needs the frameworks anyway."""
+    from .listing import _join, _valid_files
+
+    stats = IndexStats(listing=tree.stats, root=root)
+    base = (root.ref.path or root.name).rstrip("/")
+    top = tree.root.children or []
+    found: list[str] = []
+    for child in top:
+        if child.is_dir and child.problem is None:
+            if child.name.startswith("."):
+                stats.hidden_folders.append(_join(base, child.name))
+            elif child.name not in found:
+                found.append(child.name)
+    names = sorted(found)
+    if class_names is not None:
+        if not set(class_names).issubset(names):
+            raise ValueError(
+                "The `class_names` passed did not match the names of the subdirectories of the "
+                f"target directory. Expected: {names} (or a subset of it), but received: "
+                f"class_names={class_names}")
+        names = list(class_names)
+    lowered = tuple(f.lower() for f in formats)
+    files: list[DatasetFile] = []
+    for label, name in enumerate(names):
+        count = 0
+        for folder in (c for c in top if c.is_dir and c.name == name and c.problem is None):
+            for node in _valid_files(folder, name, lowered, stats, base):
+                rel = _join(name, *node.parts[len(folder.parts):])
+                files.append(DatasetFile(path=_join(base, rel), rel=rel, label=label,
+                                         stat=node.stat, info=node.info, node=node))
+                count += 1
+        stats.class_counts[name] = count
+    stats.files = files
+    return stats, files, names
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
+
+
+def _warnings(summary: DatasetSummary, stats: IndexStats, ratio: float) -> list[DatasetWarning]:
+    out: list[DatasetWarning] = []
+    if stats.hidden_folders:
+        names = ", ".join(p.rsplit("/", 1)[-1] for p in stats.hidden_folders)
+        out.append(DatasetWarning(
+            "hidden_folders", f"{_plural(len(stats.hidden_folders), 'hidden folder')} skipped "
+            f"({names}): names starting with '.' are not classes, as in Keras.",
+            tuple(stats.hidden_folders)))
+    empty = [n for n in summary.class_names if summary.counts.get(n, 0) == 0]
+    if empty:
+        out.append(DatasetWarning(
+            "empty_classes", f"{_plural(len(empty), 'empty class')}: {', '.join(empty)} "
+            "(no images; the class still gets a label). Add images or remove the folder.",
+            tuple(f"{summary.path}/{n}" for n in empty)))
+    broken = _broken_by_metadata(summary.files)
+    summary.broken = [path for path, _ in broken]
+    if broken:
+        shown = ", ".join(p.rsplit("/", 1)[-1] + f" ({why})" for p, why in broken[:5])
+        more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+        out.append(DatasetWarning(
+            "broken_images", f"{_plural(len(broken), 'file')} Drive could not read as an image: "
+            f"{shown}{more}. Replace or remove them, or pass on_error=\"skip\".",
+            tuple(summary.broken)))
+    groups: dict[str, list[DatasetFile]] = {}
+    for f in summary.files:
+        if f.md5:
+            groups.setdefault(f.md5, []).append(f)
+    dupes = [group for group in groups.values() if len(group) > 1]
+    if dupes:
+        extra = sum(len(g) - 1 for g in dupes)
+        example = " = ".join(f.rel for f in dupes[0][:3])
+        cross = sum(1 for g in dupes if len({f.label for f in g}) > 1)
+        across = f"; {cross} across classes (one image, two labels)" if cross else ""
+        out.append(DatasetWarning(
+            "duplicates", f"{_plural(extra, 'exact duplicate')} by md5 in "
+            f"{_plural(len(dupes), 'group')}{across}, e.g. {example}.",
+            tuple(" = ".join(f.path for f in g) for g in dupes)))
+    sizes = {n: c for n, c in summary.counts.items() if c > 0}
+    if len(sizes) >= 2:
+        big = max(sizes, key=lambda n: sizes[n])
+        small = min(sizes, key=lambda n: sizes[n])
+        if sizes[big] >= ratio * sizes[small]:
+            out.append(DatasetWarning(
+                "imbalance", f"very unbalanced classes: {big} has {sizes[big]} images, {small} "
+                f"{sizes[small]} ({sizes[big] / sizes[small]:.1f}x). Consider class weights "
+                "(model.fit(class_weight=...)) or more images of the small classes.",
+                (f"{summary.path}/{big}", f"{summary.path}/{small}")))
+    if stats.not_images:
+        out.append(DatasetWarning(
+            "not_images", f"{_plural(len(stats.not_images), 'file')} left out (not "
+            f"{'/'.join(e.lstrip('.') for e in ALLOWLIST_FORMATS)}): "
+            + ", ".join(p.rsplit("/", 1)[-1] for p in stats.not_images[:5])
+            + (" …" if len(stats.not_images) > 5 else ""), tuple(stats.not_images)))
+    if stats.google_docs:
+        out.append(DatasetWarning(
+            "google_docs", f"{_plural(len(stats.google_docs), 'Google Docs file')} left out "
+            "(Docs, Sheets... have no image bytes).", tuple(stats.google_docs)))
+    if stats.unreadable:
+        out.append(DatasetWarning(
+            "unreadable", f"{_plural(len(stats.unreadable), 'shortcut')} cannot be read: "
+            + "; ".join(f"{p.rsplit('/', 1)[-1]}: {why}" for p, why in stats.unreadable[:3]),
+            tuple(p for p, _ in stats.unreadable)))
+    return out
+
+
+def _broken_by_metadata(files: list[DatasetFile]) -> list[tuple[str, str]]:
+    """Files that cannot be images by what the listing says: empty ones, and, where the source
+    gives image metadata at all (Drive), image files without it (Drive could not parse them)."""
+    with_meta = any("imageMediaMetadata" in f.info for f in files)
+    out = []
+    for f in files:
+        if f.stat.size == 0:
+            out.append((f.path, "empty file"))
+        elif with_meta and "imageMediaMetadata" not in f.info:
+            out.append((f.path, "no image data"))
+    return out
+
+
+# -- thumbnails ----------------------------------------------------------------------------------
+
+def _sized(link: str, size: int | None) -> str:
+    """Drive's thumbnail link asking for a ``size``-pixel box (``=s220`` -> ``=s128``)."""
+    if size is None:
+        return link
+    if _SIZE_SUFFIX.search(link):
+        return _SIZE_SUFFIX.sub(f"=s{int(size)}", link)
+    return link
+
+
+def _may_send_token(link: str, endpoint: str) -> bool:
+    """The session's token goes to Drive's own thumbnail hosts over HTTPS, or to the endpoint
+    the session talks to (the emulator); anywhere else the link is fetched without it."""
+    from ..auth import is_google_host
+
+    parts, home = urlsplit(link), urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if (parts.scheme, host, parts.port) == (home.scheme, (home.hostname or "").lower(), home.port):
+        return True
+    return parts.scheme == "https" and (is_google_host(host) or host == "googleusercontent.com"
+                                        or host.endswith(".googleusercontent.com"))
+
+
+def fetch_thumbnail(file: DatasetFile, *, size: int | None = 128,
+                    session: DriveSession | None = None) -> Thumbnail:
+    """Drive's thumbnail of ``file`` (one small request; never the file's content).
+
+    Args:
+        file: a file of a :class:`DatasetSummary`.
+        size: the box in pixels Drive scales the thumbnail into (None: Drive's default, 220).
+        session: the Drive session that listed it (:meth:`DatasetSummary.session`; default:
+            the current one).
+
+    Returns:
+        a :class:`Thumbnail`; ``data`` is None (and ``problem`` says why) when Drive has no
+        thumbnail for it or could not make one. Errors are reported, not raised: a preview
+        is optional.
+    """
+    link = file.thumbnail_link
+    if not link:
+        return Thumbnail(file, None, problem="no thumbnail")
+    try:
+        if session is None:
+            from ..session import implicit_session
+
+            session = implicit_session()
+        headers = {}
+        if _may_send_token(link, session.endpoint):
+            headers["Authorization"] = f"Bearer {session.access_token()}"
+        resp, body = session.http().request(_sized(link, size), "GET", headers=headers)
+    except Exception as e:  # a preview is optional; the panel shows the rest
+        logger.info("thumbnail of %s: %s", file.path, e)
+        return Thumbnail(file, None, problem=f"{type(e).__name__}: {e}")
+    if int(resp.status) != 200:
+        logger.info("thumbnail of %s: HTTP %s", file.path, resp.status)
+        return Thumbnail(file, None, problem=f"Drive made no thumbnail (HTTP {resp.status})")
+    ctype = str(resp.get("content-type", "image/png")).split(";")[0]
+    return Thumbnail(file, bytes(body), ctype.partition("/")[2] or "png")
+
+
+def fetch_thumbnails(files: Iterable[DatasetFile], *, size: int | None = 128,
+                     session: DriveSession | None = None,
+                     workers: int = THUMBNAIL_WORKERS) -> Iterator[Thumbnail]:
+    """Thumbnails of many files, ``workers`` requests at a time, yielded as they arrive."""
+    from concurrent.futures import as_completed
+
+    items = list(files)
+    if not items:
+        return
+    if session is None:
+        from ..session import implicit_session
+
+        session = implicit_session()  # sign in once, not in every thread
+    with ThreadPoolExecutor(max_workers=max(1, workers),
+                            thread_name_prefix="colabmodels-thumbs") as pool:
+        futures = [pool.submit(fetch_thumbnail, f, size=size, session=session) for f in items]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def add_thumbnail_problems(summary: DatasetSummary, thumbs: Iterable[Thumbnail]) -> bool:
+    """Count samples whose thumbnail Drive could not make (while it made others) as broken.
+
+    Returns True when the warnings changed.
+    """
+    thumbs = list(thumbs)
+    if not any(t.data for t in thumbs):
+        return False  # no thumbnails at all: the source has none, nothing to conclude
+    bad = [t.file.path for t in thumbs
+           if t.data is None and t.file.thumbnail_link and t.file.path not in summary.broken]
+    if not bad:
+        return False
+    summary.broken.extend(bad)
+    old = summary.warning("broken_images")
+    names = ", ".join(p.rsplit("/", 1)[-1] for p in summary.broken[:5])
+    more = f" and {len(summary.broken) - 5} more" if len(summary.broken) > 5 else ""
+    new = DatasetWarning(
+        "broken_images", f"{_plural(len(summary.broken), 'file')} Drive could not read as an "
+        f"image: {names}{more} (found from metadata and thumbnails; only shown samples have "
+        "thumbnails). Replace or remove them, or pass on_error=\"skip\".", tuple(summary.broken))
+    if old is None:
+        at = 1 if summary.warning("hidden_folders") else 0
+        at += 1 if summary.warning("empty_classes") else 0
+        summary.warnings.insert(at, new)
+    else:
+        summary.warnings[summary.warnings.index(old)] = new
+    return True
+
+
+def describe(summary: DatasetSummary) -> str:
+    """One line: ``"MyDrive/datasets/shapes: 60 images in 3 classes, 64x64 px (all 60), 41 KiB"``."""
+    from ..presentation import format_size
+
+    if not summary.complete:
+        return f"{summary.path}: listing … ({_plural(len(summary.class_names), 'class')} so far)"
+    size = summary.size_text()
+    return (f"{summary.path}: {_plural(summary.total, 'image')} in "
+            f"{_plural(len(summary.class_names), 'class')}" + (f", {size}" if size else "")
+            + f", {format_size(summary.total_bytes)}")
+
+
+def class_rows(summary: DatasetSummary) -> list[tuple[str, int, float]]:
+    """``(class, count, fraction of the largest)`` for a bar chart."""
+    largest = max(summary.counts.values(), default=0) or 1
+    return [(n, summary.counts.get(n, 0), summary.counts.get(n, 0) / largest)
+            for n in summary.class_names]
+

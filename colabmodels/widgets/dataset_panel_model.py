@@ -1,0 +1,387 @@
+"""The dataset panel's state and actions, with no widgets: what :class:`DatasetPanel` draws.
+
+:class:`DatasetPanelModel` lists an image folder on a background thread through
+:func:`colabmodels.datasets.summary.summarize` (class names after one request, then the counts
+and warnings), then fetches Drive's thumbnails of a few samples per class, as they arrive. It
+checks the dataset options (:class:`DatasetOptions`) and runs the two actions: ``create``
+(``cm.image_dataset_from_drive`` into a notebook variable) and ``pack`` (``cm.pack`` with a
+progress bar). Observers registered with :meth:`DatasetPanelModel.observe` are called, on the
+thread that made the change, with ``"summary"``, ``"thumbnail"``, ``"error"`` or ``"busy"``.
+
+Tests and notebooks drive it directly::
+
+    model = DatasetPanelModel("MyDrive/datasets/flowers")
+    model.wait()                               # listed, thumbnails in
+    model.summary.counts, model.summary.warnings
+    model.create("train, val", DatasetOptions(image_size=(160, 160), subset="both"))
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import os
+import threading
+from collections.abc import Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..browse import Trouble, trouble
+from ..errors import MissingDependencyError
+from .browser_model import user_namespace
+
+if TYPE_CHECKING:
+    from ..datasets.summary import DatasetSummary, Thumbnail
+    from ..progress import ProgressSink
+    from ..refs import Ref
+
+__all__ = ["SUBSETS", "DatasetOptions", "DatasetPanelModel", "variable_names"]
+
+logger = logging.getLogger("colabmodels.widgets")
+
+Event = Literal["summary", "thumbnail", "error", "busy"]
+SUBSETS = ("both", "training", "validation", None)
+"""The choices of ``subset``: None means the whole folder (no split)."""
+_MAX_SIDE = 4096
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """What the panel's fields say; :meth:`checked` validates them the way Keras would.
+
+    Attributes:
+        image_size: ``(height, width)`` the images are resized to.
+        batch_size: images per batch (None: no batching).
+        validation_split: fraction held out for validation (0 or None: no split).
+        subset: ``"both"`` (train and validation), ``"training"``, ``"validation"`` or None.
+        seed: the shuffle/split seed.
+        shuffle: shuffle the files (Keras' default).
+        on_error: ``"raise"`` or ``"skip"`` broken images.
+    """
+
+    image_size: tuple[int, int] = (256, 256)
+    batch_size: int | None = 32
+    validation_split: float | None = 0.2
+    subset: str | None = "both"
+    seed: int | None = 1337
+    shuffle: bool = True
+    on_error: str = "raise"
+
+    def checked(self) -> DatasetOptions:
+        """These options normalised (no split means no subset), or a ValueError saying which
+        field to change."""
+        try:
+            height, width = (int(v) for v in self.image_size)
+        except (TypeError, ValueError):
+            raise ValueError(f"image size must be two whole numbers (height, width), not "
+                             f"{self.image_size!r}") from None
+        if not (1 <= height <= _MAX_SIDE and 1 <= width <= _MAX_SIDE):
+            raise ValueError(f"image size {height}x{width}: each side must be between 1 and "
+                             f"{_MAX_SIDE} pixels")
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise ValueError(f"batch size must be at least 1, not {self.batch_size}")
+        split = float(self.validation_split or 0.0)
+        if not 0.0 <= split < 1.0:
+            raise ValueError(f"validation split must be at least 0 and below 1, not {split}")
+        if self.subset not in SUBSETS:
+            raise ValueError(f"subset must be one of {SUBSETS}, not {self.subset!r}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f'on_error must be "raise" or "skip", not {self.on_error!r}')
+        subset = self.subset
+        if split == 0.0:
+            subset = None
+        elif subset is None:
+            raise ValueError("a validation split needs a subset: choose both, training or "
+                             "validation (or set the split to 0 for the whole folder)")
+        seed = self.seed
+        if split and self.shuffle and seed is None:
+            raise ValueError("a validation split with shuffling needs a seed (so training and "
+                             "validation never share a file): fill in the seed")
+        return replace(self, image_size=(height, width), validation_split=split or None,
+                       subset=subset, batch_size=None if self.batch_size is None else int(self.batch_size),
+                       seed=None if seed is None else int(seed))
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``image_dataset_from_drive`` (after :meth:`checked`)."""
+        out: dict[str, Any] = {"image_size": self.image_size, "batch_size": self.batch_size}
+        if self.validation_split:
+            out["validation_split"] = self.validation_split
+            out["subset"] = self.subset
+        out["seed"] = self.seed
+        if not self.shuffle:
+            out["shuffle"] = False
+        if self.on_error != "raise":
+            out["on_error"] = self.on_error
+        return out
+
+
+def variable_names(text: str, subset: str | None) -> list[str]:
+    """The variable(s) a dataset goes into: one name, or two (``"train, val"``) for
+    ``subset="both"`` (one name then holds the ``[train, val]`` pair).
+
+    Raises:
+        ValueError: not Python names, or two names without ``subset="both"``.
+    """
+    names = [n.strip() for n in text.replace(";", ",").split(",") if n.strip()]
+    if not names:
+        raise ValueError("type a variable name for the dataset (e.g. train, or train, val)")
+    for name in names:
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"{name!r} is not a Python variable name")
+    if len(names) > 2 or (len(names) == 2 and subset != "both"):
+        raise ValueError("two names (train, val) go with subset both; otherwise give one name")
+    if len(names) == 2 and names[0] == names[1]:
+        raise ValueError("the training and validation variables need different names")
+    return names
+
+
+def _needs_frameworks(what: str, exc: ImportError) -> MissingDependencyError:
+    if isinstance(exc, MissingDependencyError):
+        return exc
+    missing = getattr(exc, "name", None) or str(exc)
+    return MissingDependencyError(f'{what} needs {missing}, which is not installed: '
+                                  'pip install "colabmodels[tf]"')
+
+
+class DatasetPanelModel:
+    """State and actions of a dataset panel (see the module docstring).
+
+    Args:
+        ref: the dataset folder (Drive path, folder link or id; also gs://, s3://, local).
+        class_names: only these classes, in this order.
+        follow_links: descend into folders reached through Drive shortcuts.
+        per_class: thumbnails shown per class (fewer when there are many classes).
+        max_thumbnails: thumbnails shown in all.
+        thumbnail_size: the thumbnails' box in pixels.
+    """
+
+    def __init__(self, ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | None = None,
+                 follow_links: bool = False, per_class: int = 6, max_thumbnails: int = 120,
+                 thumbnail_size: int = 96) -> None:
+        if per_class < 0 or max_thumbnails < 0:
+            raise ValueError("per_class and max_thumbnails must be 0 or more")
+        self.max_thumbnails = max_thumbnails
+        self.ref = ref
+        self.class_names = class_names
+        self.follow_links = follow_links
+        self.per_class = per_class
+        self.thumbnail_size = thumbnail_size
+        self.summary: DatasetSummary | None = None
+        self.thumbnails: dict[str, Thumbnail] = {}
+        self.error: Trouble | None = None
+        self.last_created: dict[str, Any] = {}
+        self._generation = 0
+        self._active = 0
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._observers: list[Callable[[str], None]] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colabmodels-dataset")
+        self._submit(self._list, False)
+
+    # -- observing -----------------------------------------------------------------------------
+    def observe(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(event)`` after each change (from the thread that made it)."""
+        self._observers.append(callback)
+
+    def _emit(self, event: Event) -> None:
+        for callback in list(self._observers):
+            try:
+                callback(event)
+            except Exception:  # an observer's bug must not stop the model
+                logger.exception("dataset panel observer failed on %s", event)
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._active > 0
+
+    def wait(self, timeout: float | None = 120) -> bool:
+        """Block until listing and thumbnails are done (tests, notebooks); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._active == 0, timeout)
+
+    def close(self) -> None:
+        """Stop background work (results still on their way are dropped)."""
+        with self._idle:
+            self._generation += 1
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._active = 0
+            self._idle.notify_all()
+
+    # -- background work -----------------------------------------------------------------------
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            generation = self._generation
+            self._active += 1
+            self._pool.submit(self._run, generation, fn, *args)
+        self._emit("busy")
+
+    def _run(self, generation: int, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(generation, *args)
+        except Exception as e:
+            with self._lock:
+                current = generation == self._generation
+                if current:
+                    self.error = trouble(e)
+            if current:
+                logger.info("dataset panel: %s", e)
+                self._emit("error")
+        finally:
+            with self._idle:
+                self._active = max(0, self._active - 1)
+                self._idle.notify_all()
+            self._emit("busy")
+
+    def refresh(self) -> None:
+        """List the folder again (ignoring the remembered listing) and fetch new thumbnails."""
+        with self._lock:
+            self._generation += 1
+            self.summary = None
+            self.thumbnails = {}
+            self.error = None
+        self._emit("summary")
+        self._submit(self._list, True)
+
+    def _list(self, generation: int, refresh: bool) -> None:
+        from ..datasets.summary import summarize
+
+        def update(found: DatasetSummary) -> None:
+            with self._lock:
+                if generation != self._generation:
+                    return
+                self.summary = found
+            self._emit("summary")
+
+        summarize(self.ref, class_names=self.class_names, follow_links=self.follow_links,
+                  refresh=refresh, on_update=update)
+        self._thumbnails(generation)
+
+    def _thumbnails(self, generation: int) -> None:
+        from ..datasets.summary import add_thumbnail_problems, fetch_thumbnails
+
+        summary = self.summary
+        if summary is None or not summary.complete:
+            return
+        wanted = [f for files in self.samples(summary).values() for f in files]
+        wanted = [f for f in wanted if f.thumbnail_link]
+        if not wanted or summary.session is None:
+            return
+        got = []
+        for thumb in fetch_thumbnails(wanted, size=self.thumbnail_size, session=summary.session):
+            with self._lock:
+                if generation != self._generation:
+                    return
+                self.thumbnails[thumb.file.path] = thumb
+            got.append(thumb)
+            self._emit("thumbnail")
+        if add_thumbnail_problems(summary, got):
+            self._emit("summary")
+
+    def samples(self, summary: DatasetSummary) -> dict[str, list[Any]]:
+        """The files whose thumbnails are shown, by class: ``per_class`` each, fewer when
+        there are so many classes that ``max_thumbnails`` would be passed."""
+        classes = max(1, len(summary.class_names))
+        each = min(self.per_class, self.max_thumbnails // classes)
+        if each == 0 and self.per_class and self.max_thumbnails:  # one each, first classes
+            return dict(list(summary.samples(1).items())[: self.max_thumbnails])
+        return summary.samples(each) if each else {n: [] for n in summary.class_names}
+
+    # -- actions (the kernel's thread) ---------------------------------------------------------
+    @property
+    def ref_text(self) -> str:
+        """The folder as the user gave it (what the generated code line shows)."""
+        from ..refs import Ref
+
+        if isinstance(self.ref, Ref):
+            return self.ref.raw or (self.summary.path if self.summary else str(self.ref))
+        return os.fspath(self.ref)
+
+    def code(self, variable: str, options: DatasetOptions) -> str:
+        """The line of code that makes the same dataset."""
+        opts = options.checked()
+        names = variable_names(variable, opts.subset)
+        args = ", ".join([repr(self.ref_text)] + [f"{k}={v!r}" for k, v in opts.kwargs().items()])
+        return f"{', '.join(names)} = cm.image_dataset_from_drive({args})"
+
+    def create(self, variable: str, options: DatasetOptions, *,
+               namespace: MutableMapping[str, Any] | None = None) -> dict[str, Any]:
+        """``cm.image_dataset_from_drive(ref, **options)`` into ``variable`` (``"train, val"``
+        for both subsets) in ``namespace`` (the notebook's by default).
+
+        Returns:
+            ``{name: dataset}`` of what was assigned.
+
+        Raises:
+            ValueError: a field is wrong (the message names it).
+            MissingDependencyError: TensorFlow/Keras are not installed.
+            and the errors of :func:`colabmodels.image_dataset_from_drive`.
+        """
+        opts = options.checked()
+        names = variable_names(variable, opts.subset)
+        try:
+            from ..datasets import image_dataset_from_drive
+
+            made = image_dataset_from_drive(self.ref, follow_links=self.follow_links,
+                                            class_names=self.class_names, verbose=False,
+                                            **opts.kwargs())
+        except ImportError as e:
+            raise _needs_frameworks("making the dataset", e) from e
+        target = namespace if namespace is not None else user_namespace()
+        if opts.subset == "both" and len(names) == 2:
+            out = dict(zip(names, made, strict=True))
+        else:
+            out = {names[0]: made}
+        target.update(out)
+        self.last_created = out
+        return out
+
+    def pack(self, dest: str | None = None, *, options: DatasetOptions | None = None,
+             progress: ProgressSink | None = None) -> Ref:
+        """``cm.pack(ref, dest)``: WebDataset shards written back to Drive (default: beside
+        the folder, ``<name>_shards``), with the split of ``options`` if it has one.
+
+        Raises:
+            MissingDependencyError: numpy/PIL (the frameworks' extra) are not installed.
+            and the errors of :func:`colabmodels.pack`.
+        """
+        opts = (options or DatasetOptions(validation_split=None, subset=None)).checked()
+        from ..progress import report_to
+
+        try:
+            from ..datasets import pack
+
+            with report_to(progress) if progress is not None else _nothing():
+                return pack(self.ref, (dest or "").strip() or None,
+                            validation_split=opts.validation_split,
+                            seed=opts.seed if opts.validation_split else None,
+                            class_names=self.class_names, follow_links=self.follow_links,
+                            on_error=opts.on_error)
+        except ImportError as e:
+            raise _needs_frameworks("packing", e) from e
+
+    def status(self) -> str:
+        """One line for the panel: what is listed, or what is happening."""
+        from ..datasets.summary import describe
+
+        with self._lock:
+            summary, busy, shown = self.summary, self._active > 0, len(self.thumbnails)
+        if summary is None:
+            return "listing …" if busy else ""
+        line = describe(summary)
+        if summary.complete and busy:
+            line += f" · thumbnails {shown} …"
+        return line
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _nothing() -> _Nothing:
+    return _Nothing()
