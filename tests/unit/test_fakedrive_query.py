@@ -15,6 +15,7 @@ from colabmodels.testing.fakedrive.query import (
     compile_drive_query,
     compile_query,
     parse_rfc3339,
+    plan_query,
     words_match,
 )
 
@@ -496,3 +497,53 @@ def test_drive_query_terms() -> None:
         compile_drive_query("title = 'x'")
     with pytest.raises(QueryError):
         compile_drive_query("'x' in parents")
+
+
+# -- plan_query: the folders a query's matches must be in (the emulator lists only their children)
+
+
+@pytest.mark.parametrize(
+    "q, parents",
+    [
+        ("'F' in parents", {"F"}),
+        ("'F' in parents and trashed = false", {"F"}),
+        ("trashed = false and ('F' in parents)", {"F"}),
+        ("'root' in parents and title contains 'x'", {ROOT}),
+        ("'A' in parents or 'B' in parents", {"A", "B"}),
+        ("('A' in parents and starred = true) or ('B' in parents and trashed = false)", {"A", "B"}),
+        ("'A' in parents and 'B' in parents", {"A"}),
+        ("('A' in parents or 'B' in parents) and 'C' in parents", {"C"}),
+        ("not not 'F' in parents", {"F"}),
+        ("", None),
+        ("trashed = false", None),
+        ("'A' in parents or starred = true", None),
+        ("not 'F' in parents", None),
+        ("not ('F' in parents and trashed = false)", None),
+        ("'me' in owners", None),
+    ],
+)
+def test_plan_query_parent_scope(q: str, parents: set[str] | None) -> None:
+    plan = plan_query(q, aliases=ALIASES)
+    assert plan.parents == (None if parents is None else frozenset(parents))
+    for f in SAMPLE_FILES:  # the plan's predicate is the compiled query
+        assert plan.predicate(f) == compile_query(q, aliases=ALIASES)(f)
+
+
+def test_plan_query_errors_like_compile_query() -> None:
+    with pytest.raises(QueryError):
+        plan_query("'F' in parents and")
+    with pytest.raises(TypeError):
+        plan_query(None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300)
+@given(_expressions())
+def test_plan_scope_never_excludes_a_match(expr: tuple[str, Any]) -> None:
+    """Whenever a plan names folders, every file the query accepts has one of them as a parent."""
+    text, fn = expr
+    plan = plan_query(text, aliases=ALIASES)
+    if plan.parents is None:
+        return
+    for f in (*SAMPLE_FILES, FILE, FOLDER, {}):
+        if fn(f):
+            assert any(p["id"] in plan.parents for p in f.get("parents") or []), text

@@ -41,8 +41,9 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from . import webdownload
@@ -68,6 +69,9 @@ from .revisions import RevisionsApi
 from .server import FileBody, Request, Response, json_response
 from .shaping import Fault, FaultPlan
 from .store import FOLDER_MIME, SHORTCUT_MIME, FileRecord, StagedBlob, Store, User
+
+if TYPE_CHECKING:
+    from .query import QueryPlan
 from .thumbnails import THUMBNAIL_PREFIX, ThumbnailsApi
 from .uploads import UploadManager, UploadSession, parse_content_range, parse_multipart_related
 
@@ -85,6 +89,11 @@ _UNGATED = re.compile(
 _CHILD_OR_PARENT = re.compile(r"^files/[^/]+/(children|parents)(/.*)?$")
 _MAX_PROPERTY_BYTES = 124
 _MAX_PROPERTIES = 100
+_PAGE_PARAMS = frozenset({"pageToken", "maxResults", "access_token", "fields", "prettyPrint"})
+"""files.list parameters that do not change which files match or their order."""
+_LIST_CACHE_SIZE = 16
+"""Sorted listings kept for their next pages."""
+
 _ORDER_KEYS = {
     "createdDate",
     "folder",
@@ -153,6 +162,8 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         self.base_url = "http://127.0.0.1/"
         self.renderer = Renderer(store, self.base_url)
         self._routes = self._build_routes()
+        # files.list with orderBy: (user, params) -> (store generation, sorted matches)
+        self._list_cache: OrderedDict[tuple[Any, ...], tuple[int, list[FileRecord]]] = OrderedDict()
 
     def set_base_url(self, base_url: str) -> None:
         """Tell the app its own address (links in resources are absolute)."""
@@ -216,6 +227,8 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
     def dispatch(self, req: Request) -> Response:
         """Answer one request."""
         path = req.path
+        if req.method not in ("GET", "HEAD"):
+            self.store.bump()  # whatever it changes, cached listings are stale now
         self.local.supports_all_drives = (
             truthy(req.query.get("supportsAllDrives"))
             or truthy(req.query.get("supportsTeamDrives"))
@@ -569,38 +582,6 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
 
     # -------------------------------------------------------------- files
 
-    def _query_view(self, rec: FileRecord, user: User) -> dict[str, Any]:
-        """The fields the ``q`` predicate reads, cheaper than the full resource."""
-        store = self.store
-        email = user.email
-        shared_with_me = rec.drive_id is None and rec.owner != email and any(
-            email in a.readers
-            or email in a.writers
-            or any(g["type"] != "anyone" and not g.get("withLink") and store._grant_applies(g, email) for g in a.grants)
-            for a in store.ancestors_and_self(rec)
-        )
-        view: dict[str, Any] = {
-            "id": rec.id,
-            "title": rec.title,
-            "mimeType": rec.mime_type,
-            "parents": [{"id": p} for p in rec.parents],
-            "owners": [] if rec.drive_id is not None else [{"emailAddress": rec.owner}],
-            "labels": {
-                "trashed": store.is_trashed(rec),
-                "starred": rec.starred,
-                "hidden": rec.hidden,
-            },
-            "sharedWithMe": shared_with_me,
-            "modifiedDate": rfc3339(rec.modified),
-            "createdDate": rfc3339(rec.created),
-            "properties": rec.properties,
-        }
-        if rec.viewed or rec.owner == user.email:
-            view["lastViewedByMeDate"] = rfc3339(rec.modified)
-        if rec.shortcut_target:
-            view["shortcutDetails"] = {"targetId": rec.shortcut_target}
-        return view
-
     def _listable(self, rec: FileRecord, user: User, q: str) -> bool:
         """Whether ``rec`` can appear in ``user``'s list results.
 
@@ -617,13 +598,68 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             return False
         return store.has_direct_access(rec, user.email) or any(pid in q for pid in rec.parents)
 
-    def _compile_q(self, q: str, user: User) -> Callable[[dict[str, Any]], bool]:
-        from .query import QueryError, compile_query  # written separately; imported when needed
+    def _plan_q(self, q: str, user: User) -> QueryPlan:
+        from .query import QueryError, plan_query  # written separately; imported when needed
 
         try:
-            return compile_query(q, aliases={"root": user.root_id, "me": user.email})
+            return plan_query(q, aliases={"root": user.root_id, "me": user.email})
         except QueryError as e:
             raise bad_request(f"Invalid Value: {e}", location="q")
+
+    def _candidates(self, plan: QueryPlan, after: int = 0) -> list[FileRecord]:
+        """Records that may match ``plan`` with ``seq > after``, in creation order.
+
+        When the query requires ``'ID' in parents``, only the children of those
+        folders (from the store's index); otherwise every record.
+        """
+        store = self.store
+        if plan.parents is None:
+            recs = store.snapshot()
+        elif len(plan.parents) == 1:
+            recs = store.children(next(iter(plan.parents)))
+        else:
+            by_id = {r.id: r for pid in plan.parents for r in store.children(pid)}
+            recs = sorted(by_id.values(), key=lambda r: r.seq)
+        return recs if after <= 0 else [r for r in recs if r.seq > after]
+
+    def _sorted_matches(
+        self,
+        req: Request,
+        user: User,
+        plan: QueryPlan,
+        in_drives: Callable[[FileRecord], bool],
+        key: Callable[[FileRecord], Any],
+    ) -> list[FileRecord]:
+        """Every match of an ordered listing, sorted; reused by the next pages until the store changes."""
+        store = self.store
+        params = req.query
+        q = params.get("q", "")
+        cache_key = (
+            user.email,
+            bool(self.local.supports_all_drives),
+            tuple(sorted((k, v) for k, v in params.items() if k not in _PAGE_PARAMS)),
+        )
+        with store.lock:
+            generation = store.generation
+            hit = self._list_cache.get(cache_key)
+            if hit is not None and hit[0] == generation:
+                self._list_cache.move_to_end(cache_key)
+                return hit[1]
+        predicate = plan.predicate
+        ctx = _ViewContext(store, user.email)
+        matches = [
+            r
+            for r in self._candidates(plan)
+            if in_drives(r) and self._listable(r, user, q) and predicate(_QueryView(r, ctx))
+        ]
+        matches.sort(key=key)
+        with store.lock:
+            if store.generation == generation:
+                self._list_cache[cache_key] = (generation, matches)
+                self._list_cache.move_to_end(cache_key)
+                while len(self._list_cache) > _LIST_CACHE_SIZE:
+                    self._list_cache.popitem(last=False)
+        return matches
 
     @staticmethod
     def _order_key(order_by: str) -> Callable[[FileRecord], Any]:
@@ -679,21 +715,16 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         max_results = max_results or 100
         in_drives = self._drive_scope(params, user)
         spaces = {s.strip() for s in params.get("spaces", "drive").split(",") if s.strip()}
-        predicate = self._compile_q(q, user)
+        plan = self._plan_q(q, user)
+        predicate = plan.predicate
         token = self._decode_page_token(params.get("pageToken"))
         items: list[dict[str, Any]] = []
         next_token: str | None = None
         if "drive" in spaces:
-            records = self.store.snapshot()
             order_by = params.get("orderBy")
             if order_by:
                 key = self._order_key(order_by)
-                matches = [
-                    r
-                    for r in records
-                    if in_drives(r) and self._listable(r, user, q) and predicate(self._query_view(r, user))
-                ]
-                matches.sort(key=key)
+                matches = self._sorted_matches(req, user, plan, in_drives, key)
                 offset = int(token.get("o", 0))
                 page = matches[offset : offset + max_results]
                 if offset + max_results < len(matches):
@@ -701,10 +732,11 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             else:
                 after = int(token.get("s", 0))
                 page = []
-                for r in records:
-                    if r.seq <= after or not in_drives(r):
+                ctx = _ViewContext(self.store, user.email)
+                for r in self._candidates(plan, after):
+                    if not in_drives(r):
                         continue
-                    if not self._listable(r, user, q) or not predicate(self._query_view(r, user)):
+                    if not self._listable(r, user, q) or not predicate(_QueryView(r, ctx)):
                         continue
                     if len(page) == max_results:
                         next_token = self._encode_page_token({"s": page[-1].seq})
@@ -1050,7 +1082,7 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
     def children_list(self, req: Request, user: User, file_id: str) -> Response:
         """``GET files/{id}/children`` (``q``, ``maxResults``, ``pageToken``)."""
         folder = self._file(file_id, user)
-        predicate = self._compile_q(req.query.get("q", ""), user)
+        predicate = self._plan_q(req.query.get("q", ""), user).predicate
         try:
             max_results = int(req.query.get("maxResults", "100") or "100") or 100
         except ValueError:
@@ -1058,10 +1090,11 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         after = int(self._decode_page_token(req.query.get("pageToken")).get("s", 0))
         page: list[FileRecord] = []
         next_token = None
+        ctx = _ViewContext(self.store, user.email)
         for r in self.store.children(folder.id):
             if r.seq <= after or not self.store.can_read(r, user.email):
                 continue
-            if not predicate(self._query_view(r, user)):
+            if not predicate(_QueryView(r, ctx)):
                 continue
             if len(page) == max_results:
                 next_token = self._encode_page_token({"s": page[-1].seq})
@@ -1343,6 +1376,93 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         response = self._finish(user, target, session.metadata, session.params, blob, session.content_type)
         session.result_id = response.json["id"]
         return response
+
+
+class _ViewContext:
+    """What the query views of one listing share: the viewer and the trashed state of folders."""
+
+    __slots__ = ("_folder_trashed", "email", "store")
+
+    def __init__(self, store: Store, email: str) -> None:
+        self.store = store
+        self.email = email
+        self._folder_trashed: dict[str, bool] = {}
+
+    def trashed(self, rec: FileRecord) -> bool:
+        """``store.is_trashed(rec)``, with each parent's answer remembered."""
+        if rec.explicitly_trashed:
+            return True
+        memo = self._folder_trashed
+        for pid in rec.parents:
+            known = memo.get(pid)
+            if known is None:
+                parent = self.store.get(pid)
+                known = memo[pid] = parent is not None and self.store.is_trashed(parent)
+            if known:
+                return True
+        return False
+
+
+_ABSENT: Any = object()  # a field the resource does not have
+_UNSET: Any = object()  # a field not computed yet
+
+
+def _view_last_viewed(rec: FileRecord, ctx: _ViewContext) -> Any:
+    return rfc3339(rec.modified) if rec.viewed or rec.owner == ctx.email else _ABSENT
+
+
+_VIEW_FIELDS: dict[str, Callable[[FileRecord, _ViewContext], Any]] = {
+    "id": lambda rec, ctx: rec.id,
+    "title": lambda rec, ctx: rec.title,
+    "mimeType": lambda rec, ctx: rec.mime_type,
+    "parents": lambda rec, ctx: [{"id": p} for p in rec.parents],
+    "owners": lambda rec, ctx: [] if rec.drive_id is not None else [{"emailAddress": rec.owner}],
+    "labels": lambda rec, ctx: {"trashed": ctx.trashed(rec), "starred": rec.starred, "hidden": rec.hidden},
+    "sharedWithMe": lambda rec, ctx: ctx.store.shared_directly_with(rec, ctx.email),
+    "modifiedDate": lambda rec, ctx: rfc3339(rec.modified),
+    "createdDate": lambda rec, ctx: rfc3339(rec.created),
+    "lastViewedByMeDate": _view_last_viewed,
+    "shortcutDetails": lambda rec, ctx: {"targetId": rec.shortcut_target} if rec.shortcut_target else _ABSENT,
+    "properties": lambda rec, ctx: rec.properties,
+}
+"""How each field the ``q`` language reads is made from a record, for one viewer."""
+
+
+class _QueryView(Mapping[str, Any]):
+    """A read-only Drive v2 resource with only the fields ``q`` reads, each computed on first use."""
+
+    __slots__ = ("_ctx", "_rec", "_values")
+
+    def __init__(self, rec: FileRecord, ctx: _ViewContext) -> None:
+        self._rec = rec
+        self._ctx = ctx
+        self._values: dict[str, Any] = {}
+
+    def _value(self, key: str) -> Any:
+        values = self._values
+        value = values.get(key, _UNSET)
+        if value is not _UNSET:
+            return value
+        make = _VIEW_FIELDS.get(key)
+        value = _ABSENT if make is None else make(self._rec, self._ctx)
+        values[key] = value
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._value(key)
+        return default if value is _ABSENT else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._value(key)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([k for k in _VIEW_FIELDS if self._value(k) is not _ABSENT])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _Desc:

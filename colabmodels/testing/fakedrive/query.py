@@ -7,6 +7,10 @@ resources (plain dicts, as the emulator stores them)::
                           aliases={"root": "0AAroot"})
     match({"title": "a", "parents": [{"id": "0AAroot"}], "labels": {"trashed": False}})
 
+:func:`plan_query` also says which folders the matches must be in (from
+``'ID' in parents`` terms every branch requires), so the emulator can test only
+those folders' children instead of every file.
+
 The implementation is a small tokenizer plus a recursive-descent parser that
 builds a tree of closures. It is deliberately strict: anything it does not
 understand raises :class:`QueryError` (the server turns it into a 400
@@ -87,7 +91,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["Predicate", "QueryError", "compile_drive_query", "compile_query", "parse_rfc3339", "words_match"]
+__all__ = [
+    "Predicate",
+    "QueryError",
+    "QueryPlan",
+    "compile_drive_query",
+    "compile_query",
+    "parse_rfc3339",
+    "plan_query",
+    "words_match",
+]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 """A compiled query: takes a Drive v2 file resource, returns whether it matches."""
@@ -322,6 +335,9 @@ def words_match(needle: str, haystack: str) -> bool:
 def _all(preds: Sequence[Predicate]) -> Predicate:
     if len(preds) == 1:
         return preds[0]
+    if len(preds) == 2:  # the usual "'F' in parents and trashed = false", without a generator
+        first, second = preds
+        return lambda f: first(f) and second(f)
     parts = tuple(preds)
     return lambda f: all(p(f) for p in parts)
 
@@ -329,6 +345,9 @@ def _all(preds: Sequence[Predicate]) -> Predicate:
 def _any(preds: Sequence[Predicate]) -> Predicate:
     if len(preds) == 1:
         return preds[0]
+    if len(preds) == 2:
+        first, second = preds
+        return lambda f: first(f) or second(f)
     parts = tuple(preds)
     return lambda f: any(p(f) for p in parts)
 
@@ -367,6 +386,15 @@ class _Parser:
         self.tokens = _tokenize(q)
         self.i = 0
         self.depth = 0
+        # id(predicate) -> folder ids one of which every file it accepts has as a parent
+        self._scopes: dict[int, frozenset[str]] = {}
+        self._scoped: list[Predicate] = []  # keeps those predicates (and so their ids) alive
+        self.scope: frozenset[str] | None = None
+
+    def _set_scope(self, pred: Predicate, scope: frozenset[str]) -> Predicate:
+        self._scopes[id(pred)] = scope
+        self._scoped.append(pred)
+        return pred
 
     # -- helpers
     def _peek(self) -> _Token:
@@ -411,6 +439,7 @@ class _Parser:
         if self._peek().kind == "eof":
             return lambda f: True
         pred = self._or_expr()
+        self.scope = self._scopes.get(id(pred))
         tok = self._peek()
         if tok.kind != "eof":
             if tok.kind == ")":
@@ -425,14 +454,24 @@ class _Parser:
         while self._is_kw(self._peek(), "or"):
             self._next()
             preds.append(self._and_expr())
-        return _any(preds)
+        pred = _any(preds)
+        scopes = [self._scopes.get(id(p)) for p in preds]
+        if len(preds) > 1 and all(sc is not None for sc in scopes):
+            # a or b: a file must be in a's folders or in b's
+            self._set_scope(pred, frozenset().union(*(sc for sc in scopes if sc is not None)))
+        return pred
 
     def _and_expr(self) -> Predicate:
         preds = [self._not_expr()]
         while self._is_kw(self._peek(), "and"):
             self._next()
             preds.append(self._not_expr())
-        return _all(preds)
+        pred = _all(preds)
+        scopes = [sc for sc in (self._scopes.get(id(p)) for p in preds) if sc is not None]
+        if len(preds) > 1 and scopes:
+            # a and b: either operand's folders will do; take the narrower
+            self._set_scope(pred, min(scopes, key=len))
+        return pred
 
     def _not_expr(self) -> Predicate:
         negate = False
@@ -499,8 +538,9 @@ class _Parser:
             value = self.aliases[alias_word]
         if coll == "parents":
             target = value
-            return lambda f: any(
-                isinstance(p, Mapping) and p.get("id") == target for p in f.get("parents") or ()
+            return self._set_scope(
+                lambda f: any(isinstance(p, Mapping) and p.get("id") == target for p in f.get("parents") or ()),
+                frozenset({target}),
             )
         email = value.lower()
         return lambda f: any(
@@ -672,6 +712,40 @@ def compile_query(q: str, *, aliases: Mapping[str, str] | None = None) -> Predic
     if not isinstance(q, str):
         raise TypeError(f"query must be a str, not {type(q).__name__}")
     return _Parser(q, aliases or {}).parse()
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A compiled query and what it tells about where its matches can be.
+
+    Attributes:
+        predicate: as :func:`compile_query` returns.
+        parents: None, or folder ids such that every file ``predicate``
+            accepts has at least one of them among its parents (the query
+            requires ``'ID' in parents`` in every branch). A caller may then
+            test only the children of these folders and get the same result.
+    """
+
+    predicate: Predicate
+    parents: frozenset[str] | None
+
+
+def plan_query(q: str, *, aliases: Mapping[str, str] | None = None) -> QueryPlan:
+    """Like :func:`compile_query`, plus the folders the matches must be in.
+
+    ``"'F' in parents and trashed = false"`` gives ``parents == {"F"}``;
+    ``"'A' in parents or 'B' in parents"`` gives ``{"A", "B"}``; a query with a
+    branch that does not require a parent (``"'A' in parents or starred = true"``)
+    or that negates one (``"not 'A' in parents"``) gives None.
+
+    Raises:
+        QueryError: as :func:`compile_query`.
+    """
+    if not isinstance(q, str):
+        raise TypeError(f"query must be a str, not {type(q).__name__}")
+    parser = _Parser(q, aliases or {})
+    predicate = parser.parse()
+    return QueryPlan(predicate, parser.scope)
 
 
 class _DriveParser(_Parser):

@@ -209,7 +209,7 @@ class Renderer:
             res["modifiedByMeDate"] = rfc3339(rec.modified)
         if rec.viewed or is_owner:
             res["lastViewedByMeDate"] = rfc3339(rec.modified)
-        if not is_owner and not in_drive and viewer is not None and (viewer in rec.readers or viewer in rec.writers):
+        if viewer is not None and self.store.shared_directly_with(rec, viewer):
             res["sharedWithMeDate"] = rfc3339(rec.created)
             res["sharingUser"] = self.user(rec.owner, viewer)
         if rec.is_folder:

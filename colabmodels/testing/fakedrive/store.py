@@ -15,6 +15,11 @@ Sharing model (a subset of Drive's):
   a folder;
 * only the owner may trash, untrash or delete.
 
+The store keeps an index of each folder's children (in creation order) and a
+``generation`` counter that every change moves on (setting ``dirty`` does it);
+``files.list`` uses the first to look only inside the folder a query names and
+the second to know when a sorted listing it kept for the next pages is stale.
+
 With ``state_path`` set, :meth:`Store.save` writes all metadata (and the
 emulator's extra state, e.g. registered service-account keys) as JSON
 atomically; :meth:`Store.load` reads it back, so files and ids survive a restart.
@@ -256,15 +261,34 @@ class Store:
         self.files: dict[str, FileRecord] = {}
         self.default_user: str | None = None
         self.extra: dict[str, Any] = {}
-        self.dirty = False
+        self.generation = 0  # bumped by every change; listing caches are keyed by it
+        self._dirty = False
         self._id_counter = 0
         self._seq = 0
         self._kids: dict[str, dict[str, None]] = {}  # parent id -> child ids (an index)
+        self._kids_unordered: set[str] = set()  # parents whose child ids may be out of creation order
         self.drives: dict[str, SharedDrive] = {}
         self.groups: dict[str, list[str]] = {}  # group email -> member emails
         self.change_counter = 0
         self.tombstones: list[dict[str, Any]] = []  # deleted files, for changes.list
         self.max_revisions = 100
+
+    @property
+    def dirty(self) -> bool:
+        """True when something changed since the last :meth:`save`."""
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        # Every mutation marks the store dirty, so this is where the generation moves on.
+        if value:
+            self.generation += 1
+        self._dirty = value
+
+    def bump(self) -> None:
+        """Note a change that needs no saving (drops cached listings)."""
+        with self.lock:
+            self.generation += 1
 
     # ---------------------------------------------------------------- ids
 
@@ -343,15 +367,28 @@ class Store:
             return list(self.files.values())
 
     def children(self, folder_id: str) -> list[FileRecord]:
-        """Records whose parents include ``folder_id``, in creation order."""
+        """Records whose parents include ``folder_id``, in creation order (from the index)."""
         with self.lock:
-            kids = [self.files[k] for k in self._kids.get(folder_id, ()) if k in self.files]
-        kids.sort(key=lambda r: r.seq)
-        return kids
+            kids = self._kids.get(folder_id)
+            if not kids:
+                return []
+            files = self.files
+            if folder_id in self._kids_unordered:
+                # A file moved in: put the ids back in creation order once, not on every call.
+                ordered = sorted((files[k] for k in kids if k in files), key=lambda r: r.seq)
+                self._kids[folder_id] = dict.fromkeys(r.id for r in ordered)
+                self._kids_unordered.discard(folder_id)
+                return ordered
+            return [files[k] for k in kids if k in files]
 
     def _index_add(self, rec: FileRecord) -> None:
         for pid in rec.parents:
-            self._kids.setdefault(pid, {})[rec.id] = None
+            kids = self._kids.setdefault(pid, {})
+            if kids:
+                last = self.files.get(next(reversed(kids)))
+                if last is None or last.seq > rec.seq:
+                    self._kids_unordered.add(pid)
+            kids[rec.id] = None
 
     def _index_remove(self, rec: FileRecord) -> None:
         for pid in rec.parents:
@@ -361,6 +398,7 @@ class Store:
 
     def _reindex(self) -> None:
         self._kids = {}
+        self._kids_unordered = set()
         for rec in self.files.values():
             self._index_add(rec)
 
@@ -494,6 +532,22 @@ class Store:
                 if g["type"] != "anyone" and not g.get("withLink") and self._grant_applies(g, email):
                     return True
         return False
+
+    def shared_directly_with(self, rec: FileRecord, email: str) -> bool:
+        """Whether ``rec`` itself (not a folder above it) is shared with ``email`` by name.
+
+        This is Drive's "Shared with me": a named reader/writer or a user, group
+        or domain permission on the item, not "anyone with the link", not the
+        owner, never for shared-drive items. Items inside a shared folder are
+        reached through the folder and are not "shared with me" themselves.
+        """
+        if rec.drive_id is not None or rec.owner == email:
+            return False
+        if email in rec.readers or email in rec.writers:
+            return True
+        return any(
+            g["type"] != "anyone" and not g.get("withLink") and self._grant_applies(g, email) for g in rec.grants
+        )
 
     def is_shared(self, rec: FileRecord) -> bool:
         """True when anyone but the owner has access."""
@@ -702,6 +756,7 @@ class Store:
                 for rev in cur.revisions[:-1]:
                     with contextlib.suppress(OSError):
                         self.revision_path(cur, rev["id"]).unlink()
+                self._kids_unordered.discard(cur.id)
                 for kid_id in list(self._kids.pop(cur.id, ())):
                     child = self.files.get(kid_id)
                     if child is None or cur.id not in child.parents:
@@ -857,6 +912,7 @@ class Store:
             self.change_counter = int(state.get("change_counter", 0))
             self.tombstones = list(state.get("tombstones") or [])
             self.extra = dict(state.get("extra") or {})
+            self.generation += 1
             self.dirty = False
 
     def save(self) -> None:
