@@ -1,9 +1,9 @@
 # colabmodels — the two commands are `make demo` and `make test`; each builds what it needs.
 #
-#   make demo        start the Drive emulator with demo content and run the quickstart notebook
-#   make demo OPEN=1 ... and open it in JupyterLab instead
+#   make demo        start the Drive emulator (and S3/GCS) with demo content and run every notebook
+#   make demo NB=04  ... only notebooks/04_*;  make demo OPEN=1: open them all in JupyterLab instead
 #   make test        lint, type-check, then every test tier (+ the Colab-pinned environment)
-#   make lint        ruff + mypy only
+#   make lint        ruff, mypy and the import contracts (lint-imports) only
 #   make bench       benchmarks against the emulator (QUICK=1 for small sizes)
 
 PYTHON ?= python3
@@ -52,6 +52,7 @@ browser-deps:
 lint: $(VENV)/.installed
 	$(PY) -m ruff check colabmodels tests benchmarks
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 test: $(VENV)/.installed $(COLAB)/.installed browser-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -61,10 +62,10 @@ test-colab: $(COLAB)/.installed
 	$(CPY) -m pytest -m colab -p no:cacheprovider tests/unit tests/emulator $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
-	$(PY) -m colabmodels.demo $(if $(OPEN),--open,)
+	$(PY) -m colabmodels.demo $(if $(OPEN),--open,) $(NB)
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run $(if $(QUICK),--quick,)
 
 clean:
-	rm -rf $(VENV) $(COLAB) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(COLAB) .venv-colab-nb .venv-colab-nb.lock .pytest_cache .mypy_cache .ruff_cache *.egg-info
