@@ -8,155 +8,33 @@
     colabmodels fakedrive [ARGS...]                       the Drive emulator (python -m colabmodels.testing.fakedrive)
     colabmodels demo [--open]                             the quickstart against the emulator
 
-Like the magics, this face holds no logic: each command is one call into :mod:`colabmodels.api`
-or :data:`colabmodels.cache`. Library errors print as one line
-(``colabmodels: error: NotFoundError: ...``) and exit with status 2 (``cache verify`` exits 1
-when it finds bad entries); ``--debug`` prints the traceback too, ``-v`` logs at INFO.
-
-This module also holds :class:`Table` and the row builders the magics share, so the terminal
-and the notebook show the same columns.
+Like the magics, this face holds no logic: each command is one call into :mod:`colabmodels.api`,
+shown through :mod:`colabmodels.presentation` (the same tables and messages as ``%models`` and
+``%cache``). Library errors print as one line in the command's own words
+(``colabmodels: error: OfflineError: ... run without --offline ...``) and exit with status 2,
+as do usage errors; ``cache verify`` exits 1 when it finds bad entries. ``--debug`` prints the
+traceback too, ``-v`` logs at INFO.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import logging
-import re
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    from .cache import CacheEntry
-    from .registry import SavedModelInfo
+from . import presentation
 
-__all__ = ["Table", "cache_table", "main", "parse_size", "versions_table"]
+__all__ = ["build_parser", "main"]
 
 PROG = "colabmodels"
 
 
-# -- presentation shared with the magics -----------------------------------------------------
-
-class Table(list):  # type: ignore[type-arg]
-    """A list of objects (versions, cache entries) that displays as a table.
-
-    It is a plain list of the underlying objects (``vs = %models X; vs[-1].ref``); its text
-    ``repr`` is aligned columns for terminals and ``_repr_html_`` an HTML table for notebooks.
-    """
-
-    def __init__(self, items: Iterable[Any], columns: Sequence[str],
-                 row: Callable[[Any], Sequence[str]], *, empty: str = "(nothing)",
-                 footer: str = "") -> None:
-        super().__init__(items)
-        self.columns = list(columns)
-        self._row = row
-        self.empty = empty
-        self.footer = footer
-
-    @property
-    def rows(self) -> list[list[str]]:
-        """The cells as strings, one list per item."""
-        return [[str(c) for c in self._row(item)] for item in self]
-
-    def __repr__(self) -> str:
-        if not self:
-            return self.empty
-        rows = [self.columns, *self.rows]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self.columns))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        if self.footer:
-            lines.append(self.footer)
-        return "\n".join(lines)
-
-    __str__ = __repr__
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(repr(self))
-
-    def _repr_html_(self) -> str:
-        if not self:
-            return f"<p><em>{html.escape(self.empty)}</em></p>"
-        head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(c)}</td>" for c in r)
-            + "</tr>" for r in self.rows
-        )
-        foot = f"<caption style='caption-side:bottom'>{html.escape(self.footer)}</caption>" \
-            if self.footer else ""
-        return f"<table>{foot}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _metadata_text(metadata: dict[str, Any]) -> str:
-    import json
-
-    return " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in metadata.items())
-
-
-def versions_table(infos: list[SavedModelInfo], dest: str) -> Table:
-    """``%models`` / ``colabmodels versions``: version, created, framework, format, metadata."""
-    return Table(infos, ["version", "created", "framework", "format", "metadata"],
-                 lambda i: [f"v{i.version}", i.created, i.framework, i.format,
-                            _metadata_text(i.metadata)],
-                 empty=f"no saved versions under {dest}")
-
-
-def age(seconds: float) -> str:
-    """``3 min ago``."""
-    s = max(0.0, seconds)
-    if s < 45:
-        return "just now"
-    if s < 3600:
-        return f"{max(1, round(s / 60))} min ago"
-    if s < 86400:
-        return f"{round(s / 3600)} h ago"
-    days = round(s / 86400)
-    if days < 60:
-        return f"{days} day ago" if days == 1 else f"{days} days ago"
-    return f"{round(days / 30)} months ago"
-
-
-def cache_table(entries: list[CacheEntry], root: Any) -> Table:
-    """``%cache ls`` / ``colabmodels cache ls``: name, size, last used, source."""
-    from .transfer import describe_bytes
-
-    now = time.time()
-    total = sum(e.size for e in entries)
-    return Table(entries, ["name", "size", "used", "source"],
-                 lambda e: [e.name + ("/" if e.kind == "tree" else ""), describe_bytes(e.size),
-                            age(now - (e.last_used or e.created)), e.source],
-                 empty=f"the cache is empty ({root})",
-                 footer=f"{len(entries)} entries, {describe_bytes(total)} in {root}")
-
-
-def describe_entry(entry: CacheEntry) -> str:
-    from .transfer import describe_bytes
-
-    problem = entry.extra.get("problem")
-    return f"{entry.name} ({describe_bytes(entry.size)}, {entry.source})" + \
-        (f": {problem}" if problem else "")
-
-
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """``"500000"``, ``"500MB"`` (decimal) or ``"2GiB"``/``"2G"`` (binary) -> bytes."""
-    m = _SIZE.match(str(text))
-    if not m:
-        raise ValueError(f"{text!r} is not a size (examples: 1000000, 500MB, 2GiB)")
-    number, unit, binary = float(m.group(1)), m.group(2).lower(), m.group(3)
-    power = "kmgt".find(unit) + 1 if unit else 0
-    base = 1024 if binary or (unit and not text.strip().lower().endswith("b")) else 1000
-    return int(number * base ** power)
-
-
 def _size_arg(text: str) -> int:
     try:
-        return parse_size(text)
+        return presentation.parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -166,49 +44,30 @@ def _size_arg(text: str) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     from . import api
 
-    path = api.fetch(args.ref, offline=True if args.offline else None, progress=not args.no_progress)
-    print(path)
+    print(api.fetch(args.ref, offline=True if args.offline else None, progress=not args.no_progress))
     return 0
 
 
 def _versions(args: argparse.Namespace) -> int:
     from . import api
 
-    print(versions_table(api.versions(args.dest), args.dest))
+    print(presentation.versions_table(api.versions(args.dest), args.dest))
     return 0
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from .cache import cache
-    from .transfer import describe_bytes
+    from . import api
 
-    action = args.action
-    if action == "ls":
-        print(cache_table(cache.entries(), cache.root))
-        return 0
-    if action == "verify":
-        count = len(cache.entries())
-        bad = cache.verify()
-        if not bad:
-            print(f"all {count} entries verified")
-            return 0
-        print(f"{len(bad)} of {count} entries were bad and have been removed "
-              "(they are fetched again on next use):")
-        for entry in bad:
-            print(f"  {describe_entry(entry)}")
-        return 1
-    if action == "prune":
-        removed = cache.prune(args.max_bytes)
-        freed = describe_bytes(sum(e.size for e in removed))
-        print(f"removed {len(removed)} entries ({freed}); "
-              f"{describe_bytes(cache.total_bytes())} left in {cache.root}")
-        return 0
-    # clear
-    entries = cache.entries()
-    cache.clear()
-    print(f"removed {len(entries)} entries ({describe_bytes(sum(e.size for e in entries))}) "
-          f"from {cache.root}")
-    return 0
+    if args.action == "ls":
+        report = api.cache_ls()
+    elif args.action == "verify":
+        report = api.cache_verify()
+    elif args.action == "prune":
+        report = api.cache_prune(args.max_bytes)
+    else:
+        report = api.cache_clear()
+    print(presentation.cache_report(report))
+    return 1 if report.action == "verify" and report.entries else 0
 
 
 def _fakedrive(args: argparse.Namespace) -> int:
@@ -354,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"{PROG}: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {presentation.error_line(e, 'cli')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""IPython magics: ``%drive_mount``, ``%load_model``, ``%save_model``, ``%models``, ``%cache``.
+"""IPython magics: ``%drive_mount``, ``%load_model``, ``%save_model``, ``%models``, ``%cache``,
+``%drive_browse``, ``%dataset``.
 
 ``%load_ext colabmodels`` registers them (and Tab completion of Drive paths)::
 
@@ -8,10 +9,12 @@
     %models MyDrive/models/vgg16
     %cache ls
 
-Each magic is one call into :mod:`colabmodels.api`, :data:`colabmodels.cache` or
-:mod:`colabmodels.session`; this module only parses the line and shows the result. Errors of
-the library (:class:`~colabmodels.errors.ColabModelsError`) print as one line with no traceback;
-``%config ColabModels.full_tracebacks = True`` brings the traceback back. Options::
+Each magic is one call into :mod:`colabmodels.api`; this module only parses the line and shows
+the result through :mod:`colabmodels.presentation` (the same tables and messages as the CLI and
+the widgets). Errors of the library (:class:`~colabmodels.errors.ColabModelsError`) print as one
+line with no traceback, in the magics' own words (``run without --offline``, not
+``pass offline=False``); ``%config ColabModels.full_tracebacks = True`` brings the traceback
+back. Options::
 
     %config ColabModels.full_tracebacks = True   # show tracebacks of colabmodels errors
     %config ColabModels.progress = False         # no progress bars
@@ -24,10 +27,8 @@ work. Works on IPython 7.34 (Colab) and 8/9.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import shlex
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,31 +38,20 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool
 from traitlets.config import Configurable
 
+from . import presentation
 from .errors import ColabModelsError
 
-__all__ = ["ColabModels", "ColabModelsMagics", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "ColabModels",
+    "ColabModelsMagics",
+    "drive_completions",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 COMPLETION_BUDGET_S = 1.5
 """Tab completion of Drive paths gives up listing after this long (it never blocks for longer)."""
 COMPLETION_MAX_ITEMS = 500
-
-
-def parse_meta(items: list[str] | None) -> dict[str, Any]:
-    """``["acc=0.93", "note=fine tuned"]`` -> ``{"acc": 0.93, "note": "fine tuned"}``.
-
-    Values that parse as JSON are taken as JSON (numbers, ``true``/``false``, ``null``, lists),
-    everything else as a string.
-    """
-    meta: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--meta takes key=value pairs, not {item!r}")
-        try:
-            meta[key] = json.loads(raw)
-        except ValueError:
-            meta[key] = raw
-    return meta
 
 
 @magics_class
@@ -88,7 +78,15 @@ class ColabModels(Magics, Configurable):
         except ColabModelsError as e:
             if self.full_tracebacks:
                 raise
-            raise UsageError(f"{type(e).__name__}: {e}") from None
+            raise UsageError(presentation.error_line(e, "magic")) from None
+
+    @staticmethod
+    def _typed(parse: Any, value: Any) -> Any:
+        """``parse(value)`` (a presentation parser); what it rejects is a usage error."""
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
     @staticmethod
     def _parse(magic: Any, line: str) -> Any:
@@ -132,12 +130,12 @@ class ColabModels(Magics, Configurable):
     def drive_mount(self, line: str = "") -> Any:
         """Sign in to Google Drive (and mount it in Colab). Idempotent; returns the session."""
         args = self._parse(self.drive_mount, line)
-        from . import session
+        from . import api
 
         with self._short_errors():
-            drive = session.mount(args.mountpoint, service_account=args.service_account,
-                                  endpoint=args.endpoint, force_remount=args.force,
-                                  timeout_ms=args.timeout_ms, interactive=None)
+            drive = api.mount(args.mountpoint, service_account=args.service_account,
+                              endpoint=args.endpoint, force_remount=args.force,
+                              timeout_ms=args.timeout_ms, interactive=None)
             print(drive.describe())
         return drive
 
@@ -179,21 +177,13 @@ class ColabModels(Magics, Configurable):
         """Save the model in VAR as a new version under DEST; returns its SavedModelInfo."""
         args = self._parse(self.save_model, line)
         obj = self._lookup(args.var, local_ns)
-        metadata = parse_meta(args.meta)
-        version: int | str = args.version
-        if version != "auto":
-            try:
-                version = int(str(version).lstrip("vV"))
-            except ValueError:
-                raise UsageError(f"--version takes a number or 'auto', not {version!r}") from None
         from . import api
-        from .transfer import describe_bytes
 
+        metadata = self._typed(presentation.parse_meta, args.meta)
         with self._short_errors():
-            info = api.save_model(obj, args.dest, version=version, metadata=metadata,
+            info = api.save_model(obj, args.dest, version=args.version, metadata=metadata,
                                   progress=self.progress)
-        size = describe_bytes(sum(f.get("size") or 0 for f in info.files))
-        print(f"Saved {args.var} as {info.ref} ({info.framework} · {info.format} · {size})")
+        print(presentation.saved_line(args.var, info))
         return info
 
     @magic_arguments()
@@ -203,10 +193,40 @@ class ColabModels(Magics, Configurable):
         """The versions saved under DEST, oldest first (a list that displays as a table)."""
         args = self._parse(self.models, line)
         from . import api
-        from .cli import versions_table
 
         with self._short_errors():
-            return versions_table(api.versions(args.dest), args.dest)
+            return presentation.versions_table(api.versions(args.dest), args.dest)
+
+    @magic_arguments()
+    @argument("start", nargs="?", default="MyDrive", metavar="START",
+              help="where to begin: MyDrive (default), MyDrive/models, SharedWithMe, "
+                   "Shareddrives/NAME, or a folder link")
+    @argument("--mode", default="load", choices=["load", "save", "select"],
+              help="load (a Load button; default), save (a Save-here form) or select")
+    @line_magic
+    def drive_browse(self, line: str = "") -> Any:
+        """Show the Drive browser: click a file, press Load, and the model lands in a variable."""
+        args = self._parse(self.drive_browse, line)
+        from .widgets.browser import DriveBrowser
+
+        with self._short_errors():
+            return DriveBrowser(args.start, mode=args.mode)
+
+    @magic_arguments()
+    @argument("ref", metavar="REF",
+              help="the image folder: MyDrive/datasets/flowers, a folder link or id")
+    @argument("--image-size", nargs=2, type=int, metavar=("H", "W"),
+              help="the Create field's image size (default: the images' own size)")
+    @argument("--variable", metavar="NAMES", help='where Create puts it (default "train, val")')
+    @line_magic
+    def dataset(self, line: str = "") -> Any:
+        """Show the dataset panel: class counts, thumbnails, warnings, then Create or Pack."""
+        args = self._parse(self.dataset, line)
+        from .widgets.dataset_panel import DatasetPanel
+
+        with self._short_errors():
+            return DatasetPanel(args.ref, variable=args.variable,
+                                image_size=tuple(args.image_size) if args.image_size else None)
 
     @magic_arguments()
     @argument("action", nargs="?", default="ls", choices=["ls", "verify", "prune", "clear"],
@@ -219,38 +239,21 @@ class ColabModels(Magics, Configurable):
     def cache(self, line: str = "") -> Any:
         """Inspect the download cache: ``%cache ls|verify|prune|clear``."""
         args = self._parse(self.cache, line)
-        from .cache import cache
-        from .cli import cache_table, describe_entry, parse_size
-        from .transfer import describe_bytes
+        from . import api
 
+        limit = None if args.max_bytes is None else self._typed(presentation.parse_size,
+                                                                args.max_bytes)
         with self._short_errors():
             if args.action == "ls":
-                return cache_table(cache.entries(), cache.root)
+                report = api.cache_ls()
+                return presentation.cache_table(report.entries, report.root)
             if args.action == "verify":
-                count = len(cache.entries())
-                bad = cache.verify()
-                if not bad:
-                    print(f"all {count} entries verified")
-                    return None
-                print(f"{len(bad)} of {count} entries were bad and have been removed "
-                      "(they are fetched again on next use):")
-                for entry in bad:
-                    print(f"  {describe_entry(entry)}")
-                return None
-            if args.action == "prune":
-                try:
-                    limit = None if args.max_bytes is None else parse_size(args.max_bytes)
-                except ValueError as e:
-                    raise UsageError(str(e)) from None
-                removed = cache.prune(limit)
-                print(f"removed {len(removed)} entries "
-                      f"({describe_bytes(sum(e.size for e in removed))}); "
-                      f"{describe_bytes(cache.total_bytes())} left in {cache.root}")
-                return None
-            entries = cache.entries()
-            cache.clear()
-            print(f"removed {len(entries)} entries "
-                  f"({describe_bytes(sum(e.size for e in entries))}) from {cache.root}")
+                report = api.cache_verify()
+            elif args.action == "prune":
+                report = api.cache_prune(limit)
+            else:
+                report = api.cache_clear()
+            print(presentation.cache_report(report))
             return None
 
 
@@ -267,81 +270,58 @@ ColabModelsMagics = ColabModels
 # included); older versions consult `IPCompleter.magic_arg_matchers` before Jedi runs and stop
 # there when one answers.
 
-_DRIVE_ROOTS = ("MyDrive/",)
 _VALUE_OPTIONS = {"--framework", "--arch", "--version"}
-_COMPLETED = {"load_model": 0, "models": 0, "save_model": 1}  # magic -> positional of the path
+# magic -> which positional argument is a Drive path
+_COMPLETED = {"load_model": 0, "models": 0, "save_model": 1, "drive_browse": 0, "dataset": 0}
 _MAGIC_LINE = re.compile(r"^\s*(?:[\w.,\[\]\s]+=\s*)?%(\w+)(\s.*)$", re.DOTALL)
 
 
-def _drive_children(folder_typed: str) -> list[str] | None:
-    """Names in the Drive folder ``folder_typed`` (folders end in ``/``), within the time budget.
-
-    None when there is no Drive session (completion never signs in) or the text is no Drive path.
-    """
-    from . import api
-    from .refs import parse_ref
-    from .session import current_session
-
-    drive = current_session()
-    if drive is None:
-        return None
-    ref = parse_ref(folder_typed.rstrip("/") or folder_typed)
-    if ref.source != "drive" or ref.path is None:
-        return None
-    if drive.mountpoint and folder_typed.startswith(drive.mountpoint):
-        return None  # a real mount: IPython's own file completion lists it
-    found: list[str] = []
-
-    def collect() -> None:
-        with contextlib.suppress(Exception):
-            for child in api.backend_for(ref).list(ref):
-                found.append(child.name + ("/" if child.is_dir else ""))
-                if len(found) >= COMPLETION_MAX_ITEMS:
-                    return
-
-    worker = threading.Thread(target=collect, name="colabmodels-complete", daemon=True)
-    worker.start()
-    worker.join(COMPLETION_BUDGET_S)
-    return list(found)
-
-
-def complete_drive_path(text: str) -> list[str]:
-    """Completions of ``text`` (the word being typed) when it is a Drive path; never raises."""
+def _split_words(text: str) -> tuple[list[str], str]:
+    """The finished words of ``text``, split as :meth:`ColabModels._parse` splits a line (like
+    a shell), and the word being typed, without its opening quote: ``' net "MyDrive/my mo'``
+    -> ``(["net"], "MyDrive/my mo")``."""
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    words: list[str] = []
     try:
-        from .session import current_session
-
-        if not text or current_session() is None:
-            return []
-        if "/" not in text:
-            return [root for root in _DRIVE_ROOTS if root.startswith(text)]
-        folder, _, prefix = text.rpartition("/")
-        names = _drive_children(folder + "/")
-        if not names:
-            return []
-        return sorted(f"{folder}/{name}" for name in names if name.startswith(prefix))
-    except Exception:
-        return []
+        words.extend(lexer)
+    except ValueError:  # "No closing quotation": the quoted word is being typed
+        return words, lexer.token
+    if not words or text[-1:].isspace():
+        return words, ""
+    return words[:-1], words[-1]
 
 
 def drive_completions(text_until_cursor: str, token: str) -> list[str]:
-    """Completions of ``token``, the word before the cursor, when it is the Drive path argument
-    of ``%load_model REF``, ``%models DEST`` or ``%save_model VAR DEST``; else ``[]``.
+    """Completions of ``token``, the word before the cursor, when it ends the Drive path
+    argument of ``%load_model REF``, ``%models DEST``, ``%save_model VAR DEST``,
+    ``%drive_browse START`` or ``%dataset REF``; else ``[]``.
 
-    Never raises and never signs in (it lists only when a Drive session exists).
+    The argument may start with a quote (``%load_model "MyDrive/my mo``); completions then
+    replace just ``token``, its tail. Never raises and never signs in (it lists only when a
+    Drive session exists; see :func:`colabmodels.api.complete_drive_path`).
     """
     try:
         m = _MAGIC_LINE.match(text_until_cursor)
-        if m is None or m.group(1) not in _COMPLETED or not text_until_cursor.endswith(token):
+        if m is None or m.group(1) not in _COMPLETED:
             return []
-        before = m.group(2)[: len(m.group(2)) - len(token)]
+        words, arg = _split_words(m.group(2))
+        if not arg.endswith(token) or not arg:
+            return []
         positional, previous = 0, ""
-        for word in before.split():
+        for word in words:
             if not word.startswith("-") and previous not in _VALUE_OPTIONS:
                 positional += 1
             previous = word
         if positional != _COMPLETED[m.group(1)] or previous in _VALUE_OPTIONS:
             return []
-        return complete_drive_path(token)
+        from . import api
+
+        found = api.complete_drive_path(arg, timeout=COMPLETION_BUDGET_S,
+                                        limit=COMPLETION_MAX_ITEMS)
+        keep = len(arg) - len(token)  # the part of the argument before the token stays as typed
+        return [c[keep:] for c in found if c.startswith(arg[:keep])]
     except Exception:
         return []
 

@@ -117,9 +117,33 @@ def test_completion_never_signs_in(ip, fd, key, monkeypatch):
 
 @pytest.mark.colab
 def test_models_on_an_empty_destination(mounted, fd):
+    fd.mkdir("MyDrive/models/none")
     table = mounted.run_line_magic("models", "MyDrive/models/none")
     assert list(table) == []
     assert repr(table) == "no saved versions under MyDrive/models/none"
+
+
+@pytest.mark.colab
+def test_models_on_a_missing_folder_or_a_file_says_so(mounted, fd):
+    fd.put("MyDrive/models/vgg16.pth", b"weights")
+    with pytest.raises(UsageError, match=r"^NotFoundError: MyDrive/models/missing does not exist"
+                                         r".*%save_model") as info:
+        mounted.run_cell("%models MyDrive/models/missing")
+    assert "cm.save_model" not in str(info.value)  # the magic's spelling, not Python's
+    with pytest.raises(UsageError, match="not a model folder"):
+        mounted.run_cell("%models MyDrive/models/vgg16.pth")
+
+
+@pytest.mark.colab
+def test_completion_after_an_opening_quote(mounted, fd):
+    fd.put("MyDrive/my models/vgg16.pth", b"weights")
+    fd.put("MyDrive/models/vit.safetensors", b"more")
+    ip = mounted
+    assert complete(ip, '%load_model "MyDrive/my') == ['%load_model "MyDrive/my models/']
+    assert complete(ip, '%load_model "MyDrive/my models/v') == [
+        '%load_model "MyDrive/my models/vgg16.pth']
+    assert complete(ip, "m = %load_model 'MyDrive/models/") == [
+        "m = %load_model 'MyDrive/models/vit.safetensors"]
 
 
 @pytest.mark.colab

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from colabmodels import cli
-from colabmodels.cache import cache, key_for
+from colabmodels.cachestore import cache, key_for
 
 pytestmark = [pytest.mark.unit, pytest.mark.colab]
 
@@ -108,12 +108,6 @@ def test_prune_rejects_a_bad_size(capsys):
     assert "is not a size" in err
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("1000", 1000), ("1.5KB", 1500), ("2k", 2048), ("2KiB", 2048), ("500MB", 500_000_000),
-    ("5GiB", 5 * 1024**3), ("5G", 5 * 1024**3), ("0", 0),
-])
-def test_parse_size(text, expected):
-    assert cli.parse_size(text) == expected
 
 
 # -- fetch, versions, errors ------------------------------------------------------------------
@@ -140,15 +134,38 @@ def test_debug_shows_the_traceback(capsys, tmp_path):
     assert err.rstrip().endswith(f"colabmodels: error: NotFoundError: {missing} does not exist")
 
 
-def test_offline_fetch_of_an_uncached_url(capsys):
+def test_offline_fetch_of_an_uncached_url_speaks_the_commands_words(capsys):
     code, _, err = run(capsys, "fetch", "https://example.com/model.bin", "--offline")
     assert code == 2
     assert err.startswith("colabmodels: error: OfflineError: https://example.com/model.bin is not "
                           "in the cache and offline mode is on")
+    assert "without --offline" in err
+    assert "offline=False" not in err  # the Python spelling is for Python callers
+    from colabmodels import api
+    from colabmodels.errors import OfflineError
+
+    with pytest.raises(OfflineError, match="offline=False"):
+        api.fetch("https://example.com/model.bin", offline=True)
+
+
+def test_versions_of_a_missing_folder_or_a_file_fails(capsys, tmp_path):
+    missing = tmp_path / "no" / "such"
+    code, out, err = run(capsys, "versions", str(missing))
+    assert (code, out) == (2, "")
+    assert err.startswith("colabmodels: error: NotFoundError: ") and "does not exist" in err
+    a_file = tmp_path / "model.pth"
+    a_file.write_bytes(b"weights")
+    code, out, err = run(capsys, "versions", str(a_file))
+    assert (code, out) == (2, "")
+    assert "not a model folder" in err
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "versions", str(tmp_path / "empty"))[:2] == (
+        0, f"no saved versions under {tmp_path / 'empty'}\n")
 
 
 def test_versions_lists_the_saved_versions(capsys, tmp_path):
     dest = tmp_path / "models" / "vgg"
+    dest.mkdir(parents=True)
     code, out, _ = run(capsys, "versions", str(dest))
     assert (code, out) == (0, f"no saved versions under {dest}\n")
     for n in (1, 2):
