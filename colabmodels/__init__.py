@@ -25,14 +25,20 @@ from ._version import __version__
 
 # public name -> "module:attribute" (relative to this package)
 _LAZY = {
+    "DatasetPanel": "widgets.dataset_panel:DatasetPanel",
+    "DriveBrowser": "widgets.browser:DriveBrowser",
+    "DriveImageFolder": "datasets:DriveImageFolder",
+    "DriveImageSequence": "datasets:DriveImageSequence",
     "DriveSession": "session:DriveSession",
     "FormatInfo": "formats:FormatInfo",
     "Ref": "refs:Ref",
     "SavedModelInfo": "registry:SavedModelInfo",
-    "cache": "cache:cache",
+    "cache": "cachestore:cache",
     "fetch": "api:fetch",
+    "image_dataset_from_drive": "datasets:image_dataset_from_drive",
     "load_model": "api:load_model",
     "mount": "api:mount",
+    "pack": "datasets:pack",
     "parse_ref": "refs:parse_ref",
     "save_model": "api:save_model",
     "sniff_format": "formats:sniff_format",
@@ -45,11 +51,14 @@ __all__ = sorted(
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .api import fetch, load_model, mount, save_model, versions
-    from .cache import cache
+    from .cachestore import cache
+    from .datasets import DriveImageFolder, DriveImageSequence, image_dataset_from_drive, pack
     from .formats import FormatInfo, sniff_format
     from .refs import Ref, parse_ref
     from .registry import SavedModelInfo
     from .session import DriveSession
+    from .widgets.browser import DriveBrowser
+    from .widgets.dataset_panel import DatasetPanel
 
 
 def __getattr__(name: str) -> Any:

@@ -8,21 +8,21 @@ in to Drive.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .cache import CacheEntry, cache, key_for, safe_relpath
-from .errors import AuthError, NotFoundError, OfflineError
+from .cachestore import CacheEntry, cache, key_for
+from .errors import AuthError, NotFoundError, OfflineError, UntrustedFormatError
 from .progress import progress_bar
-from .refs import Ref, parse_ref
+from .refs import Ref, parse_ref, strip_signing, strip_signing_in
 from .session import mount
+from .storage import backend_for  # re-exported: choosing a backend belongs to storage
 
 if TYPE_CHECKING:
     from .registry import SavedModelInfo
@@ -30,37 +30,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("colabmodels")
 
-__all__ = ["backend_for", "fetch", "load_model", "mount", "save_model", "versions"]
+__all__ = [
+    "CacheReport",
+    "backend_for",
+    "cache_clear",
+    "cache_ls",
+    "cache_prune",
+    "cache_verify",
+    "complete_drive_path",
+    "fetch",
+    "load_model",
+    "mount",
+    "save_model",
+    "versions",
+]
 
 
 def _as_ref(ref: str | os.PathLike[str] | Ref) -> Ref:
     if isinstance(ref, Ref):
         return ref
     return parse_ref(os.fspath(ref))
-
-
-def backend_for(ref: Ref, *, write: bool = False) -> StorageBackend:
-    """The backend that reads ``ref``; Drive signs in on first use when it can.
-
-    Drive without any credentials still reads files shared "anyone with the link" by id.
-    """
-    from .storage import get_backend
-
-    if ref.source != "drive":
-        return get_backend(ref.source)
-    from .session import current_session
-    from .storage.drive import DriveBackend
-
-    session = current_session()
-    if session is None:
-        try:
-            session = mount(interactive=False)
-        except AuthError:
-            if ref.id and not write:
-                logger.info("not signed in: reading %s as a public link", ref.id)
-                return DriveBackend(None)
-            raise
-    return session.backend
 
 
 # -- fetch ------------------------------------------------------------------------------------
@@ -74,7 +63,7 @@ def _aliases(ref: Ref) -> list[str]:
         if ref.path:
             names.append(f"drive-path:{ref.path}")
     else:
-        names.append(f"{ref.source}:{ref.path}")
+        names.append(f"{ref.source}:{strip_signing(ref.path or '')}")
     return names
 
 
@@ -114,11 +103,11 @@ def _fetch(ref: Ref, *, offline: bool, progress: bool) -> tuple[Path, CacheEntry
         from .registry import resolve_version
 
         info = resolve_version(ref, offline=offline)
-        ref = info.folder_ref
+        ref = replace(info.folder_ref, raw=ref.raw or info.ref)
     if ref.source == "local":
         assert ref.path is not None
         local = Path(ref.path)
-        if not local.exists():
+        if not local.exists() and not local.with_name(local.name + ".index").exists():
             raise NotFoundError(f"{local} does not exist")
         return local, None
     mounted = _mounted(ref)
@@ -127,17 +116,57 @@ def _fetch(ref: Ref, *, offline: bool, progress: bool) -> tuple[Path, CacheEntry
     aliases = _aliases(ref)
     remembered = next((r for r in map(cache.recall, aliases) if r), None)
     if offline:
-        entry = cache.entry(remembered["key"]) if remembered else None
+        entry = _remembered_entry(remembered)
         if entry is None:
             raise OfflineError(
-                f"{ref.raw or ref} is not in the cache and offline mode is on. Run once online "
+                f"{_shown(ref)} is not in the cache and offline mode is on. Run once online "
                 "(unset COLABMODELS_OFFLINE or pass offline=False) to download it."
             )
         cache.touch(entry)
         return entry.path, entry
+    try:
+        return _fetch_online(ref, aliases, remembered, progress)
+    except OfflineError as e:  # NetworkDownError: the source cannot be reached at all
+        from .registry import down_reason, warn_stale
+
+        entry = _remembered_entry(remembered)
+        reason = down_reason(e)
+        if entry is None:
+            raise type(e)(
+                f"{_shown(ref)} cannot be fetched ({reason}), and it is not in the cache, so "
+                "there is nothing to fall back to (COLABMODELS_OFFLINE=1 would not help either). "
+                "Try again once the network is back."
+            ) from e
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created))
+        message = (f"{_shown(ref)}: the source cannot be reached ({reason}); using the copy "
+                   f"cached on {when}, which may be stale")
+        warn_stale(message)
+        cache.touch(entry)
+        return entry.path, entry
+
+
+def _shown(ref: Ref) -> str:
+    """``ref`` as the user typed it (signing query removed), for messages."""
+    return strip_signing_in(ref.raw or str(ref))
+
+
+def _remembered_entry(remembered: dict[str, Any] | None) -> CacheEntry | None:
+    key = remembered.get("key") if isinstance(remembered, dict) else None
+    return cache.entry(key) if isinstance(key, str) else None
+
+
+def _fetch_online(ref: Ref, aliases: list[str], remembered: dict[str, Any] | None,
+                  progress: bool) -> tuple[Path, CacheEntry]:
     backend = backend_for(ref)
-    if remembered and ref.source == "drive" and not ref.id and remembered.get("id"):
-        ref = replace(ref, id=remembered["id"])  # one metadata request instead of a path walk
+    if ref.source == "drive" and ref.folder and getattr(backend, "session", True) is None:
+        raise AuthError(
+            f"{_shown(ref)} is a folder link: listing a folder needs sign-in, even when it is "
+            "shared \"anyone with the link\" (only single files load without signing in). "
+            "Call cm.mount() (or %drive_mount) first, or load one file by its own link."
+        )
+    remembered_id = remembered.get("id") if isinstance(remembered, dict) else None
+    if ref.source == "drive" and not ref.id and isinstance(remembered_id, str) and remembered_id:
+        ref = replace(ref, id=remembered_id)  # one metadata request instead of a path walk
     stat = backend.stat(ref)
     entry = _fetch_tree(backend, stat, progress) if stat.is_dir else _fetch_file(backend, stat, progress)
     for alias in {*aliases, *_aliases(stat.ref)}:
@@ -147,7 +176,8 @@ def _fetch(ref: Ref, *, offline: bool, progress: bool) -> tuple[Path, CacheEntry
 
 
 def _identity(stat: RemoteStat) -> str:
-    return stat.identity or f"{stat.ref}:size={stat.size}:modified={stat.modified}"
+    """The cache identity of ``stat``, with no URL signing query in it."""
+    return strip_signing_in(stat.identity or f"{stat.ref}:size={stat.size}:modified={stat.modified}")
 
 
 def _md5(stat: RemoteStat) -> str | None:
@@ -188,62 +218,34 @@ def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
             os.replace(partial, target)
 
         md5 = _md5(stat)
-        return cache.store(key, identity=_identity(stat), source=str(stat.ref), name=stat.name,
-                           kind="file", fill=fill, known_md5={"": md5} if md5 else None)
+        return cache.store(key, identity=_identity(stat), source=strip_signing_in(str(stat.ref)),
+                           name=stat.name, kind="file", fill=fill,
+                           known_md5={"": md5} if md5 else None)
 
     return _entry_once(key, create)
 
 
 def walk(backend: StorageBackend, stat: RemoteStat, prefix: str = "") -> Iterator[tuple[str, RemoteStat]]:
-    """Every file below a folder, with its path relative to it."""
-    for child in backend.list(stat.ref):
-        rel = f"{prefix}{child.name}"
-        if child.is_dir:
-            yield from walk(backend, child, rel + "/")
-        else:
-            yield rel, child
+    """Every file below a folder, with its remote path relative to it (remote names, ``/``-joined).
+
+    Folders are listed in parallel and, on Drive, the listing is remembered
+    (:func:`colabmodels.bulk.walk_tree`).
+    """
+    from .bulk import walk_tree
+
+    for node in walk_tree(backend, stat).files():
+        yield f"{prefix}{node.rel}", node.stat
 
 
 def _fetch_tree(backend: StorageBackend, stat: RemoteStat, progress: bool) -> CacheEntry:
-    """A folder model (SavedModel, gensim with sidecars, sharded checkpoint) as one entry."""
-    from .transfer import download_to
+    """A folder model (SavedModel, gensim with sidecars, sharded checkpoint) as one entry.
 
-    files = sorted(walk(backend, stat), key=lambda item: item[0])
-    if not files:
-        raise NotFoundError(f"folder {stat.ref} is empty")
-    digest = hashlib.sha256()
-    for rel, child in files:
-        digest.update(f"{rel}\0{_identity(child)}\n".encode())
-    identity = f"tree:{stat.ref.source}:{digest.hexdigest()}"
-    key = key_for(identity)
-    total = sum(child.size or 0 for _, child in files)
+    Many files in flight, one cache entry per file, the folder assembled from links to them
+    (:func:`colabmodels.bulk.fetch_tree`).
+    """
+    from .bulk import fetch_tree
 
-    def create() -> CacheEntry:
-        cache.ensure_space(total)
-        staging = cache.partial_path(key).with_suffix(".tree")
-
-        def one(item: tuple[str, RemoteStat], report: Callable[[int], None]) -> None:
-            rel, child = item
-            final = staging / safe_relpath(rel)
-            if final.exists() and final.stat().st_size == child.size:
-                report(child.size or 0)  # finished before an interruption
-                return
-            final.parent.mkdir(parents=True, exist_ok=True)
-            part = final.with_name(final.name + ".incomplete")
-            download_to(backend, child, part, progress=report)
-            os.replace(part, final)
-
-        def fill(target: Path) -> None:
-            with progress_bar(total, stat.name, enabled=progress) as report, \
-                    ThreadPoolExecutor(max_workers=4, thread_name_prefix="colabmodels-tree") as pool:
-                list(pool.map(lambda item: one(item, report), files))
-            os.replace(staging, target)
-
-        known = {safe_relpath(rel).as_posix(): md5 for rel, c in files if (md5 := _md5(c))}
-        return cache.store(key, identity=identity, source=str(stat.ref), name=stat.name,
-                           kind="tree", fill=fill, known_md5=known)
-
-    return _entry_once(key, create)
+    return fetch_tree(backend, stat, progress=progress)
 
 
 def _enforce_cap(entry: CacheEntry) -> None:
@@ -263,51 +265,215 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
             ``REF@v3`` / ``REF@latest`` for versions saved with :func:`save_model`.
         framework: force a framework (``"keras"``, ``"torch"``, ``"tensorflow"``, ``"gensim"``...).
         arch: a dotted path (``"torchvision.models.vgg16"``, ``"pkg.mod:Net"``) or a callable
-            that builds the model a state dict is loaded into.
+            that builds the model a state dict is loaded into. The ``arch`` a saved version's
+            ``manifest.json`` names is never imported on its own: pass it here (the message
+            says which), or ``trust=True``, unless the version is your own save (below).
         trust: allow formats that execute code when loaded (pickled models, TorchScript,
             gensim pickles, SavedModel graphs, Lambda layers). Only for files you trust.
+            A saved version (``REF@vN``) on Drive whose files Drive reports as owned *and* last
+            modified by the signed-in user is your own save and loads as if ``trust=True``
+            (its pickles and its manifest's ``arch`` included); anything else, another user's
+            files among them, or offline (Drive cannot be asked), still needs ``trust=True``.
         map_location: torch device for tensors (CPU by default).
         offline: serve from the cache only.
         progress: show a progress bar while downloading.
         **loader_kwargs: passed to the framework's loader.
 
     Raises:
-        UntrustedFormatError: the file would run code and ``trust`` is False.
+        UntrustedFormatError: the file would run code (or the version's manifest names an
+            architecture to import) and ``trust`` is False.
         UnknownFormatError: the bytes are no model format we know.
         and the errors of :func:`fetch`.
     """
     from .formats import load_path
 
     parsed = _as_ref(ref)
-    path, entry = _fetch(parsed, offline=config.offline(offline), progress=progress)
+    shown = _shown(parsed)
+    is_offline = config.offline(offline)
+    version = None
+    target = parsed
+    if parsed.version:
+        from .registry import resolve_version
+
+        version = resolve_version(parsed, offline=is_offline)
+        target = replace(version.folder_ref, raw=parsed.raw or version.ref)
+    try:
+        path, entry = _fetch(target, offline=is_offline, progress=progress)
+    except NotFoundError:
+        # a tf.train.Checkpoint prefix (".../ckpt/model-1") names no object; its files do
+        prefix = None if version is not None or is_offline else _checkpoint_files(target)
+        if prefix is None:
+            raise
+        name, files = prefix
+        fetched = {f: _fetch(ref, offline=False, progress=progress)[0] for f, ref in files.items()}
+        from .formats.paths import linked_files
+
+        with linked_files(fetched) as folder:
+            logger.info("loading %s as a TensorFlow checkpoint (%d files)", shown, len(files))
+            return load_path(folder / name, framework=framework, arch=arch, trust=trust,
+                             map_location=map_location, source=shown, **loader_kwargs)
     with cache.in_use(entry) if entry is not None else contextlib.nullcontext():
-        if parsed.version:
+        named_arch = None
+        folder_path = path
+        if version is not None:
             from .registry import model_path_in
 
-            path, manifest = model_path_in(path)
-            arch = arch or manifest.get("arch")
-        info = _sniff(path, entry)
-        logger.info("loading %s as %s (%s)", path.name, info.name, info.framework)
-        return load_path(path, info=info, framework=framework, arch=arch, trust=trust,
-                         map_location=map_location, **loader_kwargs)
+            path, manifest = model_path_in(path, shown=shown)
+            named_arch = manifest.get("arch") if isinstance(manifest.get("arch"), str) else None
+        info = _sniff(path, entry, shown)
+        own: list[bool] = []
+
+        def own_save() -> bool:
+            if not own:
+                own.append(version is not None and not is_offline
+                           and _is_own_save(version.folder_ref, entry, folder_path))
+            return own[0]
+
+        if arch is None and named_arch:
+            if not (trust or own_save()):
+                raise UntrustedFormatError(
+                    f"{shown}: its manifest.json names the architecture {named_arch!r} to build "
+                    "the model with. colabmodels never imports what a downloaded file names. If "
+                    f"you trust it, pass arch={named_arch!r} (or trust=True); this version is "
+                    "not known to be your own save.", would_run=[named_arch])
+            arch = named_arch
+        effective_trust = trust or (bool(info.executes_code) and own_save())
+        if effective_trust and not trust:
+            logger.info("%s is your own save (Drive: owned and last modified by you); loading "
+                        "it without trust=True", shown)
+        logger.info("loading %s as %s (%s)", shown, info.name, info.framework)
+        sidecars = _gensim_sidecars(target, path, info, entry, offline=is_offline,
+                                    progress=progress)
+        if sidecars:  # a gensim main file alone: its sidecars come from the same folder
+            from .formats.paths import linked_files
+
+            with linked_files({path.name: path, **sidecars}) as folder:
+                return load_path(folder / path.name, framework=framework, arch=arch,
+                                 trust=effective_trust, map_location=map_location,
+                                 source=shown, **loader_kwargs)
+        return load_path(path, info=info, framework=framework, arch=arch, trust=effective_trust,
+                         map_location=map_location, source=shown, **loader_kwargs)
+
+
+def _folder_of(ref: Ref) -> tuple[Ref, str] | None:
+    """The folder that holds ``ref`` and ``ref``'s name there (path-based Drive, GCS, S3)."""
+    if ref.source not in ("drive", "gcs", "s3") or not ref.path or "/" not in ref.path:
+        return None
+    parent, _, name = ref.path.rpartition("/")
+    if not parent or not name:
+        return None
+    return replace(ref, path=parent, id=None, version=None, folder=True, raw=parent), name
+
+
+def _drive_parent(ref: Ref) -> Ref | None:
+    """The folder of an id-only Drive ref (a share link), asked of Drive."""
+    from .registry import DriveCalls
+
+    backend = backend_for(ref)
+    session = getattr(backend, "session", None)
+    if ref.source != "drive" or not ref.id or session is None:
+        return None
+    drive: DriveCalls = backend  # type: ignore[assignment]
+    assert drive.session is not None
+    meta = drive.session.execute(
+        lambda s: s.files().get(fileId=ref.id, supportsAllDrives=True, fields="parents(id)"),
+        what=f"finding the folder of {_shown(ref)}")
+    parents = meta.get("parents") or []
+    return Ref("drive", id=parents[0]["id"], folder=True) if parents else None
+
+
+def _beside(ref: Ref, names: list[str]) -> dict[str, Ref]:
+    """References to ``names`` in the folder that holds ``ref``."""
+    found = _folder_of(ref)
+    if found is not None:
+        folder = found[0]
+        return {n: folder.child(n) for n in names}
+    parent = _drive_parent(ref)
+    if parent is None:
+        return {}
+    wanted = set(names)
+    children = {c.name: c.ref for c in backend_for(parent).list(parent) if c.name in wanted}
+    return {n: children[n] for n in names if n in children}
+
+
+def _gensim_sidecars(ref: Ref, path: Path, info: Any, entry: CacheEntry | None, *,
+                     offline: bool, progress: bool) -> dict[str, Path]:
+    """For a gensim ``.save()`` main file fetched alone: its sidecar files, fetched from the
+    folder it came from ({} when it needs none, or is not a lone remote file)."""
+    if info.framework != "gensim" or entry is None or entry.kind != "file" \
+            or not info.details.get("missing_sidecars"):
+        return {}
+    from .formats.gensim_io import required_sidecars
+
+    names = required_sidecars(path, name=path.name)
+    if not names:
+        return {}
+    refs = _beside(ref, names) if not offline else {}
+    if not offline and len(refs) < len(names):
+        missing = [n for n in names if n not in refs]
+        raise NotFoundError(
+            f"{_shown(ref)} is a gensim model saved with sidecar files, and "
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not beside it. Put the "
+            "sidecars in the same folder, or load the whole folder.")
+    if offline:
+        found = _folder_of(ref)
+        if found is None:
+            return {}
+        refs = {n: found[0].child(n) for n in names}
+    return {n: _fetch(r, offline=offline, progress=progress)[0] for n, r in refs.items()}
+
+
+def _checkpoint_files(ref: Ref) -> tuple[str, dict[str, Ref]] | None:
+    """A missing ``ref`` that is a tf.train.Checkpoint prefix: its name and the references of
+    its index and shards (None when it is not one)."""
+    from .formats.tf_io import checkpoint_files
+
+    found = _folder_of(ref)
+    if found is None:
+        return None
+    folder, prefix = found
+    try:
+        names = [c.name for c in backend_for(folder).list(folder) if not c.is_dir]
+    except (NotFoundError, OfflineError):
+        return None
+    if f"{prefix}.index" not in names:
+        return None
+    return prefix, {n: folder.child(n) for n in checkpoint_files(prefix, names)}
+
+
+def _is_own_save(folder: Ref, entry: CacheEntry | None, local: Path) -> bool:
+    """The version folder's files on Drive are all owned and last modified by the signed-in
+    user, and the bytes about to be loaded are those files (their md5s match)."""
+    from .registry import own_files
+
+    mine = own_files(folder)
+    if not mine:
+        return False
+    if entry is not None:
+        loaded = {f.get("md5") for f in entry.files}
+    else:  # read through a Colab mount: hash what is there
+        from .transfer import file_md5
+
+        loaded = {file_md5(p) for p in local.rglob("*") if p.is_file()} if local.is_dir() else set()
+    return bool(loaded) and None not in loaded and loaded <= mine
 
 
 _SNIFFED: dict[tuple[str, str], Any] = {}
 
 
-def _sniff(path: Path, entry: CacheEntry | None) -> Any:
+def _sniff(path: Path, entry: CacheEntry | None, shown: str | None = None) -> Any:
     """sniff_format, remembered per cache entry: entries never change (content-addressed, and
     every hit re-checks sizes and mtimes), so a model loaded again skips the byte inspection."""
     from .formats import sniff_format
 
     if entry is None:
-        return sniff_format(path)
+        return sniff_format(path, source=shown)
     key = (entry.key, str(path))
     info = _SNIFFED.get(key)
     if info is None:
         if len(_SNIFFED) > 1024:
             _SNIFFED.clear()
-        info = _SNIFFED[key] = sniff_format(path)
+        info = _SNIFFED[key] = sniff_format(path, source=shown)
     return info
 
 
@@ -335,8 +501,110 @@ def save_model(obj: Any, dest: str | os.PathLike[str] | Ref, *, version: int | s
                 progress=progress)
 
 
-def versions(dest: str | os.PathLike[str] | Ref) -> list[SavedModelInfo]:
-    """The complete versions saved under ``dest``, oldest first (unfinished ones are skipped)."""
+def versions(dest: str | os.PathLike[str] | Ref, *,
+             offline: bool | None = None) -> list[SavedModelInfo]:
+    """The complete versions saved under ``dest``, oldest first (unfinished ones are skipped).
+
+    Offline (``offline=True`` or ``COLABMODELS_OFFLINE=1``), and when the network is down, the
+    versions seen when they were last listed online are served (with a warning when the network
+    is down). An empty list means ``dest`` is a folder with no saved version yet.
+
+    Raises:
+        NotFoundError: ``dest`` does not exist.
+        RefError: ``dest`` is a file, not a model folder.
+        OfflineError: offline and these versions were never listed online here.
+    """
     from .registry import list_versions
 
-    return list_versions(_as_ref(dest))
+    return list_versions(_as_ref(dest), offline=config.offline(offline))
+
+
+# -- the cache, one call per action (``%cache`` and ``colabmodels cache`` show the result) -----
+
+@dataclass
+class CacheReport:
+    """What a cache action did.
+
+    Attributes:
+        action: ``"ls"``, ``"verify"``, ``"prune"`` or ``"clear"``.
+        root: the cache folder.
+        entries: ls: every entry, most recently used first; verify: the bad ones, removed, each
+            with ``extra["problem"]``; prune and clear: the removed ones.
+        checked: how many entries verify hashed.
+        left_bytes: the size of what is left.
+    """
+
+    action: str
+    root: Path
+    entries: list[CacheEntry] = field(default_factory=list)
+    checked: int = 0
+    left_bytes: int = 0
+
+
+def cache_ls() -> CacheReport:
+    """Every cache entry, most recently used first."""
+    entries = cache.entries()
+    return CacheReport("ls", cache.root, entries, 0, sum(e.size for e in entries))
+
+
+def cache_verify() -> CacheReport:
+    """Hash every cache entry; bad ones are removed (and fetched again on next use)."""
+    checked = len(cache.entries())
+    bad = cache.verify()
+    return CacheReport("verify", cache.root, bad, checked, cache.total_bytes())
+
+
+def cache_prune(max_bytes: int | None = None) -> CacheReport:
+    """Evict least recently used entries down to ``max_bytes`` (default COLABMODELS_CACHE_MAX_BYTES)."""
+    removed = cache.prune(max_bytes)
+    return CacheReport("prune", cache.root, removed, 0, cache.total_bytes())
+
+
+def cache_clear() -> CacheReport:
+    """Remove every entry, alias and partial download."""
+    entries = cache.entries()
+    cache.clear()
+    return CacheReport("clear", cache.root, entries, 0, 0)
+
+
+# -- completion of Drive paths (the magics' Tab) ----------------------------------------------
+
+def complete_drive_path(text: str, *, timeout: float = 1.5, limit: int = 500) -> list[str]:
+    """What could follow ``text`` as a Drive path: ``"MyDrive/mo"`` -> ``["MyDrive/models/", ...]``.
+
+    Folders end in ``/``. Lists only with an existing Drive session (it never signs in), gives
+    up listing after ``timeout`` seconds with what has arrived, and never raises ([] instead).
+    A path under a live Colab mount gives [] (the notebook's own file completion lists it).
+    """
+    import threading
+
+    from .session import current_session
+
+    try:
+        session = current_session()
+        if session is None or not text:
+            return []
+        if "/" not in text:
+            return ["MyDrive/"] if "MyDrive/".startswith(text) else []
+        folder, _, prefix = text.rpartition("/")
+        ref = parse_ref(folder or "/")
+        if ref.source != "drive" or ref.path is None:
+            return []
+        if session.mountpoint and text.startswith(session.mountpoint):
+            return []
+        found: list[str] = []
+
+        def collect() -> None:
+            with contextlib.suppress(Exception):
+                for child in backend_for(ref).list(ref):
+                    if child.name.startswith(prefix):
+                        found.append(f"{folder}/{child.name}" + ("/" if child.is_dir else ""))
+                        if len(found) >= limit:
+                            return
+
+        worker = threading.Thread(target=collect, name="colabmodels-complete", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        return sorted(found[:limit])
+    except Exception:
+        return []

@@ -14,23 +14,55 @@ Everything speaks google-auth. PyDrive2 expects oauth2client-shaped credentials,
 request that got 401), reports "not expired" because refresh happens on demand, and never
 touches oauth2client's deprecated flows.
 
-Tokens never appear in log records or error messages.
+Credentials go only where they were issued (:func:`check_destination`): Google's (Colab,
+service accounts whose ``token_uri`` is Google's, saved logins) only to Google's hosts over
+HTTPS; a custom endpoint (``COLABMODELS_DRIVE_ENDPOINT`` / ``endpoint=``, e.g. the emulator)
+only gets credentials whose own ``token_uri`` names it; plain HTTP only to loopback. A key's
+``token_uri`` is used as written, never rewritten to the endpoint. Anything else is refused
+with :class:`~colabmodels.errors.AuthError` before a request is made.
+
+Tokens, refresh tokens, client secrets, private keys and URL signatures never appear in log
+records or error messages: text that may carry them goes through :func:`redact`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import config
 from .errors import AuthError, MissingDependencyError
 
+__all__ = [
+    "GOOGLE_TOKEN_URI",
+    "USER_LOGIN_FILE",
+    "WAYS_TO_SIGN_IN",
+    "PyDrive2Credentials",
+    "SignIn",
+    "bearer_token",
+    "check_destination",
+    "is_google_host",
+    "is_loopback_host",
+    "load_saved_login",
+    "load_service_account",
+    "redact",
+    "refresh_credentials",
+    "save_login",
+    "saved_login_path",
+    "sign_in",
+]
+
 logger = logging.getLogger("colabmodels")
+
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 USER_LOGIN_FILE = "user-login.json"
 
@@ -56,12 +88,104 @@ def _drive_scopes() -> list[str]:
     return list(config.DRIVE_SCOPES)
 
 
-def token_uri(default: str | None = None, endpoint: str | None = None) -> str:
-    """Where tokens come from: the endpoint's ``/token`` when it is not Google's."""
-    endpoint = endpoint or config.drive_endpoint()
-    if endpoint != config.GOOGLE_DRIVE_ENDPOINT:
-        return endpoint + "token"
-    return default or "https://oauth2.googleapis.com/token"
+# -- where credentials may go -------------------------------------------------------------------
+
+_GOOGLE_DOMAINS = ("googleapis.com", "google.com")
+
+
+def is_google_host(host: str | None) -> bool:
+    """``host`` is Google's (``*.googleapis.com``, ``*.google.com``)."""
+    host = (host or "").lower().rstrip(".")
+    return any(host == d or host.endswith("." + d) for d in _GOOGLE_DOMAINS)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """``host`` is this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = (host or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None, str]:
+    """(scheme, host, port, path) of ``url``; RefError-free (bad URLs give empty parts)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "", "", None, ""
+    scheme = parts.scheme.lower()
+    default = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port if port is not None else default, parts.path
+
+
+def check_destination(issuer: str | None, endpoint: str, *, method: str) -> None:
+    """Refuse to send credentials issued by ``issuer`` (their ``token_uri``) to ``endpoint``.
+
+    Args:
+        issuer: the credentials' ``token_uri``; None for credentials only Google issues
+            (Colab's, Compute Engine's).
+        endpoint: the Drive endpoint the session would talk to.
+        method: how they were found, for the message.
+
+    Raises:
+        AuthError: the endpoint is not where these credentials belong; the message says why
+            and what to do.
+    """
+    e_scheme, e_host, e_port, e_path = _origin(endpoint)
+    shown = f"{e_scheme}://{e_host}" + (f":{e_port}" if e_port not in (80, 443, None) else "")
+    if e_scheme not in ("http", "https") or not e_host:
+        raise AuthError(f"refused: the Drive endpoint {shown or endpoint!r} is not an http(s) URL; "
+                        "fix COLABMODELS_DRIVE_ENDPOINT or endpoint=")
+    if e_scheme == "http" and not is_loopback_host(e_host):
+        raise AuthError(
+            f"refused to send {method} credentials to {shown}: plain HTTP is only allowed to this "
+            "machine (localhost/127.0.0.1), because anyone on the way could read the token. "
+            "Use an https:// endpoint, or unset COLABMODELS_DRIVE_ENDPOINT to use Google Drive."
+        )
+    endpoint_is_google = e_scheme == "https" and is_google_host(e_host)
+    i_scheme, i_host, i_port, i_path = _origin(issuer or GOOGLE_TOKEN_URI)
+    issued_by_google = i_scheme == "https" and is_google_host(i_host)
+    if endpoint_is_google:
+        if issued_by_google:
+            return
+        raise AuthError(
+            f"refused: these {method} credentials were issued by {i_scheme}://{i_host} (their "
+            "token_uri), not by Google, so they are not sent to Google Drive. Point "
+            "COLABMODELS_DRIVE_ENDPOINT (or endpoint=) at the service that issued them, or use a "
+            "key from the Google Cloud console."
+        )
+    if issued_by_google:
+        raise AuthError(
+            f"refused to send Google-issued {method} credentials to {shown}, which is not Google: "
+            "a custom endpoint only gets credentials whose own token_uri names it (as the "
+            "emulator's keys do). Unset COLABMODELS_DRIVE_ENDPOINT (or endpoint=) to use Google "
+            "Drive, or sign in with a key issued by that endpoint."
+        )
+    same_origin = (i_scheme, i_host, i_port) == (e_scheme, e_host, e_port)
+    if not same_origin or not (i_path or "/").startswith(e_path.rstrip("/") or "/"):
+        raise AuthError(
+            f"refused to send {method} credentials issued by {i_scheme}://{i_host}"
+            + (f":{i_port}" if i_port not in (80, 443, None) else "")
+            + f" to {shown}: a custom endpoint only gets credentials whose own token_uri names it. "
+            "Use a key written by that endpoint (FakeDrive.write_service_account) or point "
+            "COLABMODELS_DRIVE_ENDPOINT at the service that issued the key."
+        )
+
+
+def _issuer(credentials: Any) -> str | None:
+    """The token endpoint of google-auth credentials (None: Google's own, e.g. Compute Engine)."""
+    uri = getattr(credentials, "token_uri", None) or getattr(credentials, "_token_uri", None)
+    return uri if isinstance(uri, str) and uri else None
+
+
+def _checked(signin: SignIn, endpoint: str | None) -> SignIn:
+    check_destination(_issuer(signin.credentials),
+                      endpoint or config.drive_endpoint(), method=signin.method.replace("_", " "))
+    return signin
 
 
 def sign_in(*, service_account: str | os.PathLike[str] | None = None,
@@ -75,18 +199,21 @@ def sign_in(*, service_account: str | os.PathLike[str] | None = None,
         AuthError: nothing worked; the message lists the ways to sign in.
     """
     if service_account is None and config.in_colab():
-        return _colab(mountpoint, force_remount=force_remount, timeout_ms=timeout_ms)
+        return _checked(_colab(mountpoint, force_remount=force_remount, timeout_ms=timeout_ms),
+                        endpoint)
     key = service_account or config.service_account_file()
     if key:
-        return SignIn(load_service_account(key, endpoint=endpoint), "service_account")
-    saved = load_saved_login(endpoint=endpoint)
+        return _checked(SignIn(load_service_account(key), "service_account"), endpoint)
+    saved = load_saved_login()
     if saved is not None:
-        return SignIn(saved, "saved_login")
+        return _checked(SignIn(saved, "saved_login"), endpoint)
     if interactive is None:
         interactive = _looks_interactive()
     secrets = Path(client_secrets) if client_secrets else config.config_dir() / "client_secrets.json"
     if interactive and secrets.exists():
-        return SignIn(_interactive_login(secrets), "interactive")
+        check_destination(GOOGLE_TOKEN_URI, endpoint or config.drive_endpoint(),
+                          method="interactive login")
+        return _checked(SignIn(_interactive_login(secrets), "interactive"), endpoint)
     raise AuthError("Not signed in to Google Drive.\n" + WAYS_TO_SIGN_IN.format(client_secrets=secrets))
 
 
@@ -104,6 +231,10 @@ def _colab(mountpoint: str, *, force_remount: bool, timeout_ms: int) -> SignIn:
 def load_service_account(path: str | os.PathLike[str], *, endpoint: str | None = None) -> Any:
     """google-auth service-account credentials from a key file.
 
+    The key's own ``token_uri`` is kept (Google's when it names none). ``endpoint`` is
+    accepted for compatibility and not used: where the credentials may go is checked by
+    :func:`sign_in` (:func:`check_destination`).
+
     Raises:
         AuthError: the file is missing or is not a service-account key.
     """
@@ -120,11 +251,13 @@ def load_service_account(path: str | os.PathLike[str], *, endpoint: str | None =
             f"{os.fspath(path)!r} is not a service-account key (type={info.get('type')!r}); "
             "download a key from the Cloud console under IAM > Service accounts > Keys."
         )
-    info["token_uri"] = token_uri(info.get("token_uri"), endpoint)
+    if not isinstance(info.get("token_uri"), str) or not info.get("token_uri"):
+        info["token_uri"] = GOOGLE_TOKEN_URI
     try:
         return sa.Credentials.from_service_account_info(info, scopes=_drive_scopes())
-    except (ValueError, KeyError) as e:
-        raise AuthError(f"service-account key {os.fspath(path)!r} is invalid: {e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise AuthError(f"service-account key {os.fspath(path)!r} is invalid: "
+                        f"{redact(str(e))}") from None
 
 
 def saved_login_path() -> Path:
@@ -167,16 +300,17 @@ def load_saved_login(*, endpoint: str | None = None) -> Any | None:
         )
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise AuthError(f"saved login {path} is unreadable ({e}); delete it and sign in again") from None
-    return Credentials(
-        None,
-        refresh_token=data["refresh_token"],
-        token_uri=token_uri(data.get("token_uri"), endpoint),
-        client_id=data["client_id"],
-        client_secret=data["client_secret"],
-        scopes=data.get("scopes") or _drive_scopes(),
-    )
+        return Credentials(
+            None,
+            refresh_token=data["refresh_token"],
+            token_uri=data.get("token_uri") or GOOGLE_TOKEN_URI,
+            client_id=data["client_id"],
+            client_secret=data["client_secret"],
+            scopes=data.get("scopes") or _drive_scopes(),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise AuthError(f"saved login {path} is unreadable or damaged ({type(e).__name__}); "
+                        "delete it and sign in again") from None
 
 
 def _interactive_login(secrets: Path) -> Any:
@@ -244,9 +378,9 @@ def refresh_credentials(credentials: Any) -> None:
     try:
         credentials.refresh(gtr.Request())
     except google.auth.exceptions.RefreshError as e:
-        raise AuthError(f"could not refresh the sign-in: {_redact(str(e))}") from None
+        raise AuthError(f"could not refresh the sign-in: {redact(str(e))}") from None
     except google.auth.exceptions.TransportError as e:
-        raise AuthError(f"could not reach the token endpoint: {_redact(str(e))}") from None
+        raise AuthError(f"could not reach the token endpoint: {redact(str(e))}") from None
 
 
 def bearer_token(credentials: Any) -> str:
@@ -256,7 +390,38 @@ def bearer_token(credentials: Any) -> str:
     return credentials.token
 
 
-def _redact(text: str) -> str:
-    import re
+# -- redaction ------------------------------------------------------------------------------------
 
-    return re.sub(r"(ya29\.|eyJ|token\"?\s*[:=]\s*\"?)[A-Za-z0-9._\-]+", r"\1<redacted>", text)
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.DOTALL)
+_SECRET_FIELD = re.compile(
+    r"""(?ix)
+    (["']?(?:client_secret|private_key|private_key_id|refresh_token|access_token|id_token|
+           assertion|password|secret)["']?\s*[:=]\s*)
+    (?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s,&;}'"]+)""")
+_SIGNING_PARAM = re.compile(
+    r"""(?ix)
+    ((?:^|[?&;\s"'])(?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|
+        X-Goog-Credential|Signature|GoogleAccessId|Key-Pair-Id|Policy|sig|token|access_token|
+        refresh_token|client_secret)=)[^&\s"'#]*""")
+_TOKENS = (
+    (re.compile(r"\bya29\.[A-Za-z0-9._\-]+"), "ya29.<redacted>"),     # Google access tokens
+    (re.compile(r"\b1//[A-Za-z0-9._\-]+"), "<redacted refresh token>"),  # Google refresh tokens
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*\.?[A-Za-z0-9_\-]*"), "<redacted JWT>"),
+    (re.compile(r"(?i)(\bBearer\s+)[A-Za-z0-9._~+/\-]+=*"), r"\1<redacted>"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with secrets replaced: access tokens (``ya29.``), refresh tokens (``1//``, all
+    of it), JWTs, bearer tokens, ``client_secret``/``private_key``/token fields, PEM private
+    keys, and URL signing parameters (S3 ``X-Amz-Signature``/``-Credential``/``-Security-Token``,
+    GCS ``X-Goog-Signature``/``-Credential``, ``Signature=``, ``GoogleAccessId``...)."""
+    if not text:
+        return text
+    out = _PRIVATE_KEY.sub("<redacted private key>", str(text))
+    out = _SECRET_FIELD.sub(r"\1<redacted>", out)
+    out = _SIGNING_PARAM.sub(r"\1<redacted>", out)
+    for pattern, replacement in _TOKENS:
+        out = pattern.sub(replacement, out)
+    return out

@@ -8,24 +8,51 @@ so tests and users can change the environment after import.
                                     API, uploads, token and web downloads at it (the emulator).
 ``GOOGLE_APPLICATION_CREDENTIALS``  a service-account key file
 ``COLABMODELS_CACHE_DIR``           cache root (default ``~/.cache/colabmodels``)
-``COLABMODELS_CACHE_MAX_BYTES``     size cap of the cache; least recently used entries go first
-``COLABMODELS_OFFLINE``             ``1`` serves cache hits only, with no network at all
+``COLABMODELS_CACHE_MAX_BYTES``     size cap of the cache (``5000000000``, ``500MB``, ``5GiB``);
+                                    least recently used entries go first
+``COLABMODELS_OFFLINE``             ``1``/``true``/``yes``/``on`` serves cache hits only, with no
+                                    network at all (``0``/``false``/``no``/``off``: online)
 ``COLABMODELS_CONFIG_DIR``          where a saved user login lives (default ``~/.config/colabmodels``)
 ``COLABMODELS_CONNECTIONS``         parallel connections per large download (default 8)
 ``COLABMODELS_CHUNK_BYTES``         size of one ranged part / upload chunk (default 8 MiB)
 ``COLABMODELS_MAX_RETRIES``         attempts per request before giving up (default 8)
 ==================================  ============================================================
+
+A value that cannot be used raises :class:`~colabmodels.errors.ConfigError` (a ``ValueError``)
+naming the variable and what it accepts.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = [
+    "DRIVE_SCOPES",
+    "GOOGLE_DRIVE_ENDPOINT",
+    "cache_dir",
+    "cache_max_bytes",
+    "chunk_bytes",
+    "config_dir",
+    "connections",
+    "drive_endpoint",
+    "in_colab",
+    "max_retries",
+    "offline",
+    "parse_size",
+    "service_account_file",
+    "uses_google_endpoint",
+]
 
 GOOGLE_DRIVE_ENDPOINT = "https://www.googleapis.com/"
 DRIVE_SCOPES = ("https://www.googleapis.com/auth/drive",)
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtp])(i)?)?(b)?", re.IGNORECASE)
 
 
 def _env(name: str) -> str | None:
@@ -33,19 +60,68 @@ def _env(name: str) -> str | None:
     return value if value not in (None, "") else None
 
 
+def parse_size(text: str | int) -> int:
+    """A size in bytes from ``5000000000``, ``500MB``/``500 mb`` (decimal), ``5GiB``/``5G`` (binary).
+
+    The one size parser: ``COLABMODELS_CACHE_MAX_BYTES``, the CLI and the magics all use it.
+    A unit with ``i`` (``KiB``, ``MiB``, ``GiB``, ``TiB``, ``PiB``) or without ``B`` (``5G``) is a
+    power of 1024; with ``B`` only (``KB``, ``MB``, ``GB``) a power of 1000.
+
+    Raises:
+        ConfigError: (a ``ValueError``) not a size, or a negative one.
+    """
+    if isinstance(text, bool):
+        raise ConfigError(f"{text!r} is not a size (examples: 1000000, 500MB, 5GiB)")
+    if isinstance(text, int):
+        if text < 0:
+            raise ConfigError(f"{text} is not a size: sizes cannot be negative")
+        return text
+    m = _SIZE.fullmatch(str(text).strip())
+    if m is None:
+        raise ConfigError(f"{text!r} is not a size (examples: 1000000, 500MB, 5GiB)")
+    number, unit, binary, byte = m.group(1), (m.group(2) or "").lower(), m.group(3), m.group(4)
+    power = "kmgtp".find(unit) + 1 if unit else 0
+    base = 1024 if binary or (unit and not byte) else 1000
+    try:
+        value = float(number) * base**power
+    except (OverflowError, ValueError):
+        raise ConfigError(f"{text!r} is not a usable size") from None
+    if value != value or value == float("inf"):
+        raise ConfigError(f"{text!r} is not a usable size")
+    return int(value)
+
+
 def _int(name: str, default: int) -> int:
     raw = _env(name)
     if raw is None:
         return default
     try:
-        return int(float(raw))
+        value = float(raw)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(raw)
+        return int(value)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r} is not a number; unset it or give a whole number") from None
 
 
 def drive_endpoint() -> str:
-    """The Drive endpoint root, always ending in ``/``."""
-    url = _env("COLABMODELS_DRIVE_ENDPOINT") or GOOGLE_DRIVE_ENDPOINT
+    """The Drive endpoint root, always ending in ``/``.
+
+    Raises:
+        ConfigError: ``COLABMODELS_DRIVE_ENDPOINT`` is not an ``http(s)://host/`` URL.
+    """
+    from urllib.parse import urlsplit
+
+    url = (_env("COLABMODELS_DRIVE_ENDPOINT") or GOOGLE_DRIVE_ENDPOINT).strip()
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment:
+        raise ConfigError(f"COLABMODELS_DRIVE_ENDPOINT={url!r} is not an endpoint URL such as "
+                          "http://127.0.0.1:8080/; unset it to use Google Drive")
     return url if url.endswith("/") else url + "/"
 
 
@@ -66,14 +142,34 @@ def cache_dir() -> Path:
 
 
 def cache_max_bytes() -> int | None:
+    """``COLABMODELS_CACHE_MAX_BYTES`` in bytes (``5GiB``, ``500MB``, ``1000000``), or None.
+
+    Raises:
+        ConfigError: the value is not a size.
+    """
     raw = _env("COLABMODELS_CACHE_MAX_BYTES")
-    return None if raw is None else _int("COLABMODELS_CACHE_MAX_BYTES", 0)
+    if raw is None:
+        return None
+    try:
+        return parse_size(raw)
+    except ConfigError as e:
+        raise ConfigError(f"COLABMODELS_CACHE_MAX_BYTES: {e}; unset it or give e.g. 5GiB") from None
 
 
 def offline(override: bool | None = None) -> bool:
+    """Offline mode: ``override`` when given, else ``COLABMODELS_OFFLINE``.
+
+    Raises:
+        ConfigError: ``COLABMODELS_OFFLINE`` is neither true-like nor false-like.
+    """
     if override is not None:
         return bool(override)
-    return (_env("COLABMODELS_OFFLINE") or "").lower() in _TRUE
+    raw = (_env("COLABMODELS_OFFLINE") or "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if not raw or raw in _FALSE:
+        return False
+    raise ConfigError(f"COLABMODELS_OFFLINE={raw!r}: use 1 (offline) or 0 (online)")
 
 
 def config_dir() -> Path:

@@ -9,6 +9,8 @@ The tree::
 
     ColabModelsError
      ├── RefError(ValueError)                 the string does not name anything we can read
+ ├── ConfigError(ValueError)              a COLABMODELS_* setting has a value we cannot use
+ ├── MetadataError(TypeError, ValueError) save_model metadata that JSON cannot hold
      ├── AuthError(PermissionError)           not signed in, bad key, or no access to the file
      ├── NotFoundError(FileNotFoundError)     the reference points at nothing
      │    └── AmbiguousPathError              two files in one folder share a name
@@ -19,6 +21,9 @@ The tree::
      ├── UntrustedFormatError                 loading would execute code; pass trust=True
      ├── ArchitectureMismatchError(ValueError)  a state dict does not fit the architecture
      ├── OfflineError(ConnectionError)        offline and the entry is not in the cache
+     │    └── NetworkDownError                the network or host cannot be reached at all
+     ├── NotDownloadableError(ValueError)     a Google Doc/Sheet/Slides, or Drive refuses the bytes
+     ├── RetryableError                       (internal) a transient failure; retried, then TransferError
      ├── VersionError(LookupError)            no such saved version
      ├── MissingDependencyError(ImportError)  an optional library is not installed
      └── UnsafeArchiveError(ValueError)       an archive with absolute/.. paths or absurd sizes
@@ -31,12 +36,17 @@ __all__ = [
     "ArchitectureMismatchError",
     "AuthError",
     "ColabModelsError",
+    "ConfigError",
     "IntegrityError",
+    "MetadataError",
     "MissingDependencyError",
+    "NetworkDownError",
+    "NotDownloadableError",
     "NotFoundError",
     "OfflineError",
     "QuotaError",
     "RefError",
+    "RetryableError",
     "TransferError",
     "UnknownFormatError",
     "UnsafeArchiveError",
@@ -51,6 +61,14 @@ class ColabModelsError(Exception):
 
 class RefError(ColabModelsError, ValueError):
     """A string that names no model, file or folder we can read."""
+
+
+class ConfigError(ColabModelsError, ValueError):
+    """An environment variable or setting has a value colabmodels cannot use."""
+
+
+class MetadataError(ColabModelsError, TypeError, ValueError):
+    """A ``save_model`` metadata value that JSON cannot hold (and colabmodels cannot convert)."""
 
 
 class AuthError(ColabModelsError, PermissionError):
@@ -99,6 +117,30 @@ class ArchitectureMismatchError(ColabModelsError, ValueError):
 
 class OfflineError(ColabModelsError, ConnectionError):
     """Offline mode is on and the entry is not in the cache."""
+
+
+class NetworkDownError(OfflineError):
+    """The network or the host cannot be reached at all (connection refused, DNS failure, no
+    route): raised at once, without retries, so callers can fall back to the cache."""
+
+
+class NotDownloadableError(ColabModelsError, ValueError):
+    """The reference names something whose bytes cannot be downloaded as a file: a Google
+    Doc/Sheet/Slides (export it first), or a file Drive refuses to serve."""
+
+
+class RetryableError(ColabModelsError):
+    """A transient failure (429, 5xx, rate-limit 403, dropped connection): try again.
+
+    Raised inside colabmodels and retried there; once the retries are used up it becomes a
+    :class:`TransferError`. ``retry_after`` is the server's Retry-After in seconds, if sent.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
 
 
 class VersionError(ColabModelsError, LookupError):

@@ -86,11 +86,12 @@ import os
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import RefError
 
-__all__ = ["ACCEPTED_SHAPES", "CONTENT_DRIVE", "Ref", "is_drive_id", "parse_ref"]
+__all__ = ["ACCEPTED_SHAPES", "CONTENT_DRIVE", "Ref", "is_drive_id", "parse_ref", "strip_signing",
+           "strip_signing_in", "version_number"]
 
 Source = Literal["drive", "gcs", "s3", "http", "local"]
 
@@ -272,6 +273,24 @@ def _split_version(s: str, raw: object) -> tuple[str, str | None]:
     return body, f"v{n}"
 
 
+def version_number(value: int | str) -> int:
+    """The N of a version tag, read as the ``@vN`` suffix is: ``3``, ``"3"``, ``"v3"``, ``"V03"`` -> 3.
+
+    The one parser of version tags outside a reference (``save_model(version=...)``,
+    ``%save_model --version``), so they accept what ``REF@vN`` accepts.
+
+    Raises:
+        RefError: not a version number, or below 1.
+    """
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    m = _VERSION.fullmatch("@" + (text if text[:1] in ("v", "V") else f"v{text}"))
+    if m is None or m.group(1) is None:
+        raise RefError(f"{value!r} is not a version number (examples: 3, v3)")
+    if int(m.group(1)) < 1:
+        raise RefError(f"versions start at v1, not {value!r}")
+    return int(m.group(1))
+
+
 def _exists(path: str) -> bool:
     try:
         return os.path.exists(path)
@@ -375,7 +394,27 @@ def _local(path: str, version: str | None, full: str | None,
                             f"{CONTENT_DRIVE}/MyDrive or {CONTENT_DRIVE}/Shareddrives", raw)
             raise _fail(f"{comps[0]!r} is not a Drive root under {CONTENT_DRIVE} "
                         "(MyDrive, Shareddrives, Othercomputers, .shortcut-targets-by-id)", raw)
+    _check_os_limits(p, raw)
     return Ref("local", path=p, version=version, raw=raw)
+
+
+#: The POSIX limits of one path component (NAME_MAX) and of a whole path (PATH_MAX), in bytes.
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def _check_os_limits(path: str, raw: str) -> None:
+    """RefError for a local path no operating system could hold (a pasted paragraph, a
+    string of punctuation): a component over NAME_MAX bytes or a path over PATH_MAX."""
+    encoded = path.encode("utf-8", "surrogateescape")
+    if len(encoded) >= PATH_MAX:
+        raise _fail(f"not a usable local path: {len(encoded)} bytes, more than the "
+                    f"{PATH_MAX - 1} a path may have", raw)
+    for comp in encoded.split(b"/"):
+        if len(comp) > NAME_MAX:
+            shown = comp[:40].decode("utf-8", "replace")
+            raise _fail(f"not a usable local path: the name {shown!r}... is {len(comp)} bytes, "
+                        f"more than the {NAME_MAX} a file name may have", raw)
 
 
 def _object_store(source: Literal["gcs", "s3"], rest: str, version: str | None, raw: str) -> Ref:
@@ -556,3 +595,45 @@ def parse_ref(text: str, *, cwd: str | os.PathLike[str] | None = None) -> Ref:
         return Ref("drive", id=body, version=version, raw=raw)
     # 4. anything else is a local path (the loader reports a missing file)
     return _local(body, version, s, cwd, raw)
+
+
+# --------------------------------------------------------------------------------------------
+# signed URLs
+
+_SIGNING_PARAMS = frozenset({
+    "signature", "googleaccessid", "expires", "key-pair-id", "policy",  # GCS v2, CloudFront
+    "sig", "se", "sp", "sv", "sr", "st", "spr", "skoid", "sktid", "skt", "ske", "sks", "skv",  # Azure SAS
+    "access_token", "token", "awsaccesskeyid", "security-token",
+})
+
+
+def strip_signing(url: str) -> str:
+    """``url`` without its signing query: what the cache stores and shows for a signed URL.
+
+    Removes S3 presigning (``X-Amz-*``, ``AWSAccessKeyId``/``Signature``/``Expires``), GCS
+    signed URLs (``X-Goog-*``, ``GoogleAccessId``/``Signature``/``Expires``), CloudFront
+    (``Policy``/``Key-Pair-Id``), Azure SAS (``sig``, ``se``...) and ``token``/``access_token``
+    parameters, and any ``user:password@``; other query parameters stay in their order. A string
+    that is not an http(s) URL is returned unchanged.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https"):
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not k.lower().startswith(("x-amz-", "x-goog-")) and k.lower() not in _SIGNING_PARAMS]
+    if netloc == parts.netloc and len(kept) == len(parse_qsl(parts.query, keep_blank_values=True)):
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept), parts.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
+
+
+def strip_signing_in(text: str) -> str:
+    """``text`` with :func:`strip_signing` applied to every http(s) URL inside it (cache
+    identities and aliases embed URLs: ``http:https://host/k?X-Amz-Signature=...:etag``)."""
+    return _URL_IN_TEXT.sub(lambda m: strip_signing(m.group(0)), text) if "://" in text else text

@@ -30,18 +30,49 @@ import shutil
 import tempfile
 import time
 import uuid
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._version import __version__
-from .errors import NotFoundError, OfflineError, RefError, VersionError
+from .errors import (
+    IntegrityError,
+    MetadataError,
+    NotFoundError,
+    OfflineError,
+    RefError,
+    UnknownFormatError,
+    VersionError,
+)
 from .progress import progress_bar
 from .refs import Ref
+
+if TYPE_CHECKING:
+    from .storage.base import RemoteStat, StorageBackend
+
+__all__ = [
+    "MANIFEST",
+    "MANIFEST_SCHEMA",
+    "DriveCalls",
+    "DriveSessionCalls",
+    "SavedModelInfo",
+    "down_reason",
+    "json_metadata",
+    "list_versions",
+    "model_path_in",
+    "own_files",
+    "resolve_version",
+    "save",
+    "warn_stale",
+]
 
 logger = logging.getLogger("colabmodels")
 
 MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+"""The newest manifest layout this version reads and writes."""
 _VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 _PROPERTY_LIMIT = 124  # Drive: key + value of one property, in bytes
 
@@ -78,27 +109,112 @@ class SavedModelInfo:
         return f"<SavedModelInfo {self.ref} {self.framework}/{self.format} {self.created} {meta}>"
 
 
+class DriveSessionCalls(Protocol):
+    """What the registry asks of a Drive session (:class:`~colabmodels.session.DriveSession`)."""
+
+    def execute(self, build: Callable[[Any], Any], *, what: str) -> Any: ...
+
+    def remember_path(self, path: str, file_id: str) -> None: ...
+
+
+class DriveCalls(Protocol):
+    """The Drive-only calls the registry makes on a backend
+    (:class:`~colabmodels.storage.drive.DriveBackend`), beyond the common contract."""
+
+    @property
+    def session(self) -> DriveSessionCalls | None: ...
+
+    def file_id(self, ref: Ref) -> str: ...
+
+    def makedirs(self, ref: Ref) -> RemoteStat | None: ...
+
+    def folders_named(self, parent_id: str, name: str, *, what: str) -> list[dict[str, Any]]: ...
+
+    def new_folder(self, parent_id: str, name: str, *, properties: list[dict[str, str]],
+                   what: str) -> dict[str, Any]: ...
+
+    def delete(self, ref: Ref) -> None: ...
+
+
+if TYPE_CHECKING:
+    from .storage.drive import DriveBackend
+
+    def _drive_backend_meets_the_protocol(backend: DriveBackend) -> DriveCalls:
+        return backend  # mypy checks that DriveBackend has every call the registry makes
+
+
+def _drive(backend: StorageBackend) -> DriveCalls:
+    """``backend`` seen through :class:`DriveCalls` (only for ``source == "drive"``)."""
+    if backend.source != "drive":
+        raise RefError(f"{type(backend).__name__} is not a Drive backend")
+    return cast(DriveCalls, backend)
+
+
+def _backend(ref: Ref, *, write: bool = False) -> StorageBackend:
+    """The backend for ``ref`` (signing in to Drive when it can)."""
+    from .storage import backend_for
+
+    return backend_for(ref, write=write)
+
+
 def _dest_str(dest: Ref) -> str:
     return str(dest.unversioned())
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _info(dest: Ref, n: int, manifest: dict[str, Any]) -> SavedModelInfo:
+    """A SavedModelInfo from a manifest; fields of the wrong type read as empty."""
+    metadata = manifest.get("metadata")
+    files = manifest.get("files")
     return SavedModelInfo(
         dest=_dest_str(dest), version=n, ref=f"{_dest_str(dest)}@v{n}",
         folder_ref=dest.unversioned().child(f"v{n}"),
-        framework=manifest.get("framework", ""), format=manifest.get("format", ""),
-        created=manifest.get("created", ""), metadata=manifest.get("metadata", {}),
-        files=manifest.get("files", []), manifest=manifest,
+        framework=_text(manifest.get("framework")), format=_text(manifest.get("format")),
+        created=_text(manifest.get("created")),
+        metadata=metadata if isinstance(metadata, dict) else {},
+        files=[f for f in files if isinstance(f, dict)] if isinstance(files, list) else [],
+        manifest=manifest,
     )
 
 
 # -- reading ----------------------------------------------------------------------------------
 
-def _version_folders(backend: Any, dest: Ref) -> list[tuple[int, Any]]:
+def _version_folders(backend: StorageBackend, dest: Ref, *,
+                     must_exist: bool = False) -> list[tuple[int, RemoteStat]]:
+    """The ``vN`` folders under ``dest``, by number.
+
+    Raises (only with ``must_exist``):
+        NotFoundError: ``dest`` does not exist.
+        RefError: ``dest`` is a file, not a model folder.
+    """
+    shown = _dest_str(dest)
     try:
         children = list(backend.list(dest.unversioned()))
     except NotFoundError:
-        return []
+        if not must_exist:
+            return []
+        raise NotFoundError(f"{shown} does not exist (or you cannot see it); nothing has been "
+                            "saved there. Check the path, or save a first version with "
+                            "cm.save_model") from None
+    except RefError:
+        if not must_exist:
+            raise
+        raise RefError(f"{shown} is a file, not a model folder: versions live in the folder "
+                       "given to cm.save_model (e.g. MyDrive/models/name)") from None
+    if not children and must_exist:
+        try:
+            st = backend.stat(dest.unversioned())
+        except NotFoundError:
+            raise NotFoundError(f"{shown} does not exist (or you cannot see it); nothing has "
+                                "been saved there") from None
+        except RefError:
+            st = None
+        if st is not None and not st.is_dir:
+            raise RefError(f"{shown} is a file, not a model folder: versions live in the folder "
+                           "given to cm.save_model (e.g. MyDrive/models/name)")
     found = []
     for child in children:
         m = _VERSION_RE.match(child.name)
@@ -107,7 +223,7 @@ def _version_folders(backend: Any, dest: Ref) -> list[tuple[int, Any]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def _read_manifest(backend: Any, folder: Any) -> dict[str, Any] | None:
+def _read_manifest(backend: StorageBackend, folder: RemoteStat) -> dict[str, Any] | None:
     ref = folder.ref.child(MANIFEST) if folder.ref.path else None
     if ref is None:
         return None
@@ -116,74 +232,221 @@ def _read_manifest(backend: Any, folder: Any) -> dict[str, Any] | None:
     except NotFoundError:
         return None
     try:
-        return json.loads(raw)
+        manifest = json.loads(raw)
     except ValueError:
+        manifest = None
+    if not isinstance(manifest, dict):
         logger.warning("%s has an unreadable manifest; skipping it", folder.ref)
         return None
+    return manifest
 
 
-def list_versions(dest: Ref) -> list[SavedModelInfo]:
-    """Complete versions under ``dest``, oldest first."""
-    from .api import backend_for
+def list_versions(dest: Ref, *, offline: bool = False) -> list[SavedModelInfo]:
+    """Complete versions under ``dest``, oldest first.
 
-    backend = backend_for(dest)
-    infos = []
-    for n, folder in _version_folders(backend, dest):
-        manifest = _read_manifest(backend, folder)
-        if manifest is not None:
-            infos.append(_info(dest, n, manifest))
+    Offline (``offline=True``), and when the network is down, the versions seen the last time
+    they were listed online are served (with a warning that they may be stale).
+
+    Raises:
+        NotFoundError: ``dest`` does not exist.
+        RefError: ``dest`` is a file, not a model folder.
+        OfflineError: offline (or the network is down) and these versions were never listed.
+    """
+    if offline:
+        return _remembered_versions(dest, None)
+    try:
+        backend = _backend(dest)
+        infos = []
+        for n, folder in _version_folders(backend, dest, must_exist=True):
+            manifest = _read_manifest(backend, folder)
+            if manifest is not None:
+                infos.append(_info(dest, n, manifest))
+    except OfflineError as e:  # NetworkDownError: serve what was seen last
+        return _remembered_versions(dest, e)
     _remember_versions(dest, infos)
     return infos
 
 
-def _remember_versions(dest: Ref, infos: list[SavedModelInfo]) -> None:
-    from .cache import cache
+def _versions_alias(dest: Ref) -> str:
+    return f"versions:{_dest_str(dest)}"
 
-    with contextlib.suppress(OSError):
-        cache.remember_info(f"versions:{_dest_str(dest)}", {"versions": [i.version for i in infos]})
+
+def _remember_versions(dest: Ref, infos: list[SavedModelInfo]) -> None:
+    from .cachestore import cache
+
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        cache.remember_info(_versions_alias(dest), {
+            "versions": [i.version for i in infos],
+            "manifests": {str(i.version): i.manifest for i in infos},
+        })
+
+
+def warn_stale(message: str) -> None:
+    """Log ``message`` and ``warnings.warn`` it at the caller's own line (outside colabmodels)."""
+    import sys
+
+    logger.warning("%s", message)
+    package = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
+def down_reason(error: BaseException) -> str:
+    """The first sentence of a network-down error (its advice may not fit every caller)."""
+    text = str(error).strip()
+    return text.split(". ", 1)[0].rstrip(".") or type(error).__name__
+
+
+def _remembered_versions(dest: Ref, cause: OfflineError | None) -> list[SavedModelInfo]:
+    """The versions remembered from the last online listing (``cause``: why not online)."""
+    from .cachestore import cache
+
+    shown = _dest_str(dest)
+    known = cache.recall(_versions_alias(dest)) or {}
+    numbers = known.get("versions")
+    manifests = known.get("manifests")
+    if not isinstance(numbers, list) or not all(isinstance(n, int) for n in numbers):
+        why = "offline mode is on" if cause is None else f"Drive cannot be reached ({cause})"
+        error = type(cause) if cause is not None else OfflineError
+        raise error(f"the versions of {shown} are not known: {why}, and they were never listed "
+                    "online on this machine. List them once online (cm.versions) first.") from cause
+    if cause is not None:
+        message = (f"cannot reach the storage of {shown} ({down_reason(cause)}); showing the "
+                   "versions listed there last time, which may be stale")
+        warn_stale(message)
+    manifests = manifests if isinstance(manifests, dict) else {}
+    return [_info(dest, n, m if isinstance(m := manifests.get(str(n)), dict) else {})
+            for n in sorted(numbers)]
 
 
 def resolve_version(ref: Ref, *, offline: bool = False) -> SavedModelInfo:
-    """The version ``REF@vN`` / ``REF@latest`` names.
+    """The version ``REF@vN`` / ``REF@latest`` names (offline: from the remembered listing).
 
     Raises:
         VersionError: no such version (the message lists the ones there are).
+        NotFoundError, RefError, OfflineError: see :func:`list_versions`.
     """
-    assert ref.version is not None
-    dest = ref.unversioned()
-    if offline:
-        from .cache import cache
+    from .refs import version_number
 
-        known = (cache.recall(f"versions:{_dest_str(dest)}") or {}).get("versions") or []
-        if not known:
-            raise OfflineError(f"versions of {_dest_str(dest)} are not known offline; list them online once")
-        n = max(known) if ref.version == "latest" else int(ref.version[1:])
-        return _info(dest, n, {})
-    infos = list_versions(dest)
+    tag = ref.version or ""
+    dest = ref.unversioned()
+    wanted = None if tag == "latest" else version_number(tag)
+    infos = list_versions(dest, offline=offline)
     if not infos:
         raise VersionError(f"no saved versions under {_dest_str(dest)}; save one with cm.save_model")
-    if ref.version == "latest":
+    if wanted is None:
         return infos[-1]
-    wanted = int(ref.version[1:])
     for info in infos:
         if info.version == wanted:
             return info
     have = ", ".join(f"v{i.version}" for i in infos)
-    raise VersionError(f"{_dest_str(dest)} has no {ref.version} (it has {have})")
+    known = " known offline" if offline else ""
+    raise VersionError(f"{_dest_str(dest)} has no v{wanted} (the versions{known}: {have})")
 
 
-def model_path_in(folder: Path) -> tuple[Path, dict[str, Any]]:
-    """The model file (or folder) inside a fetched version folder, and its manifest."""
+def model_path_in(folder: Path, *, shown: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The model file (or folder) inside a fetched version folder, and its manifest.
+
+    Args:
+        folder: the fetched version folder.
+        shown: how to name the version in messages (what the user typed).
+
+    Raises:
+        NotFoundError: no readable manifest, or the file it names is missing.
+        IntegrityError: the manifest is damaged (not an object, no model path).
+        UnknownFormatError: the manifest was written by a newer colabmodels.
+        RefError: the manifest points outside the version folder.
+    """
+    where = shown or str(folder)
     manifest_path = folder / MANIFEST
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as e:
-        raise NotFoundError(f"{folder} has no readable {MANIFEST}: {e}") from None
-    rel = manifest.get("model_path") or manifest["files"][0]["path"]
-    target = (folder / rel).resolve()
+        raise NotFoundError(f"{where} has no readable {MANIFEST} ({type(e).__name__}); it is "
+                            "not a complete saved version") from None
+    if not isinstance(manifest, dict):
+        raise IntegrityError(f"the {MANIFEST} of {where} is damaged (not a JSON object)")
+    schema = manifest.get("manifest_schema", 1)
+    if isinstance(schema, int) and not isinstance(schema, bool) and schema > MANIFEST_SCHEMA:
+        raise UnknownFormatError(
+            f"{where} was saved by a newer colabmodels (manifest schema {schema}; this one reads "
+            f"up to {MANIFEST_SCHEMA}): pip install -U colabmodels")
+    rel = manifest.get("model_path")
+    if not isinstance(rel, str) or not rel:
+        files = manifest.get("files")
+        first = files[0] if isinstance(files, list) and files else None
+        rel = first.get("path") if isinstance(first, dict) else None
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        raise IntegrityError(f"the {MANIFEST} of {where} is damaged: it names no model file")
+    try:
+        target = (folder / rel).resolve()
+    except (OSError, ValueError) as e:
+        raise IntegrityError(f"the {MANIFEST} of {where} names an unusable path {rel!r}: {e}") from None
     if folder.resolve() not in target.parents and target != folder.resolve():
-        raise RefError(f"manifest in {folder} points outside its version folder: {rel!r}")
+        raise RefError(f"manifest in {where} points outside its version folder: {rel!r}")
+    if not target.exists():
+        raise NotFoundError(f"{where}: the model file {rel!r} named by its {MANIFEST} is missing")
     return target, manifest
+
+
+# -- whose files: a user's own saves load without trust=True ----------------------------------
+
+_OWNER_FIELDS = ("nextPageToken,items(id,title,mimeType,md5Checksum,"
+                 "owners(emailAddress,isAuthenticatedUser),"
+                 "lastModifyingUser(emailAddress,isAuthenticatedUser))")
+_FOLDER_MIME = "application/vnd.google-apps.folder"
+
+
+def own_files(folder: Ref) -> set[str] | None:
+    """The md5s of the files in a Drive folder (recursively) when Drive reports every one of
+    them as owned and last modified by the signed-in user; None otherwise (another user's file
+    among them, not Drive, not signed in, or Drive cannot say).
+
+    This is the rule by which a user's own saves load without ``trust=True``.
+    """
+    if folder.source != "drive":
+        return None
+    try:
+        drive = _drive(_backend(folder))
+        session = drive.session
+        if session is None:
+            return None
+        md5s: set[str] = set()
+        pending = [drive.file_id(folder)]
+        seen = 0
+        while pending:
+            fid = pending.pop()
+            token: str | None = None
+            while True:
+                def page(s: Any, t: str | None = token, f: str = fid) -> Any:
+                    return s.files().list(q=f"'{f}' in parents and trashed = false",
+                                          maxResults=1000, pageToken=t, supportsAllDrives=True,
+                                          includeItemsFromAllDrives=True, fields=_OWNER_FIELDS)
+
+                result = session.execute(page, what=f"checking who saved {folder}")
+                for item in result.get("items", []):
+                    seen += 1
+                    if seen > 10_000:
+                        return None
+                    if item.get("mimeType") == _FOLDER_MIME:
+                        pending.append(item["id"])
+                        continue
+                    owners = item.get("owners") or []
+                    modifier = item.get("lastModifyingUser") or {}
+                    if not owners or not all(o.get("isAuthenticatedUser") is True for o in owners) \
+                            or modifier.get("isAuthenticatedUser") is not True:
+                        return None
+                    if item.get("md5Checksum"):
+                        md5s.add(item["md5Checksum"])
+                token = result.get("nextPageToken")
+                if not token:
+                    break
+        return md5s
+    except Exception as e:  # any doubt means "not known to be yours"
+        logger.info("could not check who saved %s: %s", folder, e)
+        return None
 
 
 # -- claiming a version number ----------------------------------------------------------------
@@ -191,12 +454,13 @@ def model_path_in(folder: Path) -> tuple[Path, dict[str, Any]]:
 class _Claim:
     """One saver's claim on ``vN``; see the module docstring for the protocol."""
 
-    def __init__(self, backend: Any, dest: Ref, n: int) -> None:
+    def __init__(self, backend: StorageBackend, dest: Ref, n: int) -> None:
         self.backend, self.dest, self.n = backend, dest, n
         self.folder = dest.unversioned().child(f"v{n}")
         self.token = uuid.uuid4().hex
-        self.handle: Any = None
-        self.parent_id: str | None = None
+        self.drive_id: str | None = None  # Drive: the claimed folder's id
+        self.object: Ref | None = None  # S3/GCS: the claim object
+        self.parent_id: str = ""
 
     def put(self) -> bool:
         """Place the claim; False when the number is visibly taken already."""
@@ -210,16 +474,20 @@ class _Claim:
                 return False
             return True
         if source == "drive":
-            self.parent_id = self.backend.makedirs(self.dest.unversioned()).ref.id
-            meta = self.backend.new_folder(
+            drive = _drive(self.backend)
+            parent = drive.makedirs(self.dest.unversioned())
+            if parent is None or not parent.ref.id:
+                raise NotFoundError(f"could not create {_dest_str(self.dest)} in Drive")
+            self.parent_id = parent.ref.id
+            meta = drive.new_folder(
                 self.parent_id, f"v{self.n}",
                 properties=[{"key": "cm_claim", "value": self.token, "visibility": "PUBLIC"}],
                 what=f"claiming v{self.n} under {self.dest.path}")
-            self.handle = meta["id"]
+            self.drive_id = str(meta["id"])
             return True
         with tempfile.NamedTemporaryFile() as empty:
-            self.handle = self.folder.child(f".claim-{self.token}")
-            self.backend.upload(Path(empty.name), self.handle)
+            self.object = self.folder.child(f".claim-{self.token}")
+            self.backend.upload(Path(empty.name), self.object)
         return True
 
     def sole(self) -> bool:
@@ -228,9 +496,9 @@ class _Claim:
         if source == "local":
             return True  # mkdir is exclusive
         if source == "drive":
-            twins = self.backend.folders_named(self.parent_id, f"v{self.n}",
-                                               what=f"checking the claim on v{self.n}")
-            return [t["id"] for t in twins] == [self.handle]
+            twins = _drive(self.backend).folders_named(self.parent_id, f"v{self.n}",
+                                                       what=f"checking the claim on v{self.n}")
+            return [t["id"] for t in twins] == [self.drive_id]
         claims = [c for c in self.backend.list(self.folder) if c.name.startswith(".claim-")]
         return [c.name for c in claims] == [f".claim-{self.token}"]
 
@@ -239,24 +507,26 @@ class _Claim:
             if self.dest.source == "local":
                 shutil.rmtree(self.folder.path or "", ignore_errors=True)
             elif self.dest.source == "drive":
-                self.backend.delete(Ref("drive", id=self.handle))
-            elif self.handle is not None:
-                self.backend.delete(self.handle)
+                if self.drive_id:
+                    self.backend.delete(Ref("drive", id=self.drive_id))
+            elif self.object is not None:
+                self.backend.delete(self.object)
 
     def adopt(self) -> None:
         """After winning: make the folder path resolve to this claim (Drive may hold twins briefly)."""
         if self.dest.source == "drive":
-            assert self.folder.path is not None
-            self.backend.session.remember_path(self.folder.path, self.handle)
-        elif self.dest.source in ("s3", "gcs") and self.handle is not None:
+            session = _drive(self.backend).session
+            if session is not None and self.folder.path and self.drive_id:
+                session.remember_path(self.folder.path, self.drive_id)
+        elif self.dest.source in ("s3", "gcs") and self.object is not None:
             with contextlib.suppress(Exception):
-                self.backend.delete(self.handle)
+                self.backend.delete(self.object)
 
 
-def _claim_version(backend: Any, dest: Ref, version: int | str) -> _Claim:
-    fixed = None if version == "auto" else int(str(version).lstrip("v"))
-    if fixed is not None and fixed < 1:
-        raise VersionError("versions are numbered from 1")
+def _claim_version(backend: StorageBackend, dest: Ref, version: int | str) -> _Claim:
+    from .refs import version_number
+
+    fixed = None if version == "auto" else version_number(version)
     for attempt in range(50):
         taken = [n for n, _ in _version_folders(backend, dest)]
         n = fixed if fixed is not None else (max(taken) + 1 if taken else 1)
@@ -295,6 +565,67 @@ def _libraries(framework: str) -> dict[str, str]:
     return out
 
 
+def _json_value(value: Any, where: str, depth: int = 0) -> Any:
+    import math
+
+    if depth > 32:
+        raise MetadataError(f"metadata {where} is nested too deeply to store")
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy":
+        if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+            return _json_value(value.item(), where, depth + 1)
+        if hasattr(value, "tolist") and getattr(value, "size", 0) <= 10_000:
+            return _json_value(value.tolist(), where, depth + 1)
+    if module == "torch" and hasattr(value, "numel") and hasattr(value, "tolist") \
+            and value.numel() <= 10_000:
+        return _json_value(value.tolist(), where, depth + 1)
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise MetadataError(f"metadata {where} has a key {k!r} ({type(k).__name__}); "
+                                    "keys must be strings")
+            out[str(k)] = _json_value(v, f"{where}[{str(k)!r}]", depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+    raise MetadataError(
+        f"metadata {where} is a {type(value).__module__}.{type(value).__qualname__}, which JSON "
+        "cannot hold. Give numbers, strings, booleans, None, dates, lists or dicts of these "
+        f"(or str(value))."
+    )
+
+
+def json_metadata(metadata: Any) -> dict[str, Any]:
+    """``save_model`` metadata as JSON values: numpy scalars/small arrays and torch scalars
+    become numbers/lists, ``datetime``/``date`` ISO-8601 strings, paths strings, non-finite
+    floats ``"nan"``/``"inf"``; dicts and lists are converted inside.
+
+    Raises:
+        MetadataError: (a ``TypeError`` and ``ValueError``) a value that cannot be converted,
+            a key that is not a string, or metadata that is not a dict.
+    """
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise MetadataError(f"metadata must be a dict of key/values, not {type(metadata).__name__}")
+    converted = _json_value(metadata, "")
+    assert isinstance(converted, dict)
+    return converted
+
+
+def _shown_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _properties(manifest: dict[str, Any]) -> dict[str, str]:
     props = {
         "cm_version": str(manifest["version"]),
@@ -303,7 +634,7 @@ def _properties(manifest: dict[str, Any]) -> dict[str, str]:
         "cm_created": manifest["created"],
     }
     for key, value in manifest.get("metadata", {}).items():
-        props[f"meta_{key}"] = value if isinstance(value, str) else json.dumps(value)
+        props[f"meta_{key}"] = _shown_value(value)
     out = {}
     for key, value in props.items():
         budget = _PROPERTY_LIMIT - len(key.encode())
@@ -315,7 +646,7 @@ def _properties(manifest: dict[str, Any]) -> dict[str, str]:
 
 
 def _description(manifest: dict[str, Any]) -> str:
-    meta = " ".join(f"{k}={v}" for k, v in manifest.get("metadata", {}).items())
+    meta = " ".join(f"{k}={_shown_value(v)}" for k, v in manifest.get("metadata", {}).items())
     return (f"colabmodels v{manifest['version']} · {manifest['framework']} "
             f"{manifest.get('framework_version', '')} · {manifest['format']} · "
             f"{manifest['created']}" + (f" · {meta}" if meta else ""))
@@ -324,14 +655,16 @@ def _description(manifest: dict[str, Any]) -> str:
 def save(obj: Any, dest: Ref, *, version: int | str = "auto", metadata: dict[str, Any] | None = None,
          format: str | None = None, progress: bool = True) -> SavedModelInfo:
     """Serialise ``obj`` and upload it as a new version under ``dest`` (see ``cm.save_model``)."""
-    from .api import backend_for
     from .formats import save_object
 
     if dest.version:
         raise RefError(f"save to {_dest_str(dest)}, not to a version ({dest.raw}); the number is chosen for you")
-    metadata = dict(metadata or {})
-    json.dumps(metadata)  # fail early on values the manifest cannot hold
-    backend = backend_for(dest, write=True)
+    if version != "auto":
+        from .refs import version_number
+
+        version = version_number(version)  # a bad tag fails before anything is serialised
+    metadata = json_metadata(metadata)  # fail early on values the manifest cannot hold
+    backend = _backend(dest, write=True)
     with tempfile.TemporaryDirectory(prefix="colabmodels-save-") as tmp:
         staged = Path(tmp)
         saved = save_object(obj, staged, format=format)

@@ -222,8 +222,13 @@ def test_save_to_local_folder_and_s3(isolated, moto_server, monkeypatch, tmp_pat
     again = cm.save_model(net, f"s3://{bucket}/vgg", progress=False)
     assert (info.version, again.version) == (1, 2)
     x = torch.ones(1, 3, 32, 32)
+    from colabmodels.errors import UntrustedFormatError
+
+    with pytest.raises(UntrustedFormatError, match="seed_nets:TinyVGG"):  # S3 has no owner to ask
+        cm.load_model(f"s3://{bucket}/vgg@v1", progress=False)
     torch.testing.assert_close(
-        cm.load_model(f"s3://{bucket}/vgg@v1", progress=False).eval()(x), net.eval()(x)
+        cm.load_model(f"s3://{bucket}/vgg@v1", arch="seed_nets:TinyVGG", progress=False).eval()(x),
+        net.eval()(x),
     )
 
 
@@ -235,9 +240,9 @@ def test_repeated_loads_sniff_the_cached_file_once(drive_env, vgg_pth, monkeypat
     calls = []
     real = colabmodels.formats.sniff_format
 
-    def counting(path):
+    def counting(path, **kwargs):
         calls.append(path)
-        return real(path)
+        return real(path, **kwargs)
 
     monkeypatch.setattr(colabmodels.formats, "sniff_format", counting)
     for _ in range(5):

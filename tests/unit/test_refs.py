@@ -480,3 +480,61 @@ def test_str_round_trips_for_path_refs(text: str) -> None:
     assume(str(ref) == str(ref).strip())
     again = parse_ref(str(ref), cwd=CWD)
     assert (again.source, again.path, again.version) == (ref.source, ref.path, ref.version)
+
+
+# --- OS limits (issue 11)
+
+
+def test_a_paragraph_of_punctuation_is_no_local_path() -> None:
+    import string
+
+    text = (string.punctuation * 200)[:5000]
+    with pytest.raises(RefError, match="not a usable local path"):
+        parse_ref(text, cwd=CWD)
+
+
+@given(st.text(alphabet=st.sampled_from(sorted(set("!#$%&()*+,-.;=@[]^_{}~'"))), min_size=256,
+               max_size=6000))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+def test_long_punctuation_without_separators_is_a_ref_error(text: str) -> None:
+    with pytest.raises(RefError):
+        parse_ref(text, cwd=CWD)
+
+
+@pytest.mark.parametrize("name_bytes", [256, 300, 1000])
+def test_component_over_name_max_is_a_ref_error(name_bytes: int) -> None:
+    with pytest.raises(RefError, match="255"):
+        parse_ref("/data/" + "m" * name_bytes + "/model.pth")
+    # multi-byte characters count in bytes, not characters: 128 x 'é' is 256 bytes
+    with pytest.raises(RefError, match="255"):
+        parse_ref("models/" + "\u00e9" * 128, cwd=CWD)
+
+
+def test_names_at_the_limits_still_parse() -> None:
+    ref = parse_ref("/data/" + "m" * 255)
+    assert (ref.source, ref.path) == ("local", "/data/" + "m" * 255)
+    with pytest.raises(RefError, match="4095"):
+        parse_ref("/" + "/".join(["d" * 200] * 21))
+
+
+# --- signed URLs (issue 11)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://b.s3.amazonaws.com/k/m.pt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F1"
+     "&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+     "&X-Amz-Security-Token=FwoG&X-Amz-Signature=deadbeef", "https://b.s3.amazonaws.com/k/m.pt"),
+    ("https://storage.googleapis.com/b/o.pt?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+     "&X-Goog-Credential=sa%40p.iam&X-Goog-Signature=abc&versionId=3",
+     "https://storage.googleapis.com/b/o.pt?versionId=3"),
+    ("https://storage.googleapis.com/b/o?GoogleAccessId=sa@p.iam&Expires=1700000000&Signature=a%2Bb",
+     "https://storage.googleapis.com/b/o"),
+    ("https://user:pw@example.com/x.bin?dl=1&token=t0k", "https://example.com/x.bin?dl=1"),
+    ("https://example.com/x.bin?dl=1", "https://example.com/x.bin?dl=1"),
+    ("s3://bucket/key", "s3://bucket/key"),
+])
+def test_strip_signing(url: str, expected: str) -> None:
+    from colabmodels.refs import strip_signing, strip_signing_in
+
+    assert strip_signing(url) == expected
+    assert strip_signing_in(f"http:{url}:\"etag\"").startswith(f"http:{expected}")

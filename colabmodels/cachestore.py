@@ -1,4 +1,7 @@
-"""The per-runtime, content-addressed download cache.
+"""The per-runtime, content-addressed download cache (``cm.cache`` is its :data:`cache`).
+
+The module is called ``cachestore`` so that ``colabmodels.cache`` always means the cache object,
+never this module.
 
 Layout under ``config.cache_dir()``::
 
@@ -19,6 +22,11 @@ Only the process holding ``locks/<key>.lock`` writes a key; others wait and then
 entry. A download killed half-way leaves ``partial/<key>.incomplete`` and its part record;
 the next process to take the lock resumes it. Entries appear by one ``os.replace`` of a
 complete directory, so a reader never sees half an entry.
+
+The cache is private to the user whatever the umask: its folders are made ``0700`` and the
+files of an entry, its metadata and aliases ``0600``. Nothing stored here holds a secret: URLs
+are kept without their signing query (:func:`~colabmodels.refs.strip_signing`). Damaged or
+unknown metadata is treated as a missing entry (fetched again), never raised.
 """
 
 from __future__ import annotations
@@ -40,28 +48,117 @@ from typing import Any
 
 from . import config
 from .errors import IntegrityError, TransferError
+from .refs import strip_signing_in
 from .transfer import describe_bytes, file_md5
+
+__all__ = [
+    "SPACE_MARGIN_BYTES",
+    "Cache",
+    "CacheEntry",
+    "cache",
+    "key_for",
+    "safe_relpath",
+    "sanitize_name",
+    "unique_names",
+]
 
 logger = logging.getLogger("colabmodels")
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
 _META = "meta.json"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+_RESERVED = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)")
+MAX_NAME_BYTES = 200
+"""Longest local name (UTF-8 bytes): below every common file system's 255, with room for suffixes."""
 SPACE_MARGIN_BYTES = 64 * 1024 * 1024
 
 
 def sanitize_name(name: str) -> str:
-    """A remote name made safe as one path component (no separators, no ``..``, no control chars)."""
-    cleaned = _UNSAFE.sub("_", name).strip().strip(".")
-    cleaned = cleaned[:200]
-    return cleaned or "file"
+    """A remote name made safe as one path component on any common file system.
+
+    Separators, control characters and characters Windows forbids become ``_``; ``.`` and
+    ``..`` and Windows device names (``CON``, ``nul.txt``...) get a ``_`` prefix; trailing
+    dots and spaces (which Windows drops) become ``_``; names longer than
+    :data:`MAX_NAME_BYTES` are shortened, keeping the extension. A name that is already safe
+    is returned unchanged, a leading dot included (``.ipynb_checkpoints`` stays).
+    """
+    cleaned = _UNSAFE.sub("_", name)
+    if cleaned in ("", ".", ".."):
+        cleaned = "_" + cleaned if cleaned else "file"
+    if _RESERVED.match(cleaned):
+        cleaned = "_" + cleaned
+    if cleaned[-1] in ". ":
+        cleaned = cleaned[:-1] + "_"
+    return _shorten(cleaned, MAX_NAME_BYTES)
+
+
+def _shorten(name: str, limit: int) -> str:
+    """``name`` cut to ``limit`` UTF-8 bytes at a character boundary, keeping a short extension."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext.encode()) > 16:
+        stem, ext = name, ""
+    tail = f".{ext}" if ext else ""
+    room = limit - len(tail.encode())
+    cut = stem.encode()[:room].decode("utf-8", "ignore")
+    return cut + tail
 
 
 def safe_relpath(rel: str) -> Path:
-    """A remote relative path made safe: every component sanitised, never escaping the root."""
-    parts = [sanitize_name(p) for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    """A remote relative path made safe: every component sanitised, never escaping the root.
+
+    Empty components are dropped; ``.`` and ``..`` components are sanitised like any other
+    name (``..`` becomes ``_..``), so the result is always below the root it is joined to.
+    """
+    parts = [sanitize_name(p) for p in rel.replace("\\", "/").split("/") if p != ""]
     if not parts:
         raise IntegrityError(f"remote path {rel!r} has no usable name")
     return Path(*parts)
+
+
+def unique_names(children: list[tuple[str, str]]) -> dict[str, str]:
+    """Distinct local names for the children of one remote folder: ``{child id: local name}``.
+
+    ``children`` holds ``(id, remote name)`` pairs. Drive lets two children share a title,
+    and two titles can sanitise to one name (``b:c.jpg`` and ``b_c.jpg``); every child gets
+    its own name. A child whose name needs no change keeps it when it can (titles that are
+    already safe win over sanitised ones, and among equals the smaller id wins); the others
+    get ``~`` and the start of their id before the extension (``b_c~1AbCdEfG.jpg``). The
+    result depends only on the set of children, not their order.
+    """
+    wanted = {cid: sanitize_name(name) for cid, name in children}
+    exact = {cid for cid, name in children if wanted[cid] == name}
+    order = sorted(wanted, key=lambda cid: (cid not in exact, cid))
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    clashing: list[str] = []
+    for cid in order:
+        if wanted[cid] in taken:
+            clashing.append(cid)
+        else:
+            taken.add(wanted[cid])
+            out[cid] = wanted[cid]
+    for cid in clashing:
+        stem, dot, ext = wanted[cid].rpartition(".")
+        if not dot or not stem:
+            stem, ext = wanted[cid], ""
+        tail = f".{ext}" if ext else ""
+        safe_id = _UNSAFE.sub("_", cid)
+        stem = _shorten(stem, MAX_NAME_BYTES - len(tail.encode()))
+        for width in (8, 16, len(safe_id)):
+            candidate = f"{stem}~{safe_id[:width]}{tail}"
+            if candidate not in taken:
+                break
+        n = 2
+        while candidate in taken:
+            candidate = f"{stem}~{safe_id}~{n}{tail}"
+            n += 1
+        taken.add(candidate)
+        out[cid] = candidate
+    return out
 
 
 def key_for(identity: str) -> str:
@@ -96,6 +193,41 @@ class CacheEntry:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("root", "last_used")}
 
+    def __repr__(self) -> str:
+        return (f"<CacheEntry {self.name!r} {self.kind} {self.size} bytes "
+                f"from {strip_signing_in(self.source)} key={self.key}>")
+
+    @classmethod
+    def from_json(cls, data: Any, root: Path) -> CacheEntry | None:
+        """An entry from its ``meta.json`` contents; None when they are damaged or unknown."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            entry = cls(key=data["key"], identity=data["identity"], source=data["source"],
+                        name=data["name"], kind=data["kind"], size=data["size"],
+                        created=data["created"], files=data.get("files") or [], root=root,
+                        extra=data.get("extra") or {})
+        except (KeyError, TypeError):
+            return None
+        texts = (entry.key, entry.identity, entry.source, entry.name)
+        if not all(isinstance(t, str) for t in texts) or entry.kind not in ("file", "tree") \
+                or not isinstance(entry.size, int) or not isinstance(entry.created, (int, float)) \
+                or not isinstance(entry.files, list) or not isinstance(entry.extra, dict) \
+                or entry.name in ("", ".", "..") or "/" in entry.name or "\0" in entry.name:
+            return None
+        entry.source = strip_signing_in(entry.source)  # entries written before it was stripped
+        entry.identity = strip_signing_in(entry.identity)
+        for f in entry.files:
+            if not isinstance(f, dict) or not isinstance(f.get("path"), str) \
+                    or not isinstance(f.get("size"), int) or not isinstance(f.get("mtime_ns"), int) \
+                    or not isinstance(f.get("md5"), (str, type(None))):
+                return None
+            rel = f["path"]
+            if entry.kind == "tree" and (rel.startswith("/") or "\0" in rel
+                                         or ".." in rel.replace("\\", "/").split("/")):
+                return None
+        return entry
+
     def _file(self, f: dict[str, Any]) -> Path:
         return self.path / f["path"] if self.kind == "tree" else self.path
 
@@ -128,25 +260,55 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self._root = Path(root) if root is not None else None
+        self._private: set[Path] = set()
 
     @property
     def root(self) -> Path:
         return self._root if self._root is not None else config.cache_dir()
 
-    def _dir(self, name: str) -> Path:
-        d = self.root / name
-        d.mkdir(parents=True, exist_ok=True)
+    def _private_dir(self, d: Path) -> Path:
+        """Make ``d`` (and missing parents) and make it ``0700``, whatever the umask."""
+        if d in self._private and d.is_dir():
+            return d
+        d.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            st = d.stat()
+            if st.st_mode & 0o777 != PRIVATE_DIR_MODE and st.st_uid == os.getuid():
+                os.chmod(d, PRIVATE_DIR_MODE)
+        self._private.add(d)
         return d
+
+    def _dir(self, name: str) -> Path:
+        self._private_dir(self.root)
+        return self._private_dir(self.root / name)
+
+    def private_dir(self, name: str) -> Path:
+        """The folder ``name`` under the cache root, made ``0700`` (for other parts of
+        colabmodels that keep files in the cache, e.g. remembered listings)."""
+        return self._dir(name)
+
+    @staticmethod
+    def write_private(path: Path, text: str) -> None:
+        """Write ``path`` as a ``0600`` file whatever the umask (then ``os.replace`` it in)."""
+        _write_private(path, text)
 
     # -- reading ----------------------------------------------------------------------------
     def entry(self, key: str) -> CacheEntry | None:
         """The entry stored under ``key`` if present and cheaply verified (a bad one is removed)."""
+        if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{8,64}", key):
+            return None
         meta = self.root / "entries" / key / _META
         try:
             data = json.loads(meta.read_text())
-        except (OSError, ValueError):
+        except FileNotFoundError:
             return None
-        entry = CacheEntry(**data, root=self.root)
+        except (OSError, ValueError):
+            data = None
+        entry = CacheEntry.from_json(data, self.root)
+        if entry is None or entry.key != key:
+            logger.warning("cache entry %s has damaged metadata; it will be fetched again", key)
+            self._discard(self.root / "entries" / key)
+            return None
         with contextlib.suppress(OSError):
             entry.last_used = (entry.dir / "used").stat().st_mtime
         problem = entry.quick_check()
@@ -168,7 +330,9 @@ class Cache:
                 data = json.loads((d / _META).read_text())
             except (OSError, ValueError):
                 continue
-            e = CacheEntry(**data, root=self.root)
+            e = CacheEntry.from_json(data, self.root)
+            if e is None or e.key != d.name:
+                continue
             with contextlib.suppress(OSError):
                 e.last_used = (d / "used").stat().st_mtime
             found.append(e)
@@ -180,6 +344,7 @@ class Cache:
 
     # -- aliases: what a reference meant last time -----------------------------------------
     def _alias_path(self, alias: str) -> Path:
+        alias = strip_signing_in(alias)
         return self._dir("aliases") / (hashlib.sha256(alias.encode()).hexdigest()[:32] + ".json")
 
     def remember(self, alias: str, entry: CacheEntry, **info: Any) -> None:
@@ -189,14 +354,16 @@ class Cache:
         """Remember facts about a reference that are not an entry (e.g. its saved versions)."""
         path = self._alias_path(alias)
         tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"alias": alias, **info}))
+        _write_private(tmp, json.dumps({"alias": strip_signing_in(alias), **info}))
         os.replace(tmp, path)
 
     def recall(self, alias: str) -> dict[str, Any] | None:
+        """What :meth:`remember_info` stored for ``alias`` (None if nothing, or damaged)."""
         try:
-            return json.loads(self._alias_path(alias).read_text())
+            found = json.loads(self._alias_path(alias).read_text())
         except (OSError, ValueError):
             return None
+        return found if isinstance(found, dict) else None
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -204,7 +371,7 @@ class Cache:
         """The cross-process lock of one key (released by the OS if the holder dies)."""
         from filelock import FileLock
 
-        lock = FileLock(str(self._dir("locks") / f"{key}.lock"))
+        lock = FileLock(str(self._dir("locks") / f"{key}.lock"), mode=PRIVATE_FILE_MODE)
         try:
             lock.acquire(timeout=0.05)
         except Exception:
@@ -246,17 +413,19 @@ class Cache:
         """
         name = sanitize_name(name)
         stage = self._dir("partial") / f"{key}.{uuid.uuid4().hex}.stage"
-        (stage / "data").mkdir(parents=True)
+        (stage / "data").mkdir(mode=PRIVATE_DIR_MODE, parents=True)
         try:
             target = stage / "data" / name
             fill(target)
             files = _describe(target, kind, known_md5 or {})
-            entry = CacheEntry(key=key, identity=identity, source=source, name=name, kind=kind,
+            entry = CacheEntry(key=key, identity=strip_signing_in(identity),
+                               source=strip_signing_in(source), name=name, kind=kind,
                                size=sum(f["size"] for f in files), created=time.time(),
                                files=files, root=self.root, extra=extra or {})
-            (stage / "used").touch()
-            (stage / "inuse.lock").touch()
-            (stage / _META).write_text(json.dumps(entry.to_json(), indent=1))
+            _write_private(stage / "used", "")
+            _write_private(stage / "inuse.lock", "")
+            _write_private(stage / _META, json.dumps(entry.to_json(), indent=1))
+            _make_private(stage)
             final = self._dir("entries") / key
             if final.exists():
                 shutil.rmtree(final, ignore_errors=True)
@@ -297,9 +466,13 @@ class Cache:
         return fh
 
     def remove(self, entry: CacheEntry) -> None:
-        doomed = entry.dir.with_name(f"{entry.key}.{uuid.uuid4().hex}.deleting")
+        self._discard(entry.dir)
+
+    def _discard(self, directory: Path) -> None:
+        """Remove an entry folder: renamed aside first, so no reader sees it half-deleted."""
+        doomed = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}.deleting")
         try:
-            os.replace(entry.dir, doomed)
+            os.replace(directory, doomed)
         except OSError:
             return
         shutil.rmtree(doomed, ignore_errors=True)
@@ -358,7 +531,31 @@ class Cache:
                 entry.extra["problem"] = problem
                 bad.append(entry)
                 self.remove(entry)
+        bad.extend(self._damaged_metadata())
         return bad
+
+    def _damaged_metadata(self) -> list[CacheEntry]:
+        """Entry folders whose ``meta.json`` is missing or damaged: removed, and reported."""
+        base = self.root / "entries"
+        if not base.is_dir():
+            return []
+        found = []
+        for d in base.iterdir():
+            if not d.is_dir() or not re.fullmatch(r"[0-9a-f]{8,64}", d.name):
+                continue
+            try:
+                data = json.loads((d / _META).read_text())
+            except (OSError, ValueError):
+                data = None
+            if data is not None and CacheEntry.from_json(data, self.root) is not None:
+                continue
+            problem = "its metadata (meta.json) is missing or damaged"
+            logger.warning("cache entry %s is bad: %s", d.name, problem)
+            found.append(CacheEntry(key=d.name, identity="", source="", name=d.name, kind="file",
+                                    size=0, created=0.0, root=self.root,
+                                    extra={"problem": problem}))
+            self._discard(d)
+        return found
 
     def clear(self) -> None:
         """Remove every entry, alias and partial download."""
@@ -367,6 +564,27 @@ class Cache:
 
     def __repr__(self) -> str:
         return f"<colabmodels cache at {self.root}>"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` (created ``0600`` whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, PRIVATE_FILE_MODE)
+
+
+def _make_private(top: Path) -> None:
+    """Folders ``0700`` and files ``0600`` below ``top`` (links are not followed)."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, PRIVATE_DIR_MODE)
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                if not os.path.islink(p) and os.stat(p).st_mode & 0o777 != PRIVATE_FILE_MODE:
+                    os.chmod(p, PRIVATE_FILE_MODE)
+        del dirnames  # os.walk does not follow links into folders by default
 
 
 def _describe(target: Path, kind: str, known_md5: dict[str, str]) -> list[dict[str, Any]]:
