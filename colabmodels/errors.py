@@ -9,8 +9,9 @@ The tree::
 
     ColabModelsError
      ├── RefError(ValueError)                 the string does not name anything we can read
- ├── ConfigError(ValueError)              a COLABMODELS_* setting has a value we cannot use
- ├── MetadataError(TypeError, ValueError) save_model metadata that JSON cannot hold
+     ├── ConfigError(ValueError)              a COLABMODELS_* setting has a value we cannot use
+     ├── MetadataError(TypeError, ValueError) save_model metadata that JSON cannot hold
+     ├── OptionError(TypeError)               a keyword a loader or saver does not take
      ├── AuthError(PermissionError)           not signed in, bad key, or no access to the file
      ├── NotFoundError(FileNotFoundError)     the reference points at nothing
      │    └── AmbiguousPathError              two files in one folder share a name
@@ -44,6 +45,7 @@ __all__ = [
     "NotDownloadableError",
     "NotFoundError",
     "OfflineError",
+    "OptionError",
     "QuotaError",
     "RefError",
     "RetryableError",
@@ -69,6 +71,10 @@ class ConfigError(ColabModelsError, ValueError):
 
 class MetadataError(ColabModelsError, TypeError, ValueError):
     """A ``save_model`` metadata value that JSON cannot hold (and colabmodels cannot convert)."""
+
+
+class OptionError(ColabModelsError, TypeError):
+    """A keyword argument the chosen loader or saver does not take (the message lists those it does)."""
 
 
 class AuthError(ColabModelsError, PermissionError):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ColabModelsError, UnknownFormatError, UntrustedFormatError
+from ..errors import ColabModelsError, OptionError, UnknownFormatError, UntrustedFormatError
 from .arch import build_arch, load_into_arch
 from .gensim_io import load_gensim, load_word2vec
 from .info import FormatInfo
@@ -91,7 +91,7 @@ def _check_options(info: FormatInfo, given: dict[str, Any], fw: str | None) -> N
         accepted = ORT_OPTIONS if fw == "onnxruntime" else ONNX_OPTIONS
     wrong = sorted(k for k in given if k not in accepted)
     if wrong:
-        raise TypeError(
+        raise OptionError(
             f"unexpected option{'s' if len(wrong) > 1 else ''} {', '.join(map(repr, wrong))} "
             f"for a {info.name} file; it accepts: {', '.join(accepted) or 'no options'} "
             "(plus framework, arch, trust, map_location)"
@@ -154,7 +154,7 @@ def load_path(
         for inference).
 
     Raises:
-        TypeError: an option this format does not take (the message lists those it does).
+        OptionError: an option this format does not take (the message lists those it does).
         UntrustedFormatError: the format executes code, or the running framework predates a
             fix its safe loading relies on, and ``trust`` is False.
         UnknownFormatError: unrecognised bytes; ``framework`` cannot load this format; or

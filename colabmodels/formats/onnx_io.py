@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotFoundError, UnknownFormatError, UnsafeArchiveError
+from ..errors import NotFoundError, OptionError, UnknownFormatError, UnsafeArchiveError
 from .dependencies import require
 from .protobuf import LEN, VARINT, iter_fields
 
@@ -190,7 +190,7 @@ def load_onnx(
         UnsafeArchiveError: external data outside the model's folder.
         NotFoundError: an external data file is missing.
         UnknownFormatError: an unsupported ``framework``.
-        TypeError: an option the chosen framework does not take.
+        OptionError: an option the chosen framework does not take.
     """
     fw = (framework or "onnx").lower()
     if fw not in ("onnx", "onnxruntime", "ort"):
@@ -200,7 +200,7 @@ def load_onnx(
     allowed = ONNX_OPTIONS if fw == "onnx" else ORT_OPTIONS
     wrong = sorted(set(kwargs) - set(allowed))
     if wrong:
-        raise TypeError(
+        raise OptionError(
             f"unexpected option(s) {', '.join(wrong)} for ONNX with {fw}; accepted: "
             + ", ".join(allowed)
         )

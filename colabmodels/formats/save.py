@@ -26,7 +26,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnknownFormatError
+from ..errors import OptionError, UnknownFormatError
 from .dependencies import loaded_module, require
 from .gensim_io import save_gensim
 from .info import FORMAT_NAMES, SavedFiles
@@ -120,7 +120,7 @@ def save_object(
         )
     kind = object_kind(obj)
     if kind != "gensim" and save_kwargs:
-        raise TypeError(
+        raise OptionError(
             f"unexpected save options for a {kind or type(obj).__name__} object: "
             f"{', '.join(save_kwargs)}"
         )

@@ -13,6 +13,7 @@ import pytest
 
 from colabmodels.errors import (
     NotFoundError,
+    OptionError,
     UnsafeArchiveError,
     UntrustedFormatError,
 )
@@ -249,6 +250,7 @@ def test_misspelled_loader_option_is_a_type_error_naming_the_accepted_ones(reque
     path, kwargs = _loads_without_typo(request, key)
     with pytest.raises(TypeError) as err:
         load_path(path, stirct=False, **kwargs)
+    assert isinstance(err.value, OptionError)  # one of ours, and still a TypeError
     message = str(err.value)
     assert "stirct" in message and _ACCEPTS[key] in message
 
