@@ -228,6 +228,22 @@ def _is_tensor_dict(obj: Any, torch: Any) -> bool:
     )
 
 
+def _builds_without_arguments(torch: Any, cls: type) -> bool:
+    """Whether ``cls()`` rebuilds the architecture: containers (``nn.Sequential`` and kin) and
+    classes whose constructor has required parameters do not, so their name alone is no arch."""
+    import inspect
+
+    containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+    if issubclass(cls, containers):
+        return False
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in params)
+
+
 def save_torch(obj: Any, dest_dir: Path, name: str, fmt: str | None) -> SavedFiles:
     """Save a torch object.
 
@@ -268,11 +284,19 @@ def save_torch(obj: Any, dest_dir: Path, name: str, fmt: str | None) -> SavedFil
         extra["class"] = f"{cls.__module__}.{cls.__qualname__}"
         arch = importable_path(cls)
         if fmt in ("safetensors", "torch-state-dict"):
-            extra["arch"] = arch
+            rebuildable = _builds_without_arguments(torch, cls)
+            extra["arch"] = arch if rebuildable else None
             if arch is None:
                 logger.warning(
                     "%s is not importable (defined in __main__ or a function); "
                     "pass arch= when loading this state dict back",
+                    cls.__qualname__,
+                )
+            elif not rebuildable:
+                logger.warning(
+                    "%s cannot be rebuilt without its constructor arguments (a container's "
+                    "layers, say); load gives the state dict, or pass arch= (a callable that "
+                    "builds the model) to get the model back",
                     cls.__qualname__,
                 )
         if fmt == "safetensors":

@@ -74,6 +74,21 @@ def test_local_class_has_no_arch(tmp_path):
     assert saved.extra["arch"] is None
 
 
+def test_containers_record_no_arch_and_load_back_as_state_dict(tmp_path):
+    """``nn.Sequential()`` builds an empty model, so its class name is no architecture."""
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    saved = save_object(net, tmp_path)
+    assert saved.extra["class"] == "torch.nn.modules.container.Sequential"
+    assert saved.extra["arch"] is None
+    state = load_path(tmp_path / saved.files[0])
+    assert sorted(state) == ["0.bias", "0.weight"]
+    rebuilt = load_path(tmp_path / saved.files[0],
+                        arch=lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()))
+    x = torch.ones(1, 4)
+    torch.testing.assert_close(rebuilt(x), net(x))
+
+
 def test_torch_pickle_only_when_asked(torch_corpus, tmp_path):
     from nets import TinyNet
 
