@@ -6,7 +6,8 @@
     colabmodels versions DEST                             the versions saved under DEST
     colabmodels cache ls|verify|prune|clear [--max-bytes N]
     colabmodels fakedrive [ARGS...]                       the Drive emulator (python -m colabmodels.testing.fakedrive)
-    colabmodels demo [--open]                             the quickstart against the emulator
+    colabmodels demo [NOTEBOOK ...] [--open]              run the demo notebooks (all, or the ones
+                                                          named) against the emulator
 
 Like the magics, this face holds no logic: each command is one call into :mod:`colabmodels.api`,
 shown through :mod:`colabmodels.presentation` (the same tables and messages as ``%models`` and
@@ -159,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False)
     p.set_defaults(run=_fakedrive)
 
-    p = sub.add_parser("demo", help="the quickstart notebook against the emulator (--open: in "
-                                    "JupyterLab)", add_help=False)
+    p = sub.add_parser("demo", help="run every demo notebook, or the ones named (\"04\", a "
+                                    "path), against the emulator (--open: in JupyterLab)",
+                       add_help=False)
     p.set_defaults(run=_demo)
     return parser
 

@@ -52,6 +52,41 @@ from typing import Any
 
 from .errors import ColabModelsError, RefError
 
+__all__ = [
+    "FRESH_KERNEL_TAG",
+    "GCS_BUCKET",
+    "LOOPBACK",
+    "NOTEBOOK",
+    "NOTEBOOKS_DIR",
+    "PLACEHOLDER",
+    "S3_BUCKET",
+    "SHAPES_DATASET",
+    "STATE_VAR",
+    "WORKDIR_VAR",
+    "DemoServers",
+    "NotebookFiles",
+    "RunResult",
+    "cell_texts",
+    "default_workdir",
+    "demo_servers",
+    "execute_notebook",
+    "main",
+    "make_content",
+    "make_shapes",
+    "notebook_text",
+    "notebooks",
+    "run_notebooks",
+    "running",
+    "s3_requests",
+    "serve",
+    "setup",
+    "small_vgg_class",
+    "stage",
+    "start_emulator",
+    "stop_emulator",
+    "widget_views",
+]
+
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"

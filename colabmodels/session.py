@@ -32,7 +32,7 @@ from . import config
 from .auth import PyDrive2Credentials, SignIn, bearer_token, sign_in
 from .drive_api import build_drive_service, quote_q, translate_drive_error
 from .errors import AmbiguousPathError, NotFoundError, RefError
-from .progress import describe_bytes
+from .presentation import format_size
 from .retry import call_with_retries
 
 __all__ = ["DriveSession", "current_session", "implicit_session", "mount", "reset"]
@@ -151,7 +151,7 @@ class DriveSession:
         used, total = about.get("quotaBytesUsed"), about.get("quotaBytesTotal")
         parts = [f"Signed in as {self.user_email}"]
         if used is not None and total:
-            parts.append(f"{_gb(int(used))} of {_gb(int(total))} used")
+            parts.append(f"{format_size(int(used))} of {format_size(int(total))} used")
         if self.mountpoint:
             parts.append(f"Drive mounted at {self.mountpoint}")
         else:
@@ -261,10 +261,6 @@ class _MadeOnce:
                 return made
 
         return resource
-
-
-def _gb(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else describe_bytes(n)
 
 
 def _configured(endpoint: str | None) -> str:

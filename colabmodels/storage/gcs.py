@@ -27,6 +27,8 @@ from ._fsspec import FsspecBackend, check_import, join_metadata, split_metadata
 from .base import RemoteStat
 from .local import iso_utc
 
+__all__ = ["INSTALL_HINT", "GCSBackend", "emulator_endpoint"]
+
 INSTALL_HINT = 'Reading gs:// needs gcsfs: pip install "colabmodels[gcs]"'
 
 

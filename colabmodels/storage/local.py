@@ -30,6 +30,8 @@ from ..progress import ProgressCallback
 from ..refs import Ref
 from .base import RemoteStat, StorageBackend
 
+__all__ = ["CHUNK", "LocalBackend", "iso_utc"]
+
 CHUNK = 1024 * 1024
 _META_SUFFIX = ".colabmodels-meta.json"
 _TEMP_SUFFIX = ".colabmodels-incomplete"

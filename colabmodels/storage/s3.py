@@ -33,6 +33,8 @@ from ._fsspec import (
 from .base import RemoteStat
 from .local import iso_utc
 
+__all__ = ["INSTALL_HINT", "S3Backend"]
+
 INSTALL_HINT = 'Reading s3:// needs s3fs: pip install "colabmodels[s3]"'
 _KEEP_ON_COPY = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding",
                  "ContentLanguage")

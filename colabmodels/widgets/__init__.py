@@ -7,6 +7,8 @@
   :func:`colabmodels.progress.report_to`.
 - :class:`CallbackGuard` (``capture``): every callback of a widget runs inside an ``Output``
   capture, and its errors show in the widget with what to do next.
+- ``background``: what every widget model shares (observers, a worker pool, ``busy`` and
+  ``wait()``): the :class:`~.background.BackgroundModel` base class.
 
 Names are imported lazily: ``import colabmodels.widgets`` does not import ipywidgets.
 """

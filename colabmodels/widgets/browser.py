@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import logging
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
@@ -40,13 +39,12 @@ from ..presentation import (
     saved_line,
     versions_table,
 )
-from .browser_model import BrowserModel, Mode, model_variables, user_namespace, variable_name_for
+from .background import user_namespace
+from .browser_model import BrowserModel, Mode, model_variables, variable_name_for
 from .capture import CallbackGuard, message_html
 from .progress import ProgressWidget
 
-__all__ = ["DriveBrowser"]
-
-logger = logging.getLogger("colabmodels.widgets")
+__all__ = ["DriveBrowser", "row_label"]
 
 NAME_WIDTH = 40
 _UP = -1
@@ -215,7 +213,7 @@ class DriveBrowser:
         self.save_button.on_click(guard(self._save))
         self.vars_button.on_click(guard(lambda _: self._refresh_variables()))
 
-        self.model.observe(self._changed)
+        self.guard.follow(self.model, self._changed, what="the browser")
         self._refresh_variables()
         self._draw_headers()
         self._draw_all()
@@ -261,20 +259,14 @@ class DriveBrowser:
                 self._local.drawing = was
 
     def _changed(self, event: str) -> None:
-        try:
-            if event == "rows":
-                self._draw_rows()
-            elif event == "trail":
-                self.guard.say("")
-                self._draw_trail()
-            elif event in ("selection", "details"):
-                self._draw_details()
-            elif event == "error" and self.model.error is not None:
-                self.guard.show_trouble(self.model.error)
-            self._draw_status()
-        except Exception as e:  # drawing must never kill the model's thread
-            logger.exception("drawing the browser failed")
-            self.guard.show_error(e)
+        if event == "rows":
+            self._draw_rows()
+        elif event == "trail":
+            self.guard.say("")
+            self._draw_trail()
+        elif event in ("selection", "details"):
+            self._draw_details()
+        self._draw_status()
 
     def _draw_all(self) -> None:
         if self.model.error is not None:  # the first listing may have failed before we observed

@@ -20,42 +20,22 @@ Tests and notebooks drive it directly::
 from __future__ import annotations
 
 import keyword
-import logging
 import threading
-from collections.abc import Callable, Mapping, MutableMapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import browse
 from ..browse import Details, DriveItem, Place, Trouble
+from .background import BackgroundModel, reporting_to, user_namespace
 
 if TYPE_CHECKING:
     from ..progress import ProgressSink
 
-__all__ = ["BrowserModel", "Mode", "model_variables", "user_namespace"]
-
-logger = logging.getLogger("colabmodels.widgets")
+__all__ = ["BrowserModel", "Mode", "model_variables", "variable_name_for"]
 
 Mode = Literal["load", "save", "select"]
-Event = Literal["rows", "trail", "busy", "selection", "details", "error", "done"]
 _MODEL_MODULES = {"torch", "keras", "tensorflow", "tf_keras", "gensim", "sklearn", "onnx",
                   "transformers", "torchvision", "timm"}
-
-
-def user_namespace() -> MutableMapping[str, Any]:
-    """The notebook's variables (``get_ipython().user_ns``), or ``__main__``'s in a script."""
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:  # pragma: no cover - IPython is a core dependency
-        shell = None
-    if shell is not None:
-        return shell.user_ns  # type: ignore[no-any-return]
-    import __main__
-
-    return __main__.__dict__
 
 
 def _looks_like_model(value: Any) -> bool:
@@ -96,7 +76,7 @@ def variable_name_for(name: str) -> str:
     return out
 
 
-class BrowserModel:
+class BrowserModel(BackgroundModel):
     """State and actions of a Drive browser (see the module docstring).
 
     Args:
@@ -115,6 +95,7 @@ class BrowserModel:
             raise ValueError(f"mode must be 'load', 'save' or 'select', not {mode!r}")
         if not 1 <= page_size <= 1000:
             raise ValueError("page_size must be between 1 and 1000 (Drive's limit)")
+        super().__init__(what="browser", workers=2, thread_name="colabmodels-browse")
         self.mode: Mode = mode
         self.page_size = page_size
         self.search_delay_s = search_delay_s
@@ -130,15 +111,8 @@ class BrowserModel:
         self.models_only = False
         self.selected: list[DriveItem] = []
         self.details: Details | None = None
-        self.error: Trouble | None = None
         self.requests = 0  # list requests made (pages), for the status line and benchmarks
-        self._generation = 0
-        self._lock = threading.RLock()
-        self._observers: list[Callable[[str], None]] = []
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="colabmodels-browse")
-        self._active = 0  # background calls running or queued
         self._paging = False  # a next page is on its way
-        self._idle = threading.Condition(self._lock)
         self._search_timer: threading.Timer | None = None
         self._submit(self._start)
 
@@ -148,71 +122,22 @@ class BrowserModel:
         """Whether several rows may be selected (``select`` mode)."""
         return self.mode == "select"
 
-    def observe(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(event)`` after each change (from the thread that made it)."""
-        self._observers.append(callback)
-
-    def _emit(self, event: Event) -> None:
-        for callback in list(self._observers):
-            try:
-                callback(event)
-            except Exception:  # an observer's bug must not stop the model
-                logger.exception("browser observer failed on %s", event)
-
-    @property
-    def busy(self) -> bool:
-        """True while a Drive call of this model is running."""
-        with self._lock:
-            return self._active > 0
-
     def wait(self, timeout: float | None = 60) -> bool:
-        """Block until no background work is left (tests, notebooks); False on timeout."""
+        """Block until no background work is left, a pending search included (tests,
+        notebooks); False on timeout."""
         with self._idle:
             timer = self._search_timer
         if timer is not None:
             timer.join(timeout)
-        with self._idle:
-            return self._idle.wait_for(lambda: self._active == 0, timeout)
+        return super().wait(timeout)
 
     def close(self) -> None:
-        """Stop background work (pending results are dropped)."""
+        """Stop background work and a pending search (results on their way are dropped)."""
         with self._idle:
-            self._generation += 1
             if self._search_timer is not None:
                 self._search_timer.cancel()
                 self._search_timer = None
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._active = 0  # cancelled calls never run; a running one finds its result dropped
-            self._idle.notify_all()
-
-    # -- background work ---------------------------------------------------------------------
-    def _submit(self, fn: Callable[..., None], *args: Any) -> Future[Any]:
-        with self._lock:
-            generation = self._generation
-            self._active += 1
-            future = self._pool.submit(self._run, generation, fn, *args)
-        self._emit("busy")
-        return future
-
-    def _run(self, generation: int, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(generation, *args)
-        except Exception as e:
-            with self._lock:
-                current = generation == self._generation
-                if current:
-                    self.error = browse.trouble(e)
-            if current:
-                logger.info("browser: %s", e)
-                self._emit("error")
-        finally:
-            with self._idle:
-                self._active = max(0, self._active - 1)
-                self._idle.notify_all()
-            self._emit("busy")
-
-    def _current(self, generation: int) -> bool:
-        return generation == self._generation
+            super().close()
 
     # -- navigation --------------------------------------------------------------------------
     def _start(self, generation: int) -> None:
@@ -452,10 +377,9 @@ class BrowserModel:
             raise ValueError(f"{item.name} is a folder with no model recognised in it: open it, "
                              "or pick a file, a SavedModel or a save_model folder")
         from .. import api
-        from ..progress import report_to
 
         target = namespace if namespace is not None else user_namespace()
-        with report_to(progress) if progress is not None else _nothing():
+        with reporting_to(progress):
             obj = api.load_model(item.load_ref, **load_kwargs)
         target[name] = obj
         return obj
@@ -489,9 +413,8 @@ class BrowserModel:
         if variable not in source:
             raise ValueError(f"no variable named {variable!r} in the notebook")
         from .. import api
-        from ..progress import report_to
 
-        with report_to(progress) if progress is not None else _nothing():
+        with reporting_to(progress):
             info = api.save_model(source[variable], dest, metadata=metadata or {})
         self.refresh()
         return info
@@ -514,13 +437,3 @@ class BrowserModel:
             parts.append("loading…")
         return " · ".join(parts)
 
-
-def _nothing() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
-def item_with(item: DriveItem, **changes: Any) -> DriveItem:
-    """``item`` with some fields changed (tests)."""
-    return replace(item, **changes)

@@ -5,6 +5,10 @@ ipywidgets drops exceptions raised in ``on_click``/``observe`` callbacks unless 
 an ``Output`` widget's context. :class:`CallbackGuard` owns that ``Output`` and an ``HTML``
 message line; ``guard.wrap(fn)`` returns the wrapped callback. Shared by the Drive browser and
 the dataset panel. Works on ipywidgets 7.7 and 8.
+
+A model's observers run on its worker threads, where an exception would vanish as well (or
+stop the model): ``guard.follow(model, draw, what=...)`` redraws the widget after each change
+of the model and turns a drawing error into the error line.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import html
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..browse import Trouble, trouble
 from ..errors import ColabModelsError
+
+if TYPE_CHECKING:
+    from .background import BackgroundModel
 
 __all__ = ["CallbackGuard", "message_html"]
 
@@ -66,6 +73,27 @@ class CallbackGuard:
                     return None
 
         return guarded  # type: ignore[return-value]
+
+    def follow(self, model: BackgroundModel, draw: Callable[[str], None], *, what: str) -> None:
+        """After each change of ``model``: show its error on ``"error"``, then ``draw(event)``
+        (any thread). An error while drawing is logged and shown, never raised into the model.
+
+        Args:
+            model: the widget's model.
+            draw: redraws what ``event`` changed (and the status line).
+            what: the widget's name in the log (``"the browser"``).
+        """
+
+        def changed(event: str) -> None:
+            try:
+                if event == "error" and model.error is not None:
+                    self.show_trouble(model.error)
+                draw(event)
+            except Exception as e:  # drawing must never kill the model's thread
+                logger.exception("drawing %s failed", what)
+                self.show_error(e)
+
+        model.observe(changed)
 
     def show_error(self, exc: BaseException) -> Trouble:
         """Show ``exc`` as one line and what to do (any thread)."""

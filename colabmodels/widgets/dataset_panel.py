@@ -22,11 +22,11 @@ also those of the background listing, show in the panel with what to do next.
 from __future__ import annotations
 
 import html
-import logging
 import threading
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from .background import user_namespace
 from .capture import CallbackGuard, message_html
 from .dataset_panel_model import DatasetOptions, DatasetPanelModel
 from .progress import ProgressWidget
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from ..refs import Ref
 
 __all__ = ["DatasetPanel", "chart_html", "warnings_html"]
-
-logger = logging.getLogger("colabmodels.widgets")
 
 _STYLE = """<style>
 .cm-chart { font-family: ui-monospace, Menlo, Consolas, 'DejaVu Sans Mono', monospace;
@@ -195,7 +193,7 @@ class DatasetPanel:
         self.width.observe(guard(self._size_typed), names="value")
         self.variable.observe(guard(self._variable_typed), names="value")
         self._drawing = False
-        self.model.observe(self._changed)
+        self.guard.follow(self.model, self._changed, what="the dataset panel")
         self._draw_all()
 
     # -- display -------------------------------------------------------------------------------
@@ -209,8 +207,6 @@ class DatasetPanel:
 
     @property
     def namespace(self) -> MutableMapping[str, Any]:
-        from .browser_model import user_namespace
-
         return self._namespace if self._namespace is not None else user_namespace()
 
     @property
@@ -238,17 +234,11 @@ class DatasetPanel:
 
     # -- drawing (any thread) ------------------------------------------------------------------
     def _changed(self, event: str) -> None:
-        try:
-            if event == "summary":
-                self._draw_summary()
-            elif event == "thumbnail":
-                self._draw_thumbnails()
-            elif event == "error" and self.model.error is not None:
-                self.guard.show_trouble(self.model.error)
-            self._draw_status()
-        except Exception as e:  # drawing must never kill the model's thread
-            logger.exception("drawing the dataset panel failed")
-            self.guard.show_error(e)
+        if event == "summary":
+            self._draw_summary()
+        elif event == "thumbnail":
+            self._draw_thumbnails()
+        self._draw_status()
 
     def _draw_all(self) -> None:
         if self.model.error is not None:

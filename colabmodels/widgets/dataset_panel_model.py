@@ -19,17 +19,13 @@ Tests and notebooks drive it directly::
 from __future__ import annotations
 
 import keyword
-import logging
 import os
-import threading
-from collections.abc import Callable, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from ..browse import Trouble, trouble
 from ..errors import MissingDependencyError
-from .browser_model import user_namespace
+from .background import BackgroundModel, reporting_to, user_namespace
 
 if TYPE_CHECKING:
     from ..datasets.summary import DatasetSummary, Thumbnail
@@ -38,9 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SUBSETS", "DatasetOptions", "DatasetPanelModel", "variable_names"]
 
-logger = logging.getLogger("colabmodels.widgets")
-
-Event = Literal["summary", "thumbnail", "error", "busy"]
 SUBSETS = ("both", "training", "validation", None)
 """The choices of ``subset``: None means the whole folder (no split)."""
 _MAX_SIDE = 4096
@@ -144,7 +137,7 @@ def _needs_frameworks(what: str, exc: ImportError) -> MissingDependencyError:
                                   'pip install "colabmodels[tf]"')
 
 
-class DatasetPanelModel:
+class DatasetPanelModel(BackgroundModel):
     """State and actions of a dataset panel (see the module docstring).
 
     Args:
@@ -161,6 +154,7 @@ class DatasetPanelModel:
                  thumbnail_size: int = 96) -> None:
         if per_class < 0 or max_thumbnails < 0:
             raise ValueError("per_class and max_thumbnails must be 0 or more")
+        super().__init__(what="dataset panel", workers=1, thread_name="colabmodels-dataset")
         self.max_thumbnails = max_thumbnails
         self.ref = ref
         self.class_names = class_names
@@ -169,71 +163,10 @@ class DatasetPanelModel:
         self.thumbnail_size = thumbnail_size
         self.summary: DatasetSummary | None = None
         self.thumbnails: dict[str, Thumbnail] = {}
-        self.error: Trouble | None = None
         self.last_created: dict[str, Any] = {}
-        self._generation = 0
-        self._active = 0
-        self._lock = threading.RLock()
-        self._idle = threading.Condition(self._lock)
-        self._observers: list[Callable[[str], None]] = []
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colabmodels-dataset")
         self._submit(self._list, False)
 
-    # -- observing -----------------------------------------------------------------------------
-    def observe(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(event)`` after each change (from the thread that made it)."""
-        self._observers.append(callback)
-
-    def _emit(self, event: Event) -> None:
-        for callback in list(self._observers):
-            try:
-                callback(event)
-            except Exception:  # an observer's bug must not stop the model
-                logger.exception("dataset panel observer failed on %s", event)
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._active > 0
-
-    def wait(self, timeout: float | None = 120) -> bool:
-        """Block until listing and thumbnails are done (tests, notebooks); False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._active == 0, timeout)
-
-    def close(self) -> None:
-        """Stop background work (results still on their way are dropped)."""
-        with self._idle:
-            self._generation += 1
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._active = 0
-            self._idle.notify_all()
-
     # -- background work -----------------------------------------------------------------------
-    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
-        with self._lock:
-            generation = self._generation
-            self._active += 1
-            self._pool.submit(self._run, generation, fn, *args)
-        self._emit("busy")
-
-    def _run(self, generation: int, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(generation, *args)
-        except Exception as e:
-            with self._lock:
-                current = generation == self._generation
-                if current:
-                    self.error = trouble(e)
-            if current:
-                logger.info("dataset panel: %s", e)
-                self._emit("error")
-        finally:
-            with self._idle:
-                self._active = max(0, self._active - 1)
-                self._idle.notify_all()
-            self._emit("busy")
-
     def refresh(self) -> None:
         """List the folder again (ignoring the remembered listing) and fetch new thumbnails."""
         with self._lock:
@@ -249,7 +182,7 @@ class DatasetPanelModel:
 
         def update(found: DatasetSummary) -> None:
             with self._lock:
-                if generation != self._generation:
+                if not self._current(generation):
                     return
                 self.summary = found
             self._emit("summary")
@@ -271,7 +204,7 @@ class DatasetPanelModel:
         got = []
         for thumb in fetch_thumbnails(wanted, size=self.thumbnail_size, session=summary.session):
             with self._lock:
-                if generation != self._generation:
+                if not self._current(generation):
                     return
                 self.thumbnails[thumb.file.path] = thumb
             got.append(thumb)
@@ -347,12 +280,10 @@ class DatasetPanelModel:
             and the errors of :func:`colabmodels.pack`.
         """
         opts = (options or DatasetOptions(validation_split=None, subset=None)).checked()
-        from ..progress import report_to
-
         try:
             from ..datasets import pack
 
-            with report_to(progress) if progress is not None else _nothing():
+            with reporting_to(progress):
                 return pack(self.ref, (dest or "").strip() or None,
                             validation_split=opts.validation_split,
                             seed=opts.seed if opts.validation_split else None,
@@ -374,14 +305,3 @@ class DatasetPanelModel:
             line += f" · thumbnails {shown} …"
         return line
 
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _nothing() -> _Nothing:
-    return _Nothing()

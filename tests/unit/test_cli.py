@@ -225,6 +225,13 @@ def test_demo_gets_the_remaining_arguments(capsys, monkeypatch):
     assert seen == [["--open"], ["--workdir", "x", "-v"]]
 
 
+def test_demo_help_says_it_runs_the_notebooks(capsys):
+    code, out, _ = run(capsys, "--help")
+    demo = " ".join(out[out.index("    demo "):].split("\n\n")[0].split())
+    assert code == 0
+    assert "every demo notebook, or the ones named" in demo and "quickstart" not in demo
+
+
 def test_fakedrive_help_is_the_emulators_own(capsys):
     code, out, _ = run(capsys, "fakedrive", "--help")
     assert code == 0
