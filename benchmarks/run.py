@@ -1,7 +1,7 @@
 """Run the benchmarks: ``python -m benchmarks.run [--quick] [--out DIR] [--only a,b] [--reps N]``.
 
 Scenarios (see ``benchmarks/README.md``): ``download``, ``cache_hit``, ``upload``, ``resume``,
-``listing``. Results go to ``--out`` (default ``benchmarks/results``, or
+``listing``, ``browser``. Results go to ``--out`` (default ``benchmarks/results``, or
 ``benchmarks/results/quick`` with ``--quick``): ``latest.json`` (machine,
 parameters, every repetition's raw numbers, medians, ratios, target verdicts), ``latest.md``
 (the table) and PNG charts.

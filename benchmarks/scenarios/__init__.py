@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import cache_hit, download, listing, resume, upload
+from . import browser, cache_hit, datasets, download, listing, resume, upload
 
 SCENARIOS = {
     "download": download,
@@ -10,6 +10,8 @@ SCENARIOS = {
     "upload": upload,
     "resume": resume,
     "listing": listing,
+    "browser": browser,
+    "datasets": datasets,
 }
 
 __all__ = ["SCENARIOS"]

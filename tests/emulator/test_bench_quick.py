@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.emulator, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(560)]
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = {"download", "cache_hit", "upload", "resume", "listing"}
+SCENARIOS = {"download", "cache_hit", "upload", "resume", "listing", "browser", "datasets"}
 CHARTS = ("download.png", "upload.png", "cache_hit.png", "listing.png", "resume.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +33,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLABMODELS_")}
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=480,
     )
     return proc, out
 

@@ -1,0 +1,318 @@
+"""Local files for a list of Drive files, fetched many at a time just ahead of their use.
+
+A :class:`Feeder` serves the readers of one list of files (the ``tf.data`` pipeline, the
+Keras ``PyDataset``, the torch ``Dataset``): ``local(i)`` returns the cache path of file ``i``,
+fetching it if needed, and keeps :data:`~colabmodels.bulk.FETCH_WORKERS` requests in flight
+for the files that come next. Files go to disk (the cache), never into memory, so memory use
+does not grow with the dataset; once fetched, a file's path is remembered, so the second
+epoch reads local disk without a single request.
+
+Broken files: a file that cannot be fetched, or is not a readable image, raises
+:class:`~colabmodels.errors.ImageError`-style errors naming its Drive path; with
+``on_error="skip"`` it is skipped, a warning names it, and it is added to ``skipped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING
+
+from ..errors import ColabModelsError, IntegrityError
+
+if TYPE_CHECKING:
+    from ..bulk import BulkFetcher
+    from ..storage.base import StorageBackend
+    from .listing import DatasetFile
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+
+
+class BrokenImageError(IntegrityError):
+    """A dataset file is not a readable image (the message names its Drive path)."""
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise ValueError(f'on_error must be "raise" or "skip", received: {on_error!r}')
+
+
+_TAIL = 4096
+
+
+def _quick_verdict(path: str) -> bool:
+    """True when the file's first and last bytes are those of a complete JPEG, PNG or GIF.
+
+    A few microseconds per file (two small reads), so every file of a dataset can be checked
+    as it arrives; anything else (other formats, a missing end marker) gets PIL's check.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - _TAIL))
+        tail = fh.read()
+    if head.startswith(b"\xff\xd8\xff"):
+        return b"\xff\xd9" in tail
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return tail.endswith(b";")
+    return False
+
+
+def image_problem(path: str) -> str | None:
+    """Why the file at ``path`` is not a readable image, or None (a cheap structural check).
+
+    JPEG, PNG and GIF files pass on their start and end markers alone; anything else (BMP,
+    and any file whose markers are missing) is opened by PIL, which reads the header and, for
+    PNG, checks every chunk's CRC. Without PIL installed only the markers are checked.
+    """
+    try:
+        if _quick_verdict(path):
+            return None
+    except OSError as e:
+        return f"cannot be read ({e})"
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - PIL comes with keras/tf installs
+        return None
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            img.verify()
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"not a readable image ({type(e).__name__}: {e})"
+    if fmt == "JPEG":
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 65536))
+            if b"\xff\xd9" not in fh.read():
+                return "a truncated JPEG (no end-of-image marker)"
+    return None
+
+
+def _check_key(f: DatasetFile) -> str:
+    from ..bulk import identity_of
+    from ..cachestore import key_for
+
+    return key_for(identity_of(f.stat))
+
+
+def _remember_broken(f: DatasetFile) -> None:
+    """Note in the cache that this file failed the image check (so no reader trusts it)."""
+    from ..cachestore import cache
+
+    try:
+        checks = cache.root / "checks"
+        checks.mkdir(parents=True, exist_ok=True)
+        (checks / f"{_check_key(f)}.broken").touch()
+    except OSError as e:  # a read-only cache: the file is checked again next time anyway
+        logger.debug("could not note a broken image: %s", e)
+
+
+class Feeder:
+    """Cache paths of ``files``, fetched ahead of use. Thread-safe; not shared across processes.
+
+    Args:
+        backend: the source's backend.
+        files: the dataset's files (from :func:`~colabmodels.datasets.listing.index_drive_folder`).
+        lookahead: how many files past the ones already asked for are fetched ahead.
+        workers: requests in flight.
+        on_error: ``"raise"`` or ``"skip"``.
+        check_images: check that each file is a readable image before handing it out.
+        skipped: the list that collects skipped Drive paths (shared with the dataset object).
+    """
+
+    def __init__(self, backend: StorageBackend, files: Sequence[DatasetFile], *,
+                 lookahead: int = 512, workers: int | None = None, on_error: str = "raise",
+                 check_images: bool = True, skipped: list[str] | None = None) -> None:
+        from ..bulk import FETCH_WORKERS
+
+        check_on_error(on_error)
+        self.backend: StorageBackend | None = backend
+        self.files = list(files)
+        self.lookahead = lookahead
+        self.workers = workers or FETCH_WORKERS
+        self.on_error = on_error
+        self.check_images = check_images
+        self.skipped: list[str] = skipped if skipped is not None else []
+        self._paths: list[str | None] = [None] * len(self.files)
+        self._bad: dict[int, str] = {}
+        self._futures: dict[int, Future[str]] = {}
+        self._next = 0
+        self._asked = 0
+        self._lock = threading.Lock()
+        self._fetcher: BulkFetcher | None = None
+        self._pid = os.getpid()
+        self._resolved = 0
+        self.on_all_local: Callable[[list[str]], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def find_cached(self) -> int:
+        """Take every file that is already in the cache (one ``stat`` each); returns how many.
+
+        Files found this way are trusted (cache entries appear complete, at once); files that
+        failed the image check before are left to :meth:`local`, which reports them by their
+        Drive path again.
+        """
+        from ..bulk import cached_paths
+        from ..cachestore import cache
+
+        root = cache.root
+        try:
+            broken = {name[:-len(".broken")] for name in os.listdir(root / "checks")}
+        except OSError:
+            broken = set()
+        found = 0
+        for i, (f, path) in enumerate(zip(self.files, cached_paths([f.stat for f in self.files]),
+                                          strict=True)):
+            if broken and _check_key(f) in broken:
+                continue  # asked for each time, so it is reported (or skipped) by its Drive path
+            if path is not None:
+                self._paths[i] = str(path)
+                found += 1
+        self._resolved = found
+        return found
+
+    def paths(self) -> list[str]:
+        """The local path of every file ("" for files not (yet) local)."""
+        return [p or "" for p in self._paths]
+
+    # -- fetching ------------------------------------------------------------------------------
+    def _pool(self) -> BulkFetcher:
+        from ..bulk import BulkFetcher
+
+        if self.backend is None:  # unpickled in a worker process: sign in there
+            from ..storage import backend_for
+
+            self.backend = backend_for(self.files[0].stat.ref)
+        if self._fetcher is None or self._pid != os.getpid():
+            self._fetcher = BulkFetcher(self.backend, workers=self.workers)
+            self._pid = os.getpid()
+            self._futures.clear()
+        return self._fetcher
+
+    def _fetch_and_check(self, index: int) -> str:
+        f = self.files[index]
+        path = str(self._pool().fetch(f.stat))
+        if self.check_images:
+            problem = image_problem(path)
+            if problem:
+                _remember_broken(f)
+                raise BrokenImageError(f"{f.path}: {problem}")
+        return path
+
+    def _submit(self, index: int) -> None:
+        """Start fetching file ``index`` (caller holds the lock)."""
+        if self._paths[index] is None and index not in self._futures and index not in self._bad:
+            fetcher = self._pool()
+            self._futures[index] = fetcher.run(self._fetch_and_check, index)
+
+    def prefetch(self, indices: Sequence[int]) -> None:
+        """Start fetching these files now (e.g. the next batches of a sequence)."""
+        with self._lock:
+            for i in indices:
+                self._submit(i)
+
+    def _read_ahead(self) -> None:
+        n = len(self.files)
+        limit = min(n, self._asked + self.lookahead)
+        while self._next < limit:
+            self._submit(self._next)
+            self._next += 1
+
+    def local(self, index: int) -> str | None:
+        """The cache path of file ``index`` (None when it is skipped with ``on_error="skip"``).
+
+        Raises:
+            BrokenImageError: the file is not a readable image.
+            NotFoundError, AuthError, TransferError, IntegrityError: fetching failed (the
+                message names the Drive path).
+        """
+        path = self._paths[index]
+        if path is not None and os.path.exists(path):
+            return path
+        if index in self._bad:
+            return None
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pool()
+            self._asked += 1
+            self._submit(index)
+            self._read_ahead()
+            fut = self._futures[index]
+        try:
+            path = fut.result()
+        except Exception as exc:
+            with self._lock:
+                self._futures.pop(index, None)
+            self._failed(index, exc)
+            return None
+        with self._lock:
+            if self._paths[index] is None:
+                self._resolved += 1
+            self._paths[index] = path
+            self._futures.pop(index, None)
+            complete = self._resolved == len(self.files) and self.on_all_local is not None
+        if complete:  # every file is local: let the reader stop asking (e.g. pure TF lookups)
+            assert self.on_all_local is not None
+            threading.Thread(target=self.on_all_local, args=(self.paths(),), daemon=True,
+                             name="colabmodels-all-local").start()
+        return path
+
+    def _failed(self, index: int, exc: Exception) -> None:
+        f = self.files[index]
+        message = str(exc) if isinstance(exc, BrokenImageError) else f"{f.path}: {exc}"
+        if self.on_error == "skip":
+            with self._lock:
+                if index not in self._bad:
+                    self._bad[index] = message
+                    self.skipped.append(f.path)
+            logger.warning("skipped %s", message)
+            warnings.warn(f"skipped {message}", stacklevel=2)
+            return None
+        if isinstance(exc, BrokenImageError):
+            raise BrokenImageError(f'{message}. Replace or remove it, or pass on_error="skip" '
+                                   "to leave such files out.") from exc
+        if isinstance(exc, ColabModelsError):
+            exc.args = (message, *exc.args[1:])
+            raise exc
+        raise BrokenImageError(message) from exc
+
+    def start_all(self) -> None:
+        """Start fetching every file (``workers`` at a time)."""
+        with self._lock:
+            self._asked = len(self.files)
+            self._read_ahead()
+
+    def fetch_all(self) -> list[str | None]:
+        """Every file's path (fetching all of them, many at a time); None for skipped files."""
+        self.start_all()
+        return [self.local(i) for i in range(len(self.files))]
+
+    def close(self) -> None:
+        if self._fetcher is not None and self._pid == os.getpid():
+            self._fetcher.close()
+        self._fetcher = None
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (torch DataLoader workers under spawn): no pool, no live connections."""
+        state = self.__dict__.copy()
+        state["_fetcher"] = None
+        state["_futures"] = {}
+        state["_lock"] = None
+        state["backend"] = None
+        state["on_all_local"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

@@ -1,0 +1,332 @@
+"""``image_dataset_from_drive``: ``keras.utils.image_dataset_from_directory`` for a Drive folder.
+
+Same arguments, same checks and error messages, same class order, same file selection, same
+split for the same seed, and the same decoding: the pipeline is Keras' own (its label
+encoding, shuffle, and image loading with ``smart_resize`` / ``resize_with_pad``), fed with
+the local cache paths of the Drive files. Those are fetched many at a time just ahead of
+their use (:class:`~colabmodels.datasets.feeder.Feeder`), so the first epoch streams from
+Drive and later epochs read local disk. A folder written by :func:`~colabmodels.datasets.pack`
+is read from its shards instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MissingDependencyError
+from .feeder import Feeder, check_on_error
+from .listing import ALLOWLIST_FORMATS, DatasetFile, index_drive_folder, resolve_folder
+
+if TYPE_CHECKING:
+    from ..refs import Ref
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
+                            "gaussian", "mitchellcubic")
+
+
+def _tf_and_keras() -> tuple[Any, Any]:
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError as e:
+        raise MissingDependencyError(
+            'image_dataset_from_drive needs TensorFlow and Keras 3: pip install "colabmodels[tf]"'
+        ) from e
+    return tf, keras
+
+
+def _print(message: str, verbose: bool = True) -> None:
+    """Keras' own console message (respecting its interactive-logging setting)."""
+    logger.info("%s", message)
+    if verbose:
+        from keras.src.utils import io_utils
+
+        io_utils.print_msg(message)
+
+
+def check_arguments(labels: Any, label_mode: Any, class_names: Any, color_mode: str,
+                    image_size: Any, interpolation: str, validation_split: Any, subset: Any,
+                    shuffle: bool, seed: Any, format: str = "tf") -> tuple[Any, Any, int, tuple[int, int], str]:
+    """Keras' argument checks, in Keras' order and with its messages.
+
+    Returns ``(labels, label_mode, num_channels, image_size, interpolation)`` normalised.
+    """
+    if labels not in ("inferred", None):
+        if not isinstance(labels, (list, tuple)):
+            raise ValueError(
+                "`labels` argument should be a list/tuple of integer labels, of the same size "
+                "as the number of image files in the target directory. If you wish to infer "
+                'the labels from the subdirectory names in the target directory, pass '
+                '`labels="inferred"`. If you wish to get a dataset that only contains images '
+                f"(no labels), pass `labels=None`. Received: labels={labels}")
+        if class_names:
+            raise ValueError(
+                'You can only pass `class_names` if `labels="inferred"`. '
+                f"Received: labels={labels}, and class_names={class_names}")
+    if label_mode not in {"int", "categorical", "binary", None}:
+        raise ValueError('`label_mode` argument must be one of "int", "categorical", "binary", '
+                         f"or None. Received: label_mode={label_mode}")
+    if labels is None or label_mode is None:
+        labels = None
+        label_mode = None
+    channels = {"rgb": 3, "rgba": 4, "grayscale": 1}.get(color_mode)
+    if channels is None:
+        raise ValueError('`color_mode` must be one of {"rgb", "rgba", "grayscale"}. '
+                         f"Received: color_mode={color_mode}")
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    elif not isinstance(image_size, (list, tuple)) or len(image_size) != 2:
+        raise ValueError("Invalid `image_size` value. Expected a tuple of 2 integers. "
+                         f"Received: image_size={image_size}")
+    interpolation = interpolation.lower()
+    if interpolation not in SUPPORTED_INTERPOLATIONS:
+        raise ValueError(f"Argument `interpolation` should be one of {SUPPORTED_INTERPOLATIONS}. "
+                         f"Received: interpolation={interpolation}")
+    if format not in ("tf", "grain"):
+        raise ValueError(f'`format` should be either "tf" or "grain". Received: format={format}')
+    if format == "grain":
+        raise ValueError('image_dataset_from_drive returns a tf.data.Dataset (format="tf"); for '
+                         "a backend-neutral dataset use cm.DriveImageSequence (a keras PyDataset).")
+    from keras.src.utils import dataset_utils
+
+    dataset_utils.check_validation_split_arg(validation_split, subset, shuffle, seed)
+    return labels, label_mode, channels, (int(image_size[0]), int(image_size[1])), interpolation
+
+
+def image_dataset_from_drive(
+    ref: str | os.PathLike[str] | Ref,
+    labels: Any = "inferred",
+    label_mode: str | None = "int",
+    class_names: list[str] | None = None,
+    color_mode: str = "rgb",
+    batch_size: int | None = 32,
+    image_size: tuple[int, int] | int = (256, 256),
+    shuffle: bool = True,
+    seed: int | None = None,
+    validation_split: float | None = None,
+    subset: str | None = None,
+    interpolation: str = "bilinear",
+    follow_links: bool = False,
+    crop_to_aspect_ratio: bool = False,
+    pad_to_aspect_ratio: bool = False,
+    data_format: str | None = None,
+    format: str = "tf",
+    verbose: bool = True,
+    *,
+    on_error: str = "raise",
+    refresh: bool = False,
+    workers: int | None = None,
+) -> Any:
+    """A ``tf.data.Dataset`` of the images in a Drive folder, as Keras makes one from a local folder.
+
+    Every argument before ``on_error`` means what it means for
+    ``keras.utils.image_dataset_from_directory`` (read its documentation); ``follow_links``
+    follows Drive shortcuts to folders. The result has ``class_names`` and ``file_paths``
+    (Drive paths); ``subset="both"`` returns ``(train, validation)``.
+
+    Args:
+        ref: the dataset folder: ``MyDrive/datasets/flowers``, a folder link or id (also
+            ``gs://``, ``s3://`` or a local folder), or a folder written by :func:`cm.pack`.
+        on_error: ``"raise"`` (a broken image raises an error naming its Drive path) or
+            ``"skip"`` (it is left out with a warning and listed in the dataset's ``skipped``
+            attribute, which fills as files are read).
+        refresh: list the folder again instead of checking the remembered listing.
+        workers: files fetched at the same time (default 64).
+
+    Raises:
+        ValueError: a bad argument (Keras' checks and messages), or no images found.
+        NotFoundError, AuthError: the folder cannot be read.
+        MissingDependencyError: TensorFlow/Keras are not installed.
+    """
+    tf, _ = _tf_and_keras()
+    check_on_error(on_error)
+    labels, label_mode, num_channels, image_size, interpolation = check_arguments(
+        labels, label_mode, class_names, color_mode, image_size, interpolation,
+        validation_split, subset, shuffle, seed, format)
+    if pad_to_aspect_ratio and crop_to_aspect_ratio:
+        raise ValueError("Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set "
+                         "to `True`.")
+    import numpy as np
+
+    if seed is None:
+        seed = int(np.random.randint(1_000_000))
+    backend, root = resolve_folder(ref)
+    from ..bulk import walk_tree
+    from .shards import open_packed
+
+    tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)
+    packed = open_packed(backend, root, tree)
+    skipped: list[str] = []
+    if packed is not None:
+        files, labels_arr, class_names_out = packed.select(labels, class_names, shuffle, seed)
+
+        def make_feeder(part: list[DatasetFile], lookahead: int) -> Any:
+            return packed.feeder(part, on_error=on_error, skipped=skipped)
+    else:
+        index = index_drive_folder(ref, labels, formats=ALLOWLIST_FORMATS,
+                                   class_names=class_names, shuffle=shuffle, seed=seed,
+                                   follow_links=follow_links, refresh=refresh,
+                                   folder=(backend, root), tree=tree)
+        files, labels_arr, class_names_out = index.stats.files, index.labels, index.class_names
+        for where, why in index.stats.unreadable:
+            if on_error == "raise":
+                from ..errors import AuthError
+
+                raise AuthError(f"{where}: {why}. Pass on_error=\"skip\" to leave it out.")
+            logger.warning("skipped %s: %s", where, why)
+            skipped.append(where)
+
+        def make_feeder(part: list[DatasetFile], lookahead: int) -> Any:
+            feeder = Feeder(backend, part, on_error=on_error, skipped=skipped, workers=workers,
+                            lookahead=lookahead)
+            feeder.find_cached()
+            return feeder
+    if labels_arr is None:
+        _print(f"Found {len(files)} files.", verbose)
+    else:
+        _print(f"Found {len(files)} files belonging to {len(class_names_out or [])} classes.",
+               verbose)
+    if label_mode == "binary" and len(class_names_out or []) != 2:
+        raise ValueError('When passing `label_mode="binary"`, there must be exactly 2 '
+                         f"class_names. Received: class_names={class_names_out}")
+    from keras.src.backend.config import standardize_data_format
+
+    data_format = standardize_data_format(data_format=data_format)
+    shuffle_buffer_size = batch_size * 8 if batch_size is not None else 1024
+    directory = root.ref.path or root.name
+    num_classes = len(class_names_out) if class_names_out else 0
+    common: dict[str, Any] = dict(image_size=image_size, num_channels=num_channels,
+                  label_mode=label_mode, num_classes=num_classes, interpolation=interpolation,
+                  crop_to_aspect_ratio=crop_to_aspect_ratio,
+                  pad_to_aspect_ratio=pad_to_aspect_ratio, data_format=data_format,
+                  on_error=on_error)
+    from keras.src.utils import dataset_utils
+
+    def split(which: str | None) -> tuple[list[DatasetFile], Any]:
+        return dataset_utils.get_training_or_validation_split(files, labels_arr,
+                                                              validation_split, which)
+
+    def finish(ds: Any, part: list[DatasetFile]) -> Any:
+        feeder, known = ds._colabmodels_feeder, ds._colabmodels_paths
+        if batch_size is not None:
+            ds = ds.batch(batch_size)
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+        ds.class_names = class_names_out
+        ds.file_paths = [f.path for f in part]
+        ds.skipped = skipped
+        ds._colabmodels_feeder = feeder  # the fetcher lives as long as the dataset
+        ds._colabmodels_paths = known
+        return ds
+
+    if subset == "both":
+        train_files, train_labels = split("training")
+        val_files, val_labels = split("validation")
+        if not train_files:
+            raise ValueError(f"No training images found in directory {directory}. "
+                             f"Allowed formats: {ALLOWLIST_FORMATS}")
+        if not val_files:
+            raise ValueError(f"No validation images found in directory {directory}. "
+                             f"Allowed formats: {ALLOWLIST_FORMATS}")
+        train = files_to_dataset(train_files, train_labels, shuffle=shuffle,
+                                 shuffle_buffer_size=shuffle_buffer_size, seed=seed,
+                                 feeder=make_feeder(train_files, shuffle_buffer_size + 256),
+                                 **common)
+        val = files_to_dataset(val_files, val_labels, shuffle=False,
+                               feeder=make_feeder(val_files, 256), **common)
+        return [finish(train, train_files), finish(val, val_files)]
+    part, part_labels = split(subset) if validation_split else (files, labels_arr)
+    if not part:
+        raise ValueError(f"No images found in directory {directory}. "
+                         f"Allowed formats: {ALLOWLIST_FORMATS}")
+    ds = files_to_dataset(part, part_labels, shuffle=shuffle,
+                          shuffle_buffer_size=shuffle_buffer_size, seed=seed,
+                          feeder=make_feeder(part, (shuffle_buffer_size if shuffle else 0) + 256),
+                          **common)
+    return finish(ds, part)
+
+
+def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
+                     image_size: tuple[int, int], num_channels: int, label_mode: str | None,
+                     num_classes: int, interpolation: str, data_format: str,
+                     crop_to_aspect_ratio: bool, pad_to_aspect_ratio: bool, on_error: str,
+                     shuffle: bool = False, shuffle_buffer_size: int | None = None,
+                     seed: int | None = None) -> Any:
+    """Keras' ``paths_and_labels_to_dataset`` with Drive files in place of local paths.
+
+    The element stream is Keras' (labels encoded by its ``labels_to_dataset_tf``, shuffled
+    with the same buffer and seed, images loaded by its ``_load_image_tf``); only the path
+    of each element is looked up in the :class:`Feeder`, which fetches ahead.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from keras.src.utils import dataset_utils, image_dataset_utils
+
+    buffer = shuffle_buffer_size or 1024
+    ready = feeder.paths() if hasattr(feeder, "paths") else []
+    if files and ready and all(ready):
+        # Every file is already local (a warm cache): Keras' own pipeline over the cache paths.
+        ds = image_dataset_utils.paths_and_labels_to_dataset(
+            image_paths=ready, image_size=image_size, num_channels=num_channels, labels=labels,
+            label_mode=label_mode, num_classes=num_classes, interpolation=interpolation,
+            data_format=data_format, crop_to_aspect_ratio=crop_to_aspect_ratio,
+            pad_to_aspect_ratio=pad_to_aspect_ratio, shuffle=shuffle,
+            shuffle_buffer_size=buffer, seed=seed)
+        ds._colabmodels_feeder = feeder
+        ds._colabmodels_paths = None
+        return ds
+
+    def local(i: Any) -> tuple[Any, Any]:
+        path = feeder.local(int(i))
+        return np.bytes_((path or "").encode()), np.bool_(path is not None)
+
+    index_ds = tf.data.Dataset.range(len(files))
+    if label_mode:
+        label_ds = dataset_utils.labels_to_dataset_tf(labels, label_mode, num_classes)
+        ds = tf.data.Dataset.zip((index_ds, label_ds))
+    else:
+        ds = index_ds
+    if shuffle:
+        ds = ds.shuffle(buffer_size=buffer, seed=seed)
+    args = (image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
+            pad_to_aspect_ratio)
+
+    # Paths already local are looked up in TensorFlow (no Python per element): the files
+    # found in the cache now, and all of them once the first epoch has fetched the rest.
+    known = tf.Variable(feeder.paths() if hasattr(feeder, "paths") else [""] * len(files),
+                        dtype=tf.string, trainable=False, shape=(len(files),))
+    if hasattr(feeder, "on_all_local"):
+        feeder.on_all_local = known.assign
+        known.assign(feeder.paths())  # what arrived while the variable was made
+
+    def ask_feeder(i: Any) -> tuple[Any, Any]:
+        path, ok = tf.numpy_function(local, [i], (tf.string, tf.bool), stateful=True)
+        path.set_shape(())
+        ok.set_shape(())
+        return path, ok
+
+    def lookup(i: Any) -> tuple[Any, Any]:
+        path = tf.gather(known, i)
+        return tf.cond(tf.strings.length(path) > 0, lambda: (path, tf.constant(True)),
+                       lambda: ask_feeder(i))
+
+    load = image_dataset_utils._load_image_tf
+    if on_error == "skip":
+        if label_mode:
+            ds = ds.map(lambda i, y: (*lookup(i), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.filter(lambda p, ok, y: ok)
+            ds = ds.map(lambda p, ok, y: (load(p, *args), y), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lookup, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.filter(lambda p, ok: ok)
+            ds = ds.map(lambda p, ok: load(p, *args), num_parallel_calls=tf.data.AUTOTUNE)
+    elif label_mode:
+        ds = ds.map(lambda i, y: (load(lookup(i)[0], *args), y), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda i: load(lookup(i)[0], *args), num_parallel_calls=tf.data.AUTOTUNE)
+    ds._colabmodels_feeder = feeder  # keeps the fetcher alive as long as the dataset
+    ds._colabmodels_paths = known
+    return ds
