@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MissingDependencyError
+
 
 def pil_open(path: str, mode: str) -> Any:
     """The image at ``path`` converted the way Keras' PIL loader converts it.
@@ -13,7 +15,12 @@ def pil_open(path: str, mode: str) -> Any:
     ``mode``: ``"grayscale"`` (8-, 16- and 32-bit grey kept), ``"rgb"`` or ``"rgba"``. Animated
     images give their first frame.
     """
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError as e:
+        raise MissingDependencyError(
+            'decoding images needs Pillow: pip install "colabmodels[torch]" (or "colabmodels[tf]")'
+        ) from e
 
     img: Any = Image.open(path)
     img.load()

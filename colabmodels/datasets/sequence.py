@@ -28,9 +28,8 @@ def __getattr__(name: str) -> Any:
 
 
 def _make_class() -> type:
+    base = _pydataset_base()  # MissingDependencyError without Keras (which brings numpy)
     import numpy as np
-
-    base = _pydataset_base()
 
     class DriveImageSequence(base):  # type: ignore[misc, valid-type]
         """Batches of images from a Drive folder, as a ``keras.utils.PyDataset``.
