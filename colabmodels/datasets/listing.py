@@ -250,30 +250,11 @@ def index_drive_folder(ref: str | os.PathLike[str] | Ref, labels: Any = "inferre
     if labels == "inferred":
         label_out: Any = np.array(label_list, dtype="int32")
         out_names: list[str] | None = subdirs
-    elif labels is None:
-        label_out, out_names = None, None
-        for f in files:
-            f.label = None
     else:
-        if len(labels) != len(files):
-            raise ValueError(
-                "Expected the lengths of `labels` to match the number of files in the target "
-                f"directory. len(labels) is {len(labels)} while we found {len(files)} files in "
-                f"directory {base}.")
-        label_out = list(labels)
-        for f, lab in zip(files, label_out, strict=True):
-            f.label = int(lab)
-        out_names = [str(lab) for lab in sorted(set(label_out))]
+        label_out, out_names = given_labels(files, labels, base)
 
     if shuffle:
-        if seed is None:
-            seed = int(np.random.randint(1_000_000))
-        order = list(range(len(files)))
-        np.random.RandomState(seed).shuffle(order)
-        files = [files[i] for i in order]
-        if label_out is not None:
-            label_out = (label_out[order] if isinstance(label_out, np.ndarray)
-                         else [label_out[i] for i in order])
+        files, label_out = shuffled(files, label_out, seed)
     stats.files = files
     return DriveIndex([f.path for f in files], label_out, out_names, stats)
 
@@ -315,3 +296,37 @@ def _doc_kind(mime: str | None) -> str:
     kind = (mime or "").rsplit(".", 1)[-1]
     return {"document": "Doc", "spreadsheet": "Sheet", "presentation": "Slides file",
             "drawing": "Drawing"}.get(kind, f"{kind} file")
+
+
+def given_labels(files: list[DatasetFile], labels: Any,
+                 source: str) -> tuple[list[int] | None, list[str] | None]:
+    """Keras' rules for ``labels=None`` or an explicit list (files in path order): the labels
+    and the class names they imply; each file's ``label`` is set to match."""
+    if labels is None:
+        for f in files:
+            f.label = None
+        return None, None
+    if len(labels) != len(files):
+        raise ValueError(
+            "Expected the lengths of `labels` to match the number of files in the target "
+            f"directory. len(labels) is {len(labels)} while we found {len(files)} files in "
+            f"directory {source}.")
+    out = list(labels)
+    for f, lab in zip(files, out, strict=True):
+        f.label = int(lab)
+    return out, [str(lab) for lab in sorted(set(out))]
+
+
+def shuffled(files: list[DatasetFile], labels: Any, seed: int | None) -> tuple[list[DatasetFile], Any]:
+    """Files (and their labels) in the order Keras shuffles them for ``seed`` (a random seed
+    when None, as Keras picks one)."""
+    import numpy as np
+
+    if seed is None:
+        seed = int(np.random.randint(1_000_000))
+    order = list(range(len(files)))
+    np.random.RandomState(seed).shuffle(order)
+    files = [files[i] for i in order]
+    if labels is not None:
+        labels = labels[order] if isinstance(labels, np.ndarray) else [labels[i] for i in order]
+    return files, labels

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IntegrityError, NotFoundError, RefError
 from .feeder import BrokenImageError, check_on_error, image_problem
-from .listing import ALLOWLIST_FORMATS, DatasetFile
+from .listing import ALLOWLIST_FORMATS, DatasetFile, given_labels, shuffled
 
 if TYPE_CHECKING:
     from ..bulk import Tree
@@ -272,27 +272,9 @@ class PackedDataset:
                                  "cannot be specified.")
             ordered = sorted(samples, key=lambda s: s["path"])  # Keras' order without classes
             files = [record(s, None) for s in ordered]
-            if labels is None:
-                out_labels, out_names = None, None
-            else:
-                if len(labels) != len(files):
-                    raise ValueError(
-                        "Expected the lengths of `labels` to match the number of files in the "
-                        f"target directory. len(labels) is {len(labels)} while we found "
-                        f"{len(files)} files in directory {source}.")
-                out_labels = list(labels)
-                for f, lab in zip(files, out_labels, strict=True):
-                    f.label = int(lab)
-                out_names = [str(lab) for lab in sorted(set(out_labels))]
+            out_labels, out_names = given_labels(files, labels, source)
         if shuffle:
-            if seed is None:
-                seed = int(np.random.randint(1_000_000))
-            order = list(range(len(files)))
-            np.random.RandomState(seed).shuffle(order)
-            files = [files[i] for i in order]
-            if out_labels is not None:
-                out_labels = (out_labels[order] if isinstance(out_labels, np.ndarray)
-                              else [out_labels[i] for i in order])
+            files, out_labels = shuffled(files, out_labels, seed)
         return files, out_labels, out_names
 
     def feeder(self, files: list[DatasetFile], *, on_error: str, skipped: list[str]) -> ShardFeeder:
