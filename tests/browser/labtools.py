@@ -17,3 +17,26 @@ def write_notebook(path: Path, cells: list[str]) -> None:
         ],
     }
     path.write_text(json.dumps(nb))
+
+
+def open_and_run_first_cell(page, url: str, appears: str, *, failed_shot: Path | None = None,
+                            timeout_ms: int = 90_000):
+    """Open a notebook, wait for an idle kernel, run its first cell until ``appears`` shows.
+
+    A keypress sent while the page still settles can be lost, so the cell is run up to three
+    times; a screenshot of a failed attempt goes to ``failed_shot``. Returns the element found
+    (None when it never appeared: the caller's next wait then fails with its own message).
+    """
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=timeout_ms)
+    # the kernel is up when the status bar says so (a cold first start can take a while)
+    page.wait_for_selector(".jp-StatusBar-Item:has-text('Idle')", timeout=120_000)
+    for _attempt in range(3):
+        page.locator(".jp-Notebook .jp-Cell").nth(0).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            return page.wait_for_selector(appears, timeout=timeout_ms)
+        except Exception:
+            if failed_shot is not None:
+                page.screenshot(path=str(failed_shot))
+    return None

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labtools import write_notebook
+from labtools import open_and_run_first_cell, write_notebook
 
 pytest.importorskip("tensorflow")
 PIL = pytest.importorskip("PIL")
@@ -83,17 +83,8 @@ def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, b
         ])
         page = browser.new_page(viewport={"width": 1200, "height": 1100})
         try:
-            page.goto(jupyterlab.notebook_url("dataset.ipynb"), wait_until="domcontentloaded")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            page.wait_for_selector(".jp-StatusBar-Item:has-text('Idle')", timeout=120_000)
-            for _attempt in range(3):
-                page.locator(".jp-Notebook .jp-Cell").nth(0).locator(".jp-InputArea-editor").click()
-                page.keyboard.press("Shift+Enter")
-                try:
-                    page.wait_for_selector(".cm-dataset-panel .cm-chart", timeout=90_000)
-                    break
-                except Exception:
-                    page.screenshot(path=str(SHOTS / "dataset_panel-failed.png"))
+            open_and_run_first_cell(page, jupyterlab.notebook_url("dataset.ipynb"), ".cm-dataset-panel .cm-chart",
+                                    failed_shot=SHOTS / "dataset_panel-failed.png")
             # the counts arrive from the kernel's background thread
             page.wait_for_function(
                 """() => [...document.querySelectorAll('.cm-dataset-panel .cm-bar')]

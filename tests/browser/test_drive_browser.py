@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labtools import write_notebook
+from labtools import open_and_run_first_cell, write_notebook
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.timeout(420)
@@ -83,17 +83,8 @@ def test_browse_click_load_then_use_the_variable(jupyterlab, browser, tmp_path):
         ])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(jupyterlab.notebook_url("browse.ipynb"), wait_until="domcontentloaded")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-            page.wait_for_selector(".jp-StatusBar-Item:has-text('Idle')", timeout=120_000)
-            for _attempt in range(3):
-                page.locator(".jp-Notebook .jp-Cell").nth(0).locator(".jp-InputArea-editor").click()
-                page.keyboard.press("Shift+Enter")
-                try:
-                    page.wait_for_selector(".cm-drive-list select", timeout=90_000)
-                    break
-                except Exception:
-                    page.screenshot(path=str(SHOTS / "drive_browser-failed.png"))
+            open_and_run_first_cell(page, jupyterlab.notebook_url("browse.ipynb"), ".cm-drive-list select",
+                                    failed_shot=SHOTS / "drive_browser-failed.png")
             # the first page arrives from the kernel's background thread
             _click_row(page, "projects/")
             page.click(".jupyter-widgets button:has-text('Open')")
