@@ -368,19 +368,30 @@ class Cache:
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self, key: str, *, timeout: float = -1) -> Iterator[None]:
-        """The cross-process lock of one key (released by the OS if the holder dies)."""
-        from filelock import FileLock
+        """The cross-process lock of one key (released by the OS if the holder dies).
 
-        lock = FileLock(str(self._dir("locks") / f"{key}.lock"), mode=PRIVATE_FILE_MODE)
+        An exclusive ``flock`` on ``locks/<key>.lock`` (the lock ``filelock`` takes on POSIX),
+        taken with one open and one system call when nobody else holds it: this runs once per
+        file of a dataset, so it stays cheap. ``timeout`` < 0 waits as long as it takes.
+
+        Raises:
+            TransferError: ``timeout`` seconds passed and another process still holds it.
+        """
+        import fcntl
+
+        path = os.path.join(self._dir("locks"), f"{key}.lock")
+        # Read-only is enough for flock, and opens even if an odd umask took the write bit.
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
-            lock.acquire(timeout=0.05)
-        except Exception:
-            logger.info("waiting for another process that is fetching the same file")
-            lock.acquire(timeout=timeout)
-        try:
-            yield
+            _wait_for_flock(fd, fcntl, timeout, key)
+            try:
+                yield
+            finally:
+                # LOCK_UN first: a process forked meanwhile shares this open file (and so the
+                # lock); unlocking frees it for everyone, closing alone would not.
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            lock.release()
+            os.close(fd)
 
     def partial_path(self, key: str) -> Path:
         return self._dir("partial") / f"{key}.incomplete"
@@ -412,26 +423,39 @@ class Cache:
         source, so they are not hashed a second time.
         """
         name = sanitize_name(name)
-        stage = self._dir("partial") / f"{key}.{uuid.uuid4().hex}.stage"
-        (stage / "data").mkdir(mode=PRIVATE_DIR_MODE, parents=True)
+        stage = os.path.join(self._dir("partial"), f"{key}.{uuid.uuid4().hex}.stage")
+        data_dir = os.path.join(stage, "data")
+        moved = False
         try:
-            target = stage / "data" / name
+            _mkdir_private(stage)
+            _mkdir_private(data_dir)
+            target = Path(data_dir, name)
             fill(target)
             files = _describe(target, kind, known_md5 or {})
             entry = CacheEntry(key=key, identity=strip_signing_in(identity),
                                source=strip_signing_in(source), name=name, kind=kind,
                                size=sum(f["size"] for f in files), created=time.time(),
                                files=files, root=self.root, extra=extra or {})
-            _write_private(stage / "used", "")
-            _write_private(stage / "inuse.lock", "")
-            _write_private(stage / _META, json.dumps(entry.to_json(), indent=1))
-            _make_private(stage)
-            final = self._dir("entries") / key
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            os.replace(stage, final)
+            _write_private(os.path.join(stage, "used"), "")
+            _write_private(os.path.join(stage, "inuse.lock"), "")
+            _write_private(os.path.join(stage, _META),  # compact: the C encoder, not the Python one
+                           json.dumps(entry.to_json(), separators=(",", ":")))
+            if kind == "file" and not target.is_symlink():
+                os.chmod(target, PRIVATE_FILE_MODE)  # whatever mode ``fill`` created it with
+            else:
+                _make_private(Path(stage))
+            final = os.path.join(self._dir("entries"), key)
+            try:
+                os.replace(stage, final)
+            except OSError:
+                if not os.path.lexists(final):
+                    raise
+                self._discard(Path(final))  # an older copy of the same key: aside, then in
+                os.replace(stage, final)
+            moved = True
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            if not moved:
+                shutil.rmtree(stage, ignore_errors=True)
         entry.last_used = time.time()
         return entry
 
@@ -566,12 +590,43 @@ class Cache:
         return f"<colabmodels cache at {self.root}>"
 
 
-def _write_private(path: Path, text: str) -> None:
+def _wait_for_flock(fd: int, fcntl: Any, timeout: float, key: str) -> None:
+    """Take an exclusive ``flock`` on ``fd``: polled, so Ctrl-C and ``timeout`` work while waiting."""
+    start = time.monotonic()
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        waited = time.monotonic() - start
+        if not said and waited >= 0.05:
+            logger.info("waiting for another process that is fetching the same file")
+            said = True
+        if 0 <= timeout <= waited:
+            raise TransferError(f"another process has been fetching the same file (cache key "
+                                f"{key}) for {waited:.0f} s. Wait for it to finish, or stop it "
+                                "and try again.")
+        time.sleep(0.01 if waited < 0.05 else 0.05)
+
+
+def _write_private(path: Path | str, text: str) -> None:
     """Write ``path`` (created ``0600`` whatever the umask)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(path, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _mkdir_private(path: str) -> None:
+    """Make the folder ``path`` (its parent exists), ``0700`` whatever the umask."""
+    os.mkdir(path, PRIVATE_DIR_MODE)
+    os.chmod(path, PRIVATE_DIR_MODE)
 
 
 def _make_private(top: Path) -> None:
