@@ -411,15 +411,17 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text())
+def run_task(spec_path: str, task: Callable[[dict[str, Any]], dict[str, Any]], *,
+             name: str | None = None) -> int:
+    """The child side of the protocol: run ``task(spec)`` and write its numbers, or its error,
+    to ``spec["result_file"]`` (atomically). Returns the process exit code."""
+    spec = json.loads(Path(spec_path).read_text())
     t_start = time.time()
-    _quiet_logs()
-    result: dict[str, Any] = {"task": spec["task"], "contender": spec.get("contender"),
+    result: dict[str, Any] = {"task": name or spec["task"], "contender": spec.get("contender"),
                               "pid": os.getpid(), "t_start": t_start}
     code = 0
     try:
-        result.update(TASKS[spec["task"]](spec))
+        result.update(task(spec))
         result["ok"] = True
     except BaseException as exc:
         result["ok"] = False
@@ -432,6 +434,11 @@ def main(argv: list[str]) -> int:
     os.replace(tmp, spec["result_file"])
     sys.stdout.flush()
     return code
+
+
+def main(argv: list[str]) -> int:
+    _quiet_logs()
+    return run_task(argv[0], lambda spec: TASKS[spec["task"]](spec))
 
 
 if __name__ == "__main__":

@@ -19,15 +19,14 @@ Contenders, each its own process, signed in before the clock starts:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from pathlib import Path
 from typing import Any
 
+from ..child import run_task
 from ..common import REPO, Child, ChildError, Emulator, Params, ratio, rotated, scratch
 from .base import contender, fmt, med, new_result, row
 
@@ -167,22 +166,10 @@ def _task(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text())
     import logging
 
     logging.getLogger("googleapiclient").setLevel(logging.ERROR)
-    result: dict[str, Any] = {"task": "browser", "contender": spec.get("contender"), "pid": os.getpid()}
-    code = 0
-    try:
-        result.update(_task(spec))
-        result["ok"] = True
-    except BaseException as exc:
-        result.update(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        code = 1
-    tmp = Path(spec["result_file"] + ".tmp")
-    tmp.write_text(json.dumps(result, default=str))
-    os.replace(tmp, spec["result_file"])
-    return code
+    return run_task(argv[0], _task, name="browser")
 
 
 if __name__ == "__main__":

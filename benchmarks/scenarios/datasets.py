@@ -27,15 +27,14 @@ and one epoch at ``image_size=(160, 160)``, ``batch_size=32`` (images/s = images
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from pathlib import Path
 from typing import Any
 
+from ..child import run_task
 from ..common import REPO, Child, ChildError, Emulator, Params, ratio, rotated, scratch
 from .base import contender, fmt, med, new_result, row, target
 
@@ -413,20 +412,7 @@ def _fuse(spec: dict[str, Any], size: tuple[int, int], batch: int, tf: Any) -> i
 
 
 def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text())
-    result: dict[str, Any] = {"task": spec["task"], "contender": spec.get("contender"),
-                              "pid": os.getpid()}
-    code = 0
-    try:
-        result.update(_task(spec))
-        result["ok"] = True
-    except BaseException as exc:
-        result.update(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-        code = 1
-    tmp = Path(spec["result_file"] + ".tmp")
-    tmp.write_text(json.dumps(result, default=str))
-    os.replace(tmp, spec["result_file"])
-    return code
+    return run_task(argv[0], _task)
 
 
 if __name__ == "__main__":

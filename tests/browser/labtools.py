@@ -40,3 +40,22 @@ def open_and_run_first_cell(page, url: str, appears: str, *, failed_shot: Path |
             if failed_shot is not None:
                 page.screenshot(path=str(failed_shot))
     return None
+
+
+def run_cell(page, index: int, *, expect: str, failed_shot: Path, timeout_ms: int = 90_000) -> str:
+    """Run cell ``index`` until an output containing ``expect`` shows; return that output's text.
+
+    Up to three tries (a keypress sent while the page still settles can be lost); a screenshot of
+    a failed try goes to ``failed_shot``.
+    """
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    for _attempt in range(3):
+        cells.nth(index).locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        try:
+            found = page.wait_for_selector(f".jp-OutputArea-output:has-text('{expect}')",
+                                           timeout=timeout_ms)
+            return found.inner_text()
+        except Exception:
+            page.screenshot(path=str(failed_shot))
+    raise AssertionError(f"no {expect!r} after three runs; see {failed_shot}")

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labtools import open_and_run_first_cell, write_notebook
+from labtools import open_and_run_first_cell, run_cell, write_notebook
 
 pytest.importorskip("tensorflow")
 PIL = pytest.importorskip("PIL")
@@ -42,19 +42,6 @@ def _image(kind: str, i: int) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()
-
-
-def _run_cell(page, index: int, expect: str) -> str:
-    cells = page.locator(".jp-Notebook .jp-Cell")
-    for _attempt in range(3):  # a keypress sent while the page still settles can be lost
-        cells.nth(index).locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            found = page.wait_for_selector(f".jp-OutputArea-output:has-text('{expect}')", timeout=120_000)
-            return found.inner_text()
-        except Exception:
-            page.screenshot(path=str(SHOTS / "dataset_panel-failed.png"))
-    raise AssertionError(f"no {expect!r} after three runs; see {SHOTS / 'dataset_panel-failed.png'}")
 
 
 def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, browser, tmp_path):
@@ -110,7 +97,8 @@ def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, b
             page.add_style_tag(content=".Toastify { display: none !important; }")  # Lab's news toast
             panel = page.locator(".jp-OutputArea-output:has(.cm-dataset-panel)").first
             panel.screenshot(path=str(SHOTS / "dataset_panel.png"))
-            text = _run_cell(page, 1, "IN_KERNEL:")
+            text = run_cell(page, 1, expect="IN_KERNEL:", timeout_ms=120_000,
+                            failed_shot=SHOTS / "dataset_panel-failed.png")
         finally:
             page.close()
         log = list(fd.requests)

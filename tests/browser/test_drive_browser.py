@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labtools import open_and_run_first_cell, write_notebook
+from labtools import open_and_run_first_cell, run_cell, write_notebook
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.timeout(420)
@@ -38,19 +38,6 @@ def _click_row(page, text: str) -> None:
                      .some(o => o.textContent.includes(text))""", arg=text, timeout=60_000)
     index = _option_index(page, text)
     page.select_option(".cm-drive-list select", index=index)
-
-
-def _run_cell(page, index: int, expect: str) -> str:
-    cells = page.locator(".jp-Notebook .jp-Cell")
-    for _attempt in range(3):  # a keypress sent while the page still settles can be lost
-        cells.nth(index).locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            found = page.wait_for_selector(f".jp-OutputArea-output:has-text('{expect}')", timeout=90_000)
-            return found.inner_text()
-        except Exception:
-            page.screenshot(path=str(SHOTS / "drive_browser-failed.png"))
-    raise AssertionError(f"no {expect!r} after three runs; see {SHOTS / 'drive_browser-failed.png'}")
 
 
 def test_browse_click_load_then_use_the_variable(jupyterlab, browser, tmp_path):
@@ -99,7 +86,7 @@ def test_browse_click_load_then_use_the_variable(jupyterlab, browser, tmp_path):
             crumbs = page.locator(".cm-crumbs button").all_inner_texts()
             widget = page.locator(".jp-OutputArea-output:has(.cm-drive-list)").first
             widget.screenshot(path=str(SHOTS / "drive_browser.png"))
-            text = _run_cell(page, 1, "CHECK")
+            text = run_cell(page, 1, expect="CHECK", failed_shot=SHOTS / "drive_browser-failed.png")
         finally:
             page.close()
     assert [c.strip() for c in crumbs] == ["My Drive", "projects", "vision"]
