@@ -27,16 +27,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """A private cache and config dir, no Drive session, no ambient credentials."""
-    import colabmodels.session
+    import colabmodels.drive.session
 
     monkeypatch.setenv("COLABMODELS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("COLABMODELS_CONFIG_DIR", str(tmp_path / "config"))
     for var in ("GOOGLE_APPLICATION_CREDENTIALS", "COLABMODELS_OFFLINE",
                 "COLABMODELS_CACHE_MAX_BYTES", "COLABMODELS_DRIVE_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
-    colabmodels.session.reset()
+    colabmodels.drive.session.reset()
     yield tmp_path
-    colabmodels.session.reset()
+    colabmodels.drive.session.reset()
 
 
 @pytest.fixture

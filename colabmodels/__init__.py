@@ -29,7 +29,7 @@ _LAZY = {
     "DriveBrowser": "widgets.browser:DriveBrowser",
     "DriveImageFolder": "datasets:DriveImageFolder",
     "DriveImageSequence": "datasets:DriveImageSequence",
-    "DriveSession": "session:DriveSession",
+    "DriveSession": "drive.session:DriveSession",
     "FormatInfo": "formats:FormatInfo",
     "Ref": "refs:Ref",
     "SavedModelInfo": "registry:SavedModelInfo",
@@ -53,10 +53,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .api import fetch, load_model, mount, save_model, versions
     from .cachestore import cache
     from .datasets import DriveImageFolder, DriveImageSequence, image_dataset_from_drive, pack
+    from .drive.session import DriveSession
     from .formats import FormatInfo, sniff_format
     from .refs import Ref, parse_ref
     from .registry import SavedModelInfo
-    from .session import DriveSession
     from .widgets.browser import DriveBrowser
     from .widgets.dataset_panel import DatasetPanel
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import config
 from .cachestore import CacheEntry, cache, key_for
+from .drive.session import mount
 from .errors import AuthError, NotFoundError, OfflineError, UntrustedFormatError
 from .progress import progress_bar
 from .refs import Ref, parse_ref, strip_signing, strip_signing_in
-from .session import mount
 from .storage import backend_for  # re-exported: choosing a backend belongs to storage
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _aliases(ref: Ref) -> list[str]:
 
 def _mounted(ref: Ref) -> Path | None:
     """A Drive path under a live Colab mount is read there directly."""
-    from .session import current_session
+    from .drive.session import current_session
 
     session = current_session()
     if ref.source != "drive" or ref.path is None or session is None or not session.mountpoint:
@@ -578,7 +578,7 @@ def complete_drive_path(text: str, *, timeout: float = 1.5, limit: int = 500) ->
     """
     import threading
 
-    from .session import current_session
+    from .drive.session import current_session
 
     try:
         session = current_session()

@@ -25,8 +25,8 @@ from . import config
 from .errors import AuthError, ColabModelsError, NotFoundError, OfflineError, TransferError
 
 if TYPE_CHECKING:
+    from .drive.session import DriveSession
     from .registry import SavedModelInfo
-    from .session import DriveSession
 
 __all__ = [
     "FOLDER_MIME",
@@ -208,7 +208,7 @@ def _session() -> DriveSession:
     if config.offline(None):
         raise OfflineError("offline mode is on (COLABMODELS_OFFLINE): browsing Drive needs the "
                            "network. Unset COLABMODELS_OFFLINE to browse; cached models still load.")
-    from .session import current_session, mount
+    from .drive.session import current_session, mount
 
     session = current_session()
     if session is not None:

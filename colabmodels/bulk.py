@@ -473,7 +473,7 @@ def _changed_folders(lister: _Lister, raw: dict[str, list[dict[str, Any]]],
             known[f"{fid}/{item['id']}"] = (item.get("modifiedDate", ""), item.get("title"))
     ids = sorted(raw)
     groups = [ids[i:i + _FOLDERS_PER_QUERY] for i in range(0, len(ids), _FOLDERS_PER_QUERY)]
-    from .session import quote_q
+    from .drive.session import quote_q
 
     session = lister.backend.session  # type: ignore[attr-defined]
 

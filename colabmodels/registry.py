@@ -110,7 +110,7 @@ class SavedModelInfo:
 
 
 class DriveSessionCalls(Protocol):
-    """What the registry asks of a Drive session (:class:`~colabmodels.session.DriveSession`)."""
+    """What the registry asks of a Drive session (:class:`~colabmodels.drive.session.DriveSession`)."""
 
     def execute(self, build: Callable[[Any], Any], *, what: str) -> Any: ...
 

@@ -33,8 +33,8 @@ from .listing import ALLOWLIST_FORMATS, DatasetFile, IndexStats, as_ref, resolve
 
 if TYPE_CHECKING:
     from ..bulk import Tree
+    from ..drive.session import DriveSession
     from ..refs import Ref
-    from ..session import DriveSession
     from ..storage.base import RemoteStat, StorageBackend
 
 __all__ = ["IMBALANCE_RATIO", "DatasetSummary", "DatasetWarning", "Thumbnail",
@@ -409,7 +409,7 @@ def fetch_thumbnail(file: DatasetFile, *, size: int | None = 128,
         return Thumbnail(file, None, problem="no thumbnail")
     try:
         if session is None:
-            from ..session import implicit_session
+            from ..drive.session import implicit_session
 
             session = implicit_session()
         headers = {}
@@ -436,7 +436,7 @@ def fetch_thumbnails(files: Iterable[DatasetFile], *, size: int | None = 128,
     if not items:
         return
     if session is None:
-        from ..session import implicit_session
+        from ..drive.session import implicit_session
 
         session = implicit_session()  # sign in once, not in every thread
     with ThreadPoolExecutor(max_workers=max(1, workers),

@@ -25,7 +25,7 @@ from ..refs import Ref
 from .base import RemoteStat, StorageBackend
 
 if TYPE_CHECKING:
-    from ..session import DriveSession
+    from ..drive.session import DriveSession
     from .drive import DriveBackend
 
 __all__ = [
@@ -148,7 +148,7 @@ def backend_for(ref: Ref, *, write: bool = False) -> StorageBackend:
     """
     if ref.source != "drive":
         return get_backend(ref.source)
-    from ..session import implicit_session
+    from ..drive.session import implicit_session
 
     try:
         session = implicit_session()

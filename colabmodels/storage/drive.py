@@ -14,7 +14,7 @@ large files.
 Google Docs, Sheets and Slides have no bytes to download: :meth:`DriveBackend.check_downloadable`
 says what such a file is before any download starts. A shortcut stands for its target. The
 query helpers, the fields asked for and the translation of Drive's errors (403 reasons
-included) live in :mod:`colabmodels.drive_api`, shared with the session.
+included) live in :mod:`colabmodels.drive.wire`, shared with the session.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from .. import config
-from ..drive_api import (
+from ..drive.wire import (
     FILE_FIELDS,
     FOLDER_MIME,
     SHORTCUT_MIME,
@@ -46,7 +46,7 @@ from ..retry import Retry
 from .base import RemoteStat, StorageBackend
 
 if TYPE_CHECKING:
-    from ..session import DriveSession
+    from ..drive.session import DriveSession
 
 __all__ = ["DriveBackend"]
 
@@ -66,7 +66,7 @@ def _folder_state(meta: dict[str, Any]) -> str | None:
 
 
 class DriveBackend(StorageBackend):
-    """Drive through a :class:`~colabmodels.session.DriveSession`, or anonymous (public links)."""
+    """Drive through a :class:`~colabmodels.drive.session.DriveSession`, or anonymous (public links)."""
 
     source = "drive"
 

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import colabmodels as cm
-from colabmodels import auth, session
+from colabmodels import auth
+from colabmodels.drive import session
 from colabmodels.errors import AuthError, NotFoundError
 
 

@@ -15,7 +15,7 @@ import socket
 import pytest
 
 import colabmodels as cm
-import colabmodels.session
+import colabmodels.drive.session
 from colabmodels.errors import NetworkDownError, OfflineError, RetryableError, TransferError
 from colabmodels.refs import Ref
 from colabmodels.retry import call_with_retries, is_retryable, network_down_cause
@@ -59,7 +59,7 @@ def test_cached_copy_is_served_when_drive_is_down(stopped_drive, caplog):
 
 def test_fresh_process_sign_in_fails_at_once(stopped_drive, caplog):
     _, other = stopped_drive
-    colabmodels.session.reset()  # as in a new process: the first use signs in again
+    colabmodels.drive.session.reset()  # as in a new process: the first use signs in again
     caplog.set_level(logging.INFO, logger="colabmodels")
     with pytest.raises(NetworkDownError):
         cm.fetch(other, progress=False)
@@ -69,7 +69,7 @@ def test_fresh_process_sign_in_fails_at_once(stopped_drive, caplog):
 
 
 def test_explicit_mount_fails_at_once(stopped_drive, caplog):
-    colabmodels.session.reset()
+    colabmodels.drive.session.reset()
     caplog.set_level(logging.INFO, logger="colabmodels")
     with pytest.raises(NetworkDownError):
         cm.mount()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import colabmodels as cm
-from colabmodels.drive_api import SHORTCUT_MIME, classify_response
+from colabmodels.drive.wire import SHORTCUT_MIME, classify_response
 from colabmodels.errors import (
     AuthError,
     NotDownloadableError,

@@ -7,7 +7,7 @@ import json
 import pytest
 from IPython.core.error import UsageError
 
-import colabmodels.session
+import colabmodels.drive.session
 
 FakeDrive = pytest.importorskip("colabmodels.testing.fakedrive").FakeDrive
 
@@ -56,7 +56,7 @@ def complete(ip, line):
 def test_drive_mount_prints_one_line_and_returns_the_session(ip, fd, key, capsys):
     ip.run_cell(f"session = %drive_mount --service-account {key} --endpoint {fd.url}")
     session = ip.user_ns["session"]
-    assert session is colabmodels.session.current_session()
+    assert session is colabmodels.drive.session.current_session()
     assert session.method == "service_account"
     out = capsys.readouterr().out
     assert out.count("\n") == 1
@@ -70,7 +70,7 @@ def test_drive_mount_twice_is_idempotent(ip, fd, key, capsys):
     again = ip.run_line_magic("drive_mount", f"--service-account {key} --endpoint {fd.url}")
     assert again is first
     forced = ip.run_line_magic("drive_mount", f"--service-account {key} --endpoint {fd.url} --force")
-    assert forced is not first and forced is colabmodels.session.current_session()
+    assert forced is not first and forced is colabmodels.drive.session.current_session()
     assert capsys.readouterr().out.count(f"Signed in as {fd.default_user}") == 3
 
 
@@ -111,7 +111,7 @@ def test_completion_never_signs_in(ip, fd, key, monkeypatch):
     monkeypatch.setenv("COLABMODELS_DRIVE_ENDPOINT", fd.url)
     fd.reset_requests()
     assert not [c for c in complete(ip, "%load_model MyDrive/models/") if "vgg16" in c]
-    assert colabmodels.session.current_session() is None
+    assert colabmodels.drive.session.current_session() is None
     assert list(fd.requests) == []
 
 

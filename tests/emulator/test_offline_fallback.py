@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import colabmodels as cm
-from colabmodels import session
+from colabmodels.drive import session
 from colabmodels.errors import NotFoundError, OfflineError, RefError, VersionError
 
 

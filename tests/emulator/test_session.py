@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import colabmodels as cm
-import colabmodels.session
+import colabmodels.drive.session
 from colabmodels.refs import Ref
 from colabmodels.storage import backend_for
 
@@ -55,7 +55,7 @@ def test_mount_still_says_who_is_signed_in(drive_env):
     cm.fetch(fid, progress=False)  # an implicit session first
     assert about_requests(drive_env) == []
     session = cm.mount()
-    assert session is colabmodels.session.current_session()
+    assert session is colabmodels.drive.session.current_session()
     assert f"Signed in as {drive_env.default_user}" in session.describe()
     assert len(about_requests(drive_env)) == 1
 
@@ -73,14 +73,14 @@ def second_drive(isolated):
 def test_a_new_endpoint_in_the_environment_is_followed(drive_env, second_drive, monkeypatch):
     first_id = drive_env.put("MyDrive/a/one.bin", b"from the first")
     assert cm.fetch(first_id, progress=False).read_bytes() == b"from the first"
-    old = colabmodels.session.current_session()
+    old = colabmodels.drive.session.current_session()
     second_id = second_drive.put("MyDrive/a/two.bin", b"from the second")
     monkeypatch.setenv("COLABMODELS_DRIVE_ENDPOINT", second_drive.url)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(second_drive.key_path))
     drive_env.stop()  # the old endpoint is gone: talking to it would fail
     assert cm.fetch(second_id, progress=False).read_bytes() == b"from the second"
     assert cm.fetch("MyDrive/a/two.bin", progress=False).read_bytes() == b"from the second"
-    session = colabmodels.session.current_session()
+    session = colabmodels.drive.session.current_session()
     assert session is not old and session.endpoint == second_drive.url
     assert about_requests(second_drive) == []
 
@@ -95,4 +95,4 @@ def test_mount_with_another_endpoint_is_followed(drive_env, second_drive):
     ref = Ref("drive", id=second_id)
     assert backend_for(ref).read_range(ref, 0, None) == b"second"
     assert cm.fetch(second_id, progress=False).read_bytes() == b"second"
-    assert colabmodels.session.current_session() is session
+    assert colabmodels.drive.session.current_session() is session

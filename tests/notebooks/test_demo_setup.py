@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-import colabmodels.session
+import colabmodels.drive.session
 from colabmodels import demo
 from colabmodels.errors import ColabModelsError, RefError
 
@@ -31,11 +31,11 @@ def clean_environ():
         if var.startswith(("COLABMODELS_", "GOOGLE_APPLICATION_CREDENTIALS", "AWS_",
                            "STORAGE_EMULATOR_HOST", "COLAB_RELEASE_TAG")):
             del os.environ[var]
-    colabmodels.session.reset()
+    colabmodels.drive.session.reset()
     yield os.environ
     os.environ.clear()
     os.environ.update(saved)
-    colabmodels.session.reset()
+    colabmodels.drive.session.reset()
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_in_colab_unfilled_placeholders_mean_the_emulator_signed_in_without_cola
     assert files["TORCH_LINK"] == servers.files["TORCH_LINK"]
     assert "(MY_FILES is not filled in)" in repr(files)
     # Colab's own sign-in would reach for google.colab: the emulator session is already there
-    session = colabmodels.session.current_session()
+    session = colabmodels.drive.session.current_session()
     assert session is not None and session.endpoint == servers.services["drive"]
     assert colabmodels.mount() is session
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from IPython.core.error import UsageError
 
-import colabmodels.session
+import colabmodels.drive.session
 from colabmodels import magics
 from colabmodels.cachestore import cache, key_for
 from colabmodels.errors import NotFoundError
@@ -433,7 +433,7 @@ def fake_drive_listing(monkeypatch):
     from colabmodels import api
 
     backend = ListingBackend(["models/", "model.pth", "data.csv"])
-    monkeypatch.setattr(colabmodels.session, "_current", type("S", (), {"mountpoint": None})())
+    monkeypatch.setattr(colabmodels.drive.session, "_current", type("S", (), {"mountpoint": None})())
     monkeypatch.setattr(api, "backend_for", lambda ref, **kw: backend)
     yield backend
     backend.release.set()
@@ -526,8 +526,8 @@ def test_completion_needs_an_existing_session(ip, monkeypatch):
         raise AssertionError("completion must never sign in")
 
     monkeypatch.setattr(api, "backend_for", must_not_be_called)
-    monkeypatch.setattr(colabmodels.session, "mount", must_not_be_called)
-    assert colabmodels.session.current_session() is None
+    monkeypatch.setattr(colabmodels.drive.session, "mount", must_not_be_called)
+    assert colabmodels.drive.session.current_session() is None
     assert api.complete_drive_path("MyDrive/") == []
     assert magics.drive_completions("%load_model MyDrive/", "MyDrive/") == []
     complete(ip, "%load_model MyDrive/")
@@ -545,7 +545,7 @@ def test_completion_swallows_errors(ip, monkeypatch, fake_drive_listing):
     monkeypatch.setattr(api, "backend_for", lambda *a, **k: 1 / 0)
     assert magics.drive_completions("%load_model MyDrive/", "MyDrive/") == []
     complete(ip, "%load_model MyDrive/")  # does not raise
-    monkeypatch.setattr(colabmodels.session, "_current", object())  # a broken session object
+    monkeypatch.setattr(colabmodels.drive.session, "_current", object())  # a broken session object
     assert magics.drive_completions("%load_model MyDrive/", "MyDrive/") == []
 
 

@@ -17,7 +17,7 @@ Two ways in:
 Configuration is read at call time: when ``COLABMODELS_DRIVE_ENDPOINT`` changes after a
 session was made, the next use signs in again against the new endpoint.
 
-This module speaks the Drive API through :mod:`colabmodels.drive_api` and never imports the
+This module speaks the Drive API through :mod:`colabmodels.drive.wire` and never imports the
 storage backends (they import it).
 """
 
@@ -28,12 +28,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import config
-from .auth import PyDrive2Credentials, SignIn, bearer_token, sign_in
-from .drive_api import build_drive_service, quote_q, translate_drive_error
-from .errors import AmbiguousPathError, NotFoundError, RefError
-from .presentation import format_size
-from .retry import call_with_retries
+from .. import config
+from ..auth import PyDrive2Credentials, SignIn, bearer_token, sign_in
+from ..errors import AmbiguousPathError, NotFoundError, RefError
+from ..presentation import format_size
+from ..retry import call_with_retries
+from .wire import build_drive_service, quote_q, translate_drive_error
 
 __all__ = ["DriveSession", "current_session", "implicit_session", "mount", "reset"]
 

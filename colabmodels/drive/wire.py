@@ -31,8 +31,8 @@ from datetime import timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import config
-from .errors import (
+from .. import config
+from ..errors import (
     AuthError,
     ColabModelsError,
     NotDownloadableError,
@@ -41,7 +41,7 @@ from .errors import (
     RetryableError,
     TransferError,
 )
-from .retry import network_down_error
+from ..retry import network_down_error
 
 __all__ = [
     "DOWNLOAD_QUOTA_MESSAGE",
@@ -310,7 +310,7 @@ def translate_drive_error(exc: BaseException, what: str) -> BaseException:
     if down is not None:
         return down
     if type(exc).__name__ == "RefreshError":  # google.auth.exceptions.RefreshError
-        from .auth import redact
+        from ..auth import redact
 
         return AuthError(f"{what}: the sign-in was refused: {redact(str(exc))}")
     inner = getattr(exc, "error", None)  # pydrive2.files.ApiRequestError wraps HttpError
