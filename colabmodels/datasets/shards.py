@@ -300,9 +300,11 @@ def open_packed(backend: StorageBackend, root: RemoteStat, tree: Tree | None = N
         index = json.loads(Path(index_path).read_text())
     except ValueError as e:
         raise IntegrityError(f"{found.rel} in {root.name} is not a dataset index: {e}") from e
-    if index.get("format") != FORMAT:
-        raise IntegrityError(f"{INDEX_NAME} in {root.name} has format {index.get('format')!r}; "
+    if not isinstance(index, dict) or index.get("format") != FORMAT:
+        found_format = index.get("format") if isinstance(index, dict) else None
+        raise IntegrityError(f"{INDEX_NAME} in {root.name} has format {found_format!r}; "
                              f"this version reads {FORMAT!r}")
+    _check_index(index, root.ref.path or root.name)
     stats = []
     for shard in index["shards"]:
         node = by_name.get(shard["name"])
@@ -311,6 +313,58 @@ def open_packed(backend: StorageBackend, root: RemoteStat, tree: Tree | None = N
                                 "missing; pack the dataset again")
         stats.append(node.stat)
     return PackedDataset(backend, root, index, stats)
+
+
+def _check_index(index: dict[str, Any], where: str) -> None:
+    """Refuse an index whose samples could make a reader leave the shard's cache entry.
+
+    The index is data from Drive (anyone who can write the shard folder can change it): every
+    sample's ``member`` must be a name that unpacking a shard can produce (a relative path
+    whose components are already safe, so no absolute path and no ``..``), and its ``shard``
+    and ``label`` must be numbers within the index.
+
+    Raises:
+        IntegrityError: naming the index and the offending sample.
+    """
+    from ..cachestore import safe_relpath
+
+    def refuse(why: str) -> IntegrityError:
+        return IntegrityError(f"{INDEX_NAME} in {where} {why}; it was altered or damaged. Pack "
+                              "the dataset again (cm.pack) or ask its owner to.")
+
+    shards, samples = index.get("shards"), index.get("samples")
+    if not isinstance(shards, list) or not isinstance(samples, list) \
+            or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in shards):
+        raise refuse("has no list of shards and samples")
+    names = index.get("class_names") or []
+    for n, sample in enumerate(samples):
+        member = sample.get("member") if isinstance(sample, dict) else None
+        try:
+            safe = isinstance(member, str) and safe_relpath(member).as_posix() == member
+        except IntegrityError:
+            safe = False
+        if not safe:
+            raise refuse(f"names {member!r} as the file of sample {n}, which is not a file its "
+                         "shard can hold (absolute paths and '..' are refused)")
+        assert isinstance(sample, dict)
+        shard, label, path = sample.get("shard"), sample.get("label"), sample.get("path")
+        if not isinstance(shard, int) or isinstance(shard, bool) or not 0 <= shard < len(shards):
+            raise refuse(f"names shard {shard!r} for sample {n}, which it does not list")
+        if not isinstance(label, int) or isinstance(label, bool) \
+                or not (0 <= label < len(names) or not names):
+            raise refuse(f"gives sample {n} the label {label!r}, which is not a class it lists")
+        if not isinstance(path, str):
+            raise refuse(f"gives sample {n} no path")
+
+
+def _member_path(entry: CacheEntry, member: str) -> str:
+    """The unpacked file ``member`` of a shard's entry; refused if it would leave the entry."""
+    base = os.path.normpath(entry.path)
+    path = os.path.normpath(os.path.join(base, member))
+    if os.path.isabs(member) or os.path.commonpath([base, path]) != base:
+        raise IntegrityError(f"{member!r} is outside its shard's cache entry; pack the dataset "
+                             "again (cm.pack)")
+    return path
 
 
 class ShardFeeder:
@@ -355,7 +409,7 @@ class ShardFeeder:
         for f in self.files:
             fut = self._entries[int(f.info["shard"])]
             ready = fut.done() and fut.exception() is None
-            out.append(str(fut.result().path / f.info["member"]) if ready else "")
+            out.append(_member_path(fut.result(), f.info["member"]) if ready else "")
         return out
 
     def _shard_entry(self, shard: int) -> CacheEntry:
@@ -407,7 +461,7 @@ class ShardFeeder:
         if index in self._bad:
             return None
         entry = self._entries[int(f.info["shard"])].result()
-        path = str(entry.path / f.info["member"])
+        path = _member_path(entry, f.info["member"])
         if not os.path.exists(path):  # images were checked when packed
             message = f"{f.path}: missing from its shard {f.stat.name}"
             if self.on_error == "skip":
