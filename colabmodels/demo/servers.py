@@ -1,0 +1,394 @@
+"""The demo servers: the Drive emulator, moto's S3 and the GCS emulator in one background process.
+
+:func:`serve` runs them (``python -m colabmodels.demo serve``) with the demo content staged;
+:func:`start_emulator` starts that process or finds the one already running (its state file,
+``state.json`` in the work folder, holds the pid, the environment and the references);
+:func:`stop_emulator` stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ColabModelsError
+from .content import SHAPES_DATASET, _atomic_target, _tree_files, make_content, stage
+
+__all__ = [
+    "GCS_BUCKET",
+    "LOOPBACK",
+    "S3_BUCKET",
+    "STATE_VAR",
+    "WORKDIR_VAR",
+    "DemoServers",
+    "default_workdir",
+    "demo_servers",
+    "running",
+    "s3_requests",
+    "serve",
+    "start_emulator",
+    "stop_emulator",
+]
+
+logger = logging.getLogger(__name__)
+
+STATE_VAR = "COLABMODELS_DEMO_STATE"
+"""Environment variable naming the running demo servers' state file."""
+WORKDIR_VAR = "COLABMODELS_DEMO_DIR"
+"""Environment variable naming the demo work folder (default ``~/.colabmodels-demo``)."""
+LOOPBACK = "127.0.0.1"
+GCS_BUCKET = "demo-models"
+S3_BUCKET = "demo-weights"
+_STATS_PATH = "/_colabmodels_demo/requests"
+
+
+class _CountingApp:
+    """WSGI middleware: counts requests by method and path, and answers the count query."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.seen: list[tuple[str, str]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == _STATS_PATH:
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            needle = (query.get("path") or [""])[0]
+            counts: dict[str, int] = {}
+            with self.lock:
+                for method, seen_path in self.seen:
+                    if needle in seen_path:
+                        counts[method] = counts.get(method, 0) + 1
+            body = json.dumps(counts).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        with self.lock:
+            self.seen.append((environ.get("REQUEST_METHOD", ""), path))
+        return self.app(environ, start_response)
+
+
+class _S3Server:
+    """moto's S3 on 127.0.0.1 behind :class:`_CountingApp`."""
+
+    def __enter__(self) -> _S3Server:
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app = _CountingApp(DomainDispatcherApplication(create_backend_app))
+        self.server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self.endpoint = f"http://{LOOPBACK}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+    def put_tree(self, bucket: str, prefix: str, root: Path) -> None:
+        import botocore.session
+
+        client = botocore.session.Session().create_client(
+            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing")
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=bucket)
+        for name, path in _tree_files(root):
+            client.put_object(Bucket=bucket, Key=f"{prefix}{name}", Body=path.read_bytes())
+        client.close()
+
+
+class _GCSServer:
+    """gcp-storage-emulator (JSON API, in memory) on 127.0.0.1."""
+
+    def __enter__(self) -> _GCSServer:
+        from gcp_storage_emulator.server import create_server
+
+        self.server = create_server(LOOPBACK, _free_port(), in_memory=True)
+        self.server.start()
+        port = self.server._api._httpd.server_address[1]
+        self.endpoint = f"http://{LOOPBACK}:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    def put_tree(self, bucket: str, prefix: str, root: Path) -> None:
+        import uuid
+
+        from gcp_storage_emulator.handlers import buckets
+
+        with contextlib.suppress(Exception):  # already there
+            buckets.create_bucket(bucket, self.server._storage)
+        for name, path in _tree_files(root):
+            boundary = uuid.uuid4().hex
+            meta = json.dumps({"name": f"{prefix}{name}",
+                               "contentType": "application/octet-stream"}).encode()
+            body = (f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode()
+                    + meta + f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n".encode()
+                    + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
+            url = (f"{self.endpoint}/upload/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o"
+                   "?uploadType=multipart")
+            req = urllib.request.Request(url, data=body, method="POST", headers={
+                "Content-Type": f"multipart/related; boundary={boundary}"})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                resp.read()
+
+
+def _write_request_log(fd: Any, path: Path) -> None:
+    records = [{"method": r.method, "path": r.path, "alt": (r.query or {}).get("alt"),
+                "status": r.status} for r in list(fd.requests)]
+    path.write_text(json.dumps(records), encoding="utf-8")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
+          stop: threading.Event | None = None) -> int:
+    """Run the demo servers with the demo content until SIGTERM/SIGINT (or ``stop`` is set).
+
+    Writes the state (pid, environment, references) to ``ready_file`` once everything serves,
+    and the Drive emulator's request log to ``workdir/drive-requests.json`` when stopping.
+    """
+    from ..testing import FakeDrive
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    content_dir = content_dir or workdir / "content"
+    content = make_content(content_dir)
+    with contextlib.ExitStack() as stack:
+        fd = stack.enter_context(FakeDrive())
+        stack.callback(_write_request_log, fd, workdir / "drive-requests.json")
+        drive_env = stage(fd, workdir, content_dir)
+        env = {k: v for k, v in drive_env.items() if not k.startswith("DEMO_")}
+        env[STATE_VAR] = str(ready_file)
+        files = {"KERAS_LINK": drive_env["DEMO_KERAS_LINK"], "TORCH_LINK": drive_env["DEMO_TORCH_LINK"],
+                 "DATASET": SHAPES_DATASET}
+        services = {"drive": fd.url}
+        if _has("moto") and _has("s3fs"):
+            s3 = stack.enter_context(_S3Server())
+            s3.put_tree(S3_BUCKET, "small_vgg/", content["vgg"])
+            env.update({"AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_EC2_METADATA_DISABLED": "true"})
+            files["S3_WEIGHTS"] = f"s3://{S3_BUCKET}/small_vgg/small_vgg.pth"
+            files["S3_VERSIONS"] = f"s3://{S3_BUCKET}/runs/small-vgg"
+            services["s3"] = s3.endpoint
+        if _has("gcp_storage_emulator") and _has("gcsfs"):
+            gcs = stack.enter_context(_GCSServer())
+            for key in ("savedmodel", "checkpoint", "keras"):
+                gcs.put_tree(GCS_BUCKET, "", content[key])
+            env.update({"STORAGE_EMULATOR_HOST": gcs.endpoint, "NO_GCE_CHECK": "true"})
+            files["GCS_SAVEDMODEL"] = f"gs://{GCS_BUCKET}/{content['savedmodel'].name}"
+            files["GCS_HDF5"] = f"gs://{GCS_BUCKET}/{content['keras'].name}"
+            files["GCS_CHECKPOINT"] = f"gs://{GCS_BUCKET}/{content['checkpoint'].name}"
+            services["gcs"] = gcs.endpoint
+        state = {"pid": os.getpid(), "workdir": str(workdir), "env": env, "files": files,
+                 "services": services}
+        tmp = _atomic_target(ready_file)
+        tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        os.replace(tmp, ready_file)
+        logger.info("demo servers ready: %s", services)
+        while not stop.wait(0.5):
+            pass
+    with contextlib.suppress(OSError):
+        if json.loads(ready_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            ready_file.unlink()
+    return 0
+
+
+# -- starting and finding the servers ---------------------------------------------------------
+
+@dataclass
+class DemoServers:
+    """Running demo servers: their process, environment and demo references."""
+
+    pid: int
+    workdir: Path
+    env: dict[str, str]
+    files: dict[str, str]
+    services: dict[str, str]
+    started_here: bool = False
+
+    def apply(self) -> None:
+        """Point this process (and the kernels and subprocesses it starts) at the servers."""
+        os.environ.update(self.env)
+
+    def stop(self, *, timeout: float = 30) -> None:
+        """Stop the server process (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        _terminate(self.pid, timeout=timeout)
+        with contextlib.suppress(OSError):
+            (self.workdir / "state.json").unlink()
+
+
+def default_workdir() -> Path:
+    return Path(os.environ.get(WORKDIR_VAR) or Path.home() / ".colabmodels-demo").resolve()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie child of ours counts as gone
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _terminate(pid: int, *, timeout: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _answers(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or LOOPBACK, parts.port or 80), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def running(state_file: Path | None = None) -> DemoServers | None:
+    """The demo servers named by ``state_file`` (default: ``$COLABMODELS_DEMO_STATE``), if they
+    are still running and answering."""
+    state_file = state_file or (Path(os.environ[STATE_VAR]) if os.environ.get(STATE_VAR) else None)
+    if state_file is None:
+        return None
+    try:
+        state = json.loads(Path(state_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not _alive(int(state["pid"])) or not all(_answers(u) for u in state["services"].values()):
+        return None
+    return DemoServers(int(state["pid"]), Path(state["workdir"]), dict(state["env"]),
+                       dict(state["files"]), dict(state["services"]))
+
+
+def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
+                   content: str | os.PathLike[str] | None = None,
+                   timeout: float = 600) -> DemoServers:
+    """Start the demo servers in a background process, or find the ones already running.
+
+    The process outlives the caller (and a kernel restart); stop it with
+    :func:`stop_emulator` or :meth:`DemoServers.stop`. The first start generates the demo
+    content (TensorFlow, Keras and torch are needed for that), later ones reuse it.
+
+    Args:
+        workdir: demo content, cache, key file, state and log (default ``~/.colabmodels-demo``).
+        content: where the generated demo content is kept (default ``workdir/content``).
+        timeout: seconds to wait for the servers.
+
+    Returns:
+        the servers; call :meth:`DemoServers.apply` to point this process at them.
+
+    Raises:
+        ColabModelsError: the server process failed; the message holds the end of its log.
+    """
+    found = running()
+    if found is not None and (workdir is None or Path(workdir).resolve() == found.workdir):
+        return found
+    work = Path(workdir).resolve() if workdir is not None else default_workdir()
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o700)
+    state_file = work / "state.json"
+    found = running(state_file)
+    if found is not None:
+        return found
+    with contextlib.suppress(OSError):
+        state_file.unlink()
+    log_path = work / "servers.log"
+    extra = ["--content", str(Path(content).resolve())] if content is not None else []
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "colabmodels.demo", "serve", "--workdir", str(work),
+             "--ready-file", str(state_file), *extra],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise ColabModelsError(f"the demo servers exited with status {proc.returncode}; "
+                                   f"the end of {log_path}:\n{tail}")
+        found = running(state_file)
+        if found is not None and found.pid == proc.pid:
+            found.started_here = True
+            return found
+        time.sleep(0.2)
+    _terminate(proc.pid, timeout=10)
+    raise ColabModelsError(f"the demo servers did not start within {timeout:.0f} s; see {log_path}")
+
+
+def stop_emulator(workdir: str | os.PathLike[str] | None = None) -> bool:
+    """Stop the demo servers of ``workdir``; False if none were running."""
+    work = Path(workdir).resolve() if workdir is not None else default_workdir()
+    found = running(work / "state.json")
+    if found is None:
+        return False
+    found.stop()
+    return True
+
+
+@contextlib.contextmanager
+def demo_servers(workdir: str | os.PathLike[str] | None = None, *,
+                 content: str | os.PathLike[str] | None = None) -> Iterator[DemoServers]:
+    """The demo servers for a run: reused if already running (and then left running),
+    otherwise started here and stopped on exit."""
+    servers = start_emulator(workdir, content=content)
+    try:
+        yield servers
+    finally:
+        if servers.started_here:
+            servers.stop()
+
+
+def s3_requests(path_contains: str = "") -> dict[str, int] | None:
+    """Requests the demo S3 server handled, by HTTP method, whose path contains
+    ``path_contains``; None when S3 is not the demo server."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3")
+    if not endpoint or running() is None:
+        return None
+    url = f"{endpoint}{_STATS_PATH}?{urllib.parse.urlencode({'path': path_contains})}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return {str(k): int(v) for k, v in json.loads(resp.read()).items()}
