@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHAPES_DATASET", "make_content", "make_shapes", "small_vgg_class", "stage"]
+__all__ = ["QUIET_TF_ENV", "SHAPES_DATASET", "make_content", "make_shapes", "small_vgg_class",
+           "stage"]
+
+QUIET_TF_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+"""TensorFlow without its start-up log lines, for the demo's kernels and servers: level 2 hides
+TF's C++ INFO and WARNING lines (errors still show), and the oneDNN notice (written by absl
+before logging is set up, so no log level hides it) is not printed when the option is set."""
 
 def small_vgg_class() -> Any:
     """The VGG-style torch architecture of the demo weights (``features`` conv blocks, an
@@ -175,7 +181,7 @@ def stage(fd: Any, work: Path, content_dir: Path | None = None) -> dict[str, str
         "COLABMODELS_CONFIG_DIR": str(work / "config"),
         "DEMO_KERAS_LINK": f"https://drive.google.com/file/d/{keras_id}/view?usp=sharing",
         "DEMO_TORCH_LINK": f"https://drive.google.com/open?id={torch_id}",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
+        **QUIET_TF_ENV,
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RefError
+from .content import QUIET_TF_ENV
 
 __all__ = [
     "FRESH_KERNEL_TAG",
@@ -74,8 +75,13 @@ def _kernel_manager(work: Path, python: str | None, env: Mapping[str, str] | Non
 
     spec_dir = work / "kernels" / "demo"
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "colabmodels demo", "language": "python", "env": dict(env or {})}
+    # Quiet TensorFlow (see QUIET_TF_ENV), and absl's Python logger at ERROR: Keras reports
+    # harmless notes through it ("compiled metrics have yet to be built"); errors still show.
+    quiet_absl = "import logging; logging.getLogger('absl').setLevel(logging.ERROR)"
+    spec = {"argv": [python or sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     f"--IPKernelApp.exec_lines={json.dumps([quiet_absl])}"],
+            "display_name": "colabmodels demo", "language": "python",
+            "env": {**QUIET_TF_ENV, **(env or {})}}
     (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     ksm = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)], ensure_native_kernel=False)
     # Unix sockets (short paths in the temp folder; removed at shutdown) rather than TCP ports:

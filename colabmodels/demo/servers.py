@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ColabModelsError
-from .content import SHAPES_DATASET, _atomic_target, _tree_files, make_content, stage
+from .content import QUIET_TF_ENV, SHAPES_DATASET, _atomic_target, _tree_files, make_content, stage
 
 __all__ = [
     "GCS_BUCKET",
@@ -344,7 +344,7 @@ def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
             [sys.executable, "-m", "colabmodels.demo", "serve", "--workdir", str(work),
              "--ready-file", str(state_file), *extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            env={**os.environ, **QUIET_TF_ENV})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
