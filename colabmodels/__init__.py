@@ -31,6 +31,7 @@ _LAZY = {
     "DriveImageSequence": "datasets:DriveImageSequence",
     "DriveSession": "drive.session:DriveSession",
     "FormatInfo": "formats:FormatInfo",
+    "GDriveFileSystem": "gdrivefs:GDriveFileSystem",
     "Ref": "refs:Ref",
     "SavedModelInfo": "registry:SavedModelInfo",
     "cache": "cachestore:cache",
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .datasets import DriveImageFolder, DriveImageSequence, image_dataset_from_drive, pack
     from .drive.session import DriveSession
     from .formats import FormatInfo, sniff_format
+    from .gdrivefs import GDriveFileSystem
     from .refs import Ref, parse_ref
     from .registry import SavedModelInfo
     from .widgets.browser import DriveBrowser

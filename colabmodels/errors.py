@@ -15,6 +15,9 @@ The tree::
      ├── AuthError(PermissionError)           not signed in, bad key, or no access to the file
      ├── NotFoundError(FileNotFoundError)     the reference points at nothing
      │    └── AmbiguousPathError              two files in one folder share a name
+     ├── AlreadyExistsError(FileExistsError)  a path that must be new names a file or folder
+     ├── IsAFolderError(IsADirectoryError)    a file operation on a folder
+     ├── NotAFolderError(NotADirectoryError)  a folder operation on a file
      ├── QuotaError                           Drive download quota / storage quota exceeded
      ├── TransferError(OSError)               the transfer failed after all retries
      ├── IntegrityError                       bytes on disk do not match the source's checksum
@@ -33,15 +36,18 @@ The tree::
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyExistsError",
     "AmbiguousPathError",
     "ArchitectureMismatchError",
     "AuthError",
     "ColabModelsError",
     "ConfigError",
     "IntegrityError",
+    "IsAFolderError",
     "MetadataError",
     "MissingDependencyError",
     "NetworkDownError",
+    "NotAFolderError",
     "NotDownloadableError",
     "NotFoundError",
     "OfflineError",
@@ -91,6 +97,18 @@ class AmbiguousPathError(NotFoundError):
     def __init__(self, message: str, ids: list[str] | None = None) -> None:
         super().__init__(message)
         self.ids = list(ids or [])
+
+
+class AlreadyExistsError(ColabModelsError, FileExistsError):
+    """A path that must be new (``mkdir``, exclusive create) already names a file or folder."""
+
+
+class IsAFolderError(ColabModelsError, IsADirectoryError):
+    """A file operation (open, read, overwrite) on a path that is a folder."""
+
+
+class NotAFolderError(ColabModelsError, NotADirectoryError):
+    """A folder operation (list into, create inside) on a path that is a file."""
 
 
 class QuotaError(ColabModelsError):

@@ -48,6 +48,7 @@ class RemoteStat:
         version: the source's version token (GCS generation, S3 VersionId, Drive version), if any.
         mime: MIME type, if known.
         modified: ISO-8601 modification time, if known.
+        created: ISO-8601 creation time, if the source keeps one (Drive does).
         description: Drive description (or None).
         properties: Drive properties / object metadata as strings.
     """
@@ -61,6 +62,7 @@ class RemoteStat:
     version: str | None = None
     mime: str | None = None
     modified: str | None = None
+    created: str | None = None
     description: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
 

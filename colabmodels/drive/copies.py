@@ -1,0 +1,87 @@
+"""Drive-side copies, moves and deletes, and the listings of the two virtual roots.
+
+The ``gdrive://`` filesystem (:mod:`colabmodels.gdrivefs`) needs these request shapes, which
+nothing else made before:
+
+- :func:`copy_file`: ``files.copy``: Drive copies the bytes itself, none pass through the client;
+- :func:`move`: ``files.patch`` with ``addParents``/``removeParents`` and a new title: a rename or
+  a move (a folder moves with everything in it) in one request;
+- :func:`delete_forever`: ``files.delete`` (the filesystem trashes by default; this is its
+  ``trash=False``);
+- :func:`shared_drives` and :func:`shared_with_me`: what ``Shareddrives/`` and
+  ``SharedWithMe/`` contain, one page at a time.
+
+Every function takes the :class:`~colabmodels.drive.session.DriveSession` and returns Drive's
+file resources as dicts with :data:`~colabmodels.drive.wire.FILE_FIELDS`; errors are
+colabmodels errors (the session translates them and retries transient ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .wire import FILE_FIELDS
+
+if TYPE_CHECKING:
+    from .session import DriveSession
+
+__all__ = ["copy_file", "delete_forever", "move", "shared_drives", "shared_with_me"]
+
+
+def copy_file(session: DriveSession, file_id: str, *, parent_id: str, title: str) -> dict[str, Any]:
+    """Copy a file into folder ``parent_id`` as ``title``, on Drive's side; its new resource."""
+    body = {"title": title, "parents": [{"id": parent_id}]}
+    return session.execute(
+        lambda s: s.files().copy(fileId=file_id, body=body, supportsAllDrives=True,
+                                 fields=FILE_FIELDS),
+        what=f"copying {file_id} to {title}")
+
+
+def move(session: DriveSession, file_id: str, *, title: str, add_parent: str | None = None,
+         remove_parent: str | None = None) -> dict[str, Any]:
+    """Rename ``file_id`` to ``title`` and, when the parents are given, move it between folders."""
+    extra: dict[str, Any] = {}
+    if add_parent and remove_parent and add_parent != remove_parent:
+        extra = {"addParents": add_parent, "removeParents": remove_parent}
+    return session.execute(
+        lambda s: s.files().patch(fileId=file_id, body={"title": title}, supportsAllDrives=True,
+                                  fields=FILE_FIELDS, **extra),
+        what=f"moving {file_id} to {title}")
+
+
+def delete_forever(session: DriveSession, file_id: str) -> None:
+    """Delete a file or folder for good (no trash; a folder takes its contents with it)."""
+    session.execute(lambda s: s.files().delete(fileId=file_id, supportsAllDrives=True),
+                    what=f"deleting {file_id}")
+
+
+def shared_drives(session: DriveSession, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
+    """The shared drives the user can see (``{"id", "name"}``), one page at a time."""
+    token: str | None = None
+    while True:
+        def page(s: Any, t: str | None = token) -> Any:
+            return s.drives().list(maxResults=page_size, pageToken=t)
+
+        answer = session.execute(page, what="listing shared drives")
+        yield from answer.get("items", [])
+        token = answer.get("nextPageToken")
+        if not token:
+            return
+
+
+def shared_with_me(session: DriveSession, *, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    """The files and folders shared with the user directly ("Shared with me"), page by page."""
+    token: str | None = None
+    while True:
+        def page(s: Any, t: str | None = token) -> Any:
+            return s.files().list(q="sharedWithMe = true and trashed = false",
+                                  maxResults=page_size, pageToken=t, supportsAllDrives=True,
+                                  includeItemsFromAllDrives=True,
+                                  fields=f"nextPageToken,items({FILE_FIELDS})")
+
+        answer = session.execute(page, what="listing Shared with me")
+        yield from answer.get("items", [])
+        token = answer.get("nextPageToken")
+        if not token:
+            return
