@@ -27,6 +27,7 @@ from ._version import __version__
 _LAZY = {
     "DatasetPanel": "widgets.dataset_panel:DatasetPanel",
     "DriveBrowser": "widgets.browser:DriveBrowser",
+    "DriveCheckpoint": "checkpoint:DriveCheckpoint",
     "DriveImageFolder": "datasets:DriveImageFolder",
     "DriveImageSequence": "datasets:DriveImageSequence",
     "DriveSession": "drive.session:DriveSession",
@@ -53,6 +54,7 @@ __all__ = sorted(
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .api import fetch, load_model, mount, save_model, versions
     from .cachestore import cache
+    from .checkpoint import DriveCheckpoint
     from .datasets import DriveImageFolder, DriveImageSequence, image_dataset_from_drive, pack
     from .drive.session import DriveSession
     from .formats import FormatInfo, sniff_format

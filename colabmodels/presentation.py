@@ -214,8 +214,8 @@ def versions_table(infos: Iterable[SavedModelInfo], dest: object = None) -> Tabl
     """Saved versions (``%models``, ``colabmodels versions``): version, created, framework,
     format, metadata. ``dest`` names the folder in the message shown when there are none."""
     return Table(infos, ["version", "created", "framework", "format", "metadata"],
-                 lambda i: [f"v{i.version}", i.created, i.framework, i.format,
-                            metadata_text(i.metadata)],
+                 lambda i: [f"v{i.version}" + (" (best)" if "best" in getattr(i, "tags", ()) else ""),
+                            i.created, i.framework, i.format, metadata_text(i.metadata)],
                  empty=f"no saved versions under {dest}" if dest is not None else "no saved versions")
 
 

@@ -58,7 +58,8 @@ Others::
     becomes a Drive path ref (use :meth:`Ref.mount_path` to get back to the mount).
 
 Version suffix:
-    ``REF@vN`` (N >= 1, leading zeros dropped, ``@V3`` -> ``"v3"``) or ``REF@latest`` at the very
+    ``REF@vN`` (N >= 1, leading zeros dropped, ``@V3`` -> ``"v3"``), ``REF@latest`` or ``REF@best``
+    (the best checkpoint by its monitored metric, see :mod:`colabmodels.checkpoint`) at the very
     end of the string, on any source, right after a name (``dir/@v2`` names an entry called
     ``@v2``; a bare ``@v2`` is an error). An ``@`` that is part of a URL's authority
     (``https://user@host``) is never a version, and ``@anything-else`` stays part of the name.
@@ -108,7 +109,7 @@ Accepted references:
   Cloud         gs://bucket/path, s3://bucket/key
   Web           http://... or https://...
   Local         /abs/path, relative/path, ~/path, file:///abs/path
-  Versions      append @v3 or @latest to any of these"""
+  Versions      append @v3, @latest or @best (the best checkpoint) to any of these"""
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ class Ref:
         path: drive: ``"MyDrive/models/x.pth"`` / ``"Shareddrives/Team/x"`` (None when only an id
             is known); gcs/s3: ``"bucket/key"``; http: the full URL; local: an absolute path.
         id: a Drive file or folder id when the user gave one.
-        version: ``"v3"``, ``"latest"`` or None (from a ``@v3`` / ``@latest`` suffix).
+        version: ``"v3"``, ``"latest"``, ``"best"`` or None (from a ``@v3`` / ``@latest`` /
+            ``@best`` suffix).
         resource_key: the ``resourcekey`` of an older Drive share link.
         folder: True when the link says it is a folder (``/drive/folders/ID``).
         raw: the string as typed.
@@ -201,7 +203,7 @@ def is_drive_id(text: str) -> bool:
 _QUOTE_PAIRS = {('"', '"'), ("'", "'"), ("<", ">"), ("`", "`"), ("\u201c", "\u201d"),
                 ("\u2018", "\u2019"), ("\u00ab", "\u00bb")}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_VERSION = re.compile(r"@(?:[vV]([0-9]+)|(?i:latest))\Z")
+_VERSION = re.compile(r"@(?:[vV]([0-9]+)|(?i:(latest|best)))\Z")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")
 _DRIVE_HOSTS = {"drive.google.com", "www.drive.google.com", "docs.google.com",
                 "drive.usercontent.google.com"}
@@ -244,7 +246,7 @@ def _clean(text: str, raw: object) -> str:
 
 
 def _split_version(s: str, raw: object) -> tuple[str, str | None]:
-    """Split a trailing ``@vN`` / ``@latest``; leave URL authorities (``user@host``) alone.
+    """Split a trailing ``@vN`` / ``@latest`` / ``@best``; leave URL authorities (``user@host``) alone.
 
     Except in http(s)-style URLs (whose paths are opaque), trailing ``/`` after the suffix are
     ignored (``MyDrive/m/vgg@v2/``), because paths drop trailing slashes anyway.
@@ -266,7 +268,7 @@ def _split_version(s: str, raw: object) -> tuple[str, str | None]:
         raise _fail("nothing before the version suffix", raw)
     digits = m.group(1)
     if digits is None:
-        return body, "latest"
+        return body, m.group(2).lower()
     n = digits.lstrip("0")
     if not n:
         raise _fail("versions start at v1", raw)

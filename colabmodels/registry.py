@@ -46,10 +46,11 @@ from .errors import (
     UnknownFormatError,
     VersionError,
 )
-from .progress import progress_bar
+from .progress import ProgressCallback, progress_bar
 from .refs import Ref
 
 if TYPE_CHECKING:
+    from .formats import SavedFiles
     from .storage.base import RemoteStat, StorageBackend
 
 __all__ = [
@@ -58,11 +59,14 @@ __all__ = [
     "DriveCalls",
     "DriveSessionCalls",
     "SavedModelInfo",
+    "best_version",
     "down_reason",
     "json_metadata",
     "list_versions",
     "model_path_in",
     "own_files",
+    "prune_checkpoints",
+    "publish",
     "resolve_version",
     "save",
     "warn_stale",
@@ -91,6 +95,8 @@ class SavedModelInfo:
         metadata: the user's metadata.
         files: ``[{"path", "size", "sha256"}]``.
         manifest: the whole manifest.
+        tags: ``"latest"`` on the newest version, ``"best"`` on the best checkpoint (see
+            :func:`best_version`), as listed by :func:`list_versions`.
     """
 
     dest: str
@@ -103,10 +109,13 @@ class SavedModelInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         meta = ", ".join(f"{k}={v!r}" for k, v in self.metadata.items())
-        return f"<SavedModelInfo {self.ref} {self.framework}/{self.format} {self.created} {meta}>"
+        tags = f" ({', '.join(self.tags)})" if self.tags else ""
+        return (f"<SavedModelInfo {self.ref}{tags} {self.framework}/{self.format} {self.created} "
+                f"{meta}>")
 
 
 class DriveSessionCalls(Protocol):
@@ -264,6 +273,58 @@ def list_versions(dest: Ref, *, offline: bool = False) -> list[SavedModelInfo]:
     except OfflineError as e:  # NetworkDownError: serve what was seen last
         return _remembered_versions(dest, e)
     _remember_versions(dest, infos)
+    return _tagged(infos)
+
+
+def _checkpoint(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``checkpoint`` record a DriveCheckpoint wrote into a manifest, or None."""
+    record = manifest.get("checkpoint")
+    return record if isinstance(record, dict) else None
+
+
+def _monitored(info: SavedModelInfo) -> tuple[str, str, float] | None:
+    """``(monitor, mode, value)`` of a checkpoint saved with a monitored metric, else None."""
+    import math
+
+    record = _checkpoint(info.manifest) or {}
+    monitor, mode, value = record.get("monitor"), record.get("mode"), record.get("value")
+    if not isinstance(monitor, str) or mode not in ("min", "max") \
+            or not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or not math.isfinite(value):
+        return None
+    return monitor, mode, float(value)
+
+
+def best_version(infos: list[SavedModelInfo]) -> SavedModelInfo | None:
+    """The best checkpoint among complete versions (oldest first), as ``REF@best`` names it.
+
+    The newest version that records a monitored metric decides which metric and mode count
+    (``val_loss``/``min``); among the versions that record the same, the best value wins, the
+    earliest on a tie (a later one is best only when strictly better, as Keras'
+    ``save_best_only`` counts). None when no version records a monitored metric.
+    """
+    scored = [(info, m) for info in infos if (m := _monitored(info)) is not None]
+    if not scored:
+        return None
+    monitor, mode, _ = scored[-1][1]
+    best: tuple[SavedModelInfo, float] | None = None
+    for info, (name, how, value) in scored:
+        if name != monitor or how != mode:
+            continue
+        if best is None or (value < best[1] if mode == "min" else value > best[1]):
+            best = (info, value)
+    return best[0] if best is not None else None
+
+
+def _tagged(infos: list[SavedModelInfo]) -> list[SavedModelInfo]:
+    """``infos`` with their tags set: ``latest`` on the newest, ``best`` on the best checkpoint."""
+    for info in infos:
+        info.tags = []
+    if infos:
+        infos[-1].tags.append("latest")
+    best = best_version(infos)
+    if best is not None:
+        best.tags.append("best")
     return infos
 
 
@@ -317,25 +378,35 @@ def _remembered_versions(dest: Ref, cause: OfflineError | None) -> list[SavedMod
                    "versions listed there last time, which may be stale")
         warn_stale(message)
     manifests = manifests if isinstance(manifests, dict) else {}
-    return [_info(dest, n, m if isinstance(m := manifests.get(str(n)), dict) else {})
-            for n in sorted(numbers)]
+    return _tagged([_info(dest, n, m if isinstance(m := manifests.get(str(n)), dict) else {})
+                    for n in sorted(numbers)])
 
 
 def resolve_version(ref: Ref, *, offline: bool = False) -> SavedModelInfo:
-    """The version ``REF@vN`` / ``REF@latest`` names (offline: from the remembered listing).
+    """The version ``REF@vN`` / ``REF@latest`` / ``REF@best`` names (offline: from the
+    remembered listing). ``@best`` is worked out from the manifests (:func:`best_version`).
 
     Raises:
-        VersionError: no such version (the message lists the ones there are).
+        VersionError: no such version (the message lists the ones there are), or ``@best``
+            where no version records a monitored metric.
         NotFoundError, RefError, OfflineError: see :func:`list_versions`.
     """
     from .refs import version_number
 
     tag = ref.version or ""
     dest = ref.unversioned()
-    wanted = None if tag == "latest" else version_number(tag)
+    wanted = None if tag in ("latest", "best") else version_number(tag)
     infos = list_versions(dest, offline=offline)
     if not infos:
         raise VersionError(f"no saved versions under {_dest_str(dest)}; save one with cm.save_model")
+    if tag == "best":
+        best = best_version(infos)
+        if best is None:
+            raise VersionError(
+                f"{_dest_str(dest)} has no @best: none of its versions records a monitored "
+                "metric. Save checkpoints with cm.DriveCheckpoint(..., monitor=\"val_loss\"), or "
+                "load @latest or @vN")
+        return best
     if wanted is None:
         return infos[-1]
     for info in infos:
@@ -668,42 +739,138 @@ def save(obj: Any, dest: Ref, *, version: int | str = "auto", metadata: dict[str
     with tempfile.TemporaryDirectory(prefix="colabmodels-save-") as tmp:
         staged = Path(tmp)
         saved = save_object(obj, staged, format=format)
-        files: list[dict[str, Any]] = [{"path": Path(p).as_posix(), "size": (staged / p).stat().st_size,
-                  "sha256": _sha256(staged / p)} for p in saved.files]
-        claim = _claim_version(backend, dest, version)
-        manifest: dict[str, Any] = {
-            "colabmodels": __version__,
-            "manifest_schema": 1,
-            "version": claim.n,
-            "framework": saved.framework,
-            "framework_version": saved.framework_version,
-            "format": saved.format,
-            "model_path": Path(saved.model_path).as_posix() if saved.model_path else files[0]["path"],
-            "files": files,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "metadata": metadata,
-            "python": platform.python_version(),
-            "libraries": _libraries(saved.framework),
-            **(saved.extra or {}),
-        }
-        (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
-        total = sum(f["size"] for f in files)
-        try:
-            with progress_bar(total, f"{_dest_str(dest)}@v{claim.n}", enabled=progress) as report:
+        return publish(staged, saved, dest, version=version, metadata=metadata,
+                       progress=progress, backend=backend)
+
+
+def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = "auto",
+            metadata: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+            progress: bool = True, report: ProgressCallback | None = None,
+            backend: StorageBackend | None = None, parallel: int = 4) -> SavedModelInfo:
+    """Upload files that :func:`~colabmodels.formats.save_object` wrote into ``folder`` as a
+    new version under ``dest``: hash them, claim ``vN``, upload the files (several at once when
+    there are several), then the manifest last, which makes the version complete.
+
+    Args:
+        folder: where the files are (a ``manifest.json`` is written there too).
+        saved: what ``save_object`` reported.
+        extra: more manifest fields (a checkpoint's ``{"checkpoint": {...}}``).
+        report: a progress callback to feed instead of a progress bar.
+        parallel: files uploaded at once.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    metadata = json_metadata(metadata)
+    backend = backend or _backend(dest, write=True)
+    staged = folder
+    files: list[dict[str, Any]] = [{"path": Path(p).as_posix(), "size": (staged / p).stat().st_size,
+                                    "sha256": _sha256(staged / p)} for p in saved.files]
+    claim = _claim_version(backend, dest, version)
+    manifest: dict[str, Any] = {
+        "colabmodels": __version__,
+        "manifest_schema": 1,
+        "version": claim.n,
+        "framework": saved.framework,
+        "framework_version": saved.framework_version,
+        "format": saved.format,
+        "model_path": Path(saved.model_path).as_posix() if saved.model_path else files[0]["path"],
+        "files": files,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "metadata": metadata,
+        "python": platform.python_version(),
+        "libraries": _libraries(saved.framework),
+        **(saved.extra or {}),
+        **(extra or {}),
+    }
+    (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    total = sum(f["size"] for f in files)
+    try:
+        with progress_bar(total, f"{_dest_str(dest)}@v{claim.n}",
+                          enabled=progress and report is None) as bar:
+            sink = report or bar
+
+            def one(f: dict[str, Any]) -> None:
+                backend.upload(staged / f["path"], claim.folder.child(f["path"]), progress=sink)
+
+            if len(files) > 1 and parallel > 1:
+                with ThreadPoolExecutor(min(parallel, len(files)),
+                                        thread_name_prefix="colabmodels-upload") as pool:
+                    for done in [pool.submit(one, f) for f in files]:
+                        done.result()
+            else:
                 for f in files:
-                    backend.upload(staged / f["path"], claim.folder.child(f["path"]), progress=report)
-            props = _properties(manifest)
-            description = _description(manifest)
-            backend.upload(staged / MANIFEST, claim.folder.child(MANIFEST),
-                           metadata={"description": description, "properties": props,
-                                     "mime": "application/json"})
-            if dest.source == "drive":
-                backend.set_metadata(claim.folder, description=description, properties=props)
-        except BaseException:
-            logger.warning("save to %s@v%d failed; the incomplete version is ignored by versions()",
-                           _dest_str(dest), claim.n)
-            raise
+                    one(f)
+        props = _properties(manifest)
+        description = _description(manifest)
+        backend.upload(staged / MANIFEST, claim.folder.child(MANIFEST),
+                       metadata={"description": description, "properties": props,
+                                 "mime": "application/json"})
+        if dest.source == "drive":
+            backend.set_metadata(claim.folder, description=description, properties=props)
+    except BaseException:
+        logger.warning("save to %s@v%d failed; the incomplete version is ignored by versions()",
+                       _dest_str(dest), claim.n)
+        raise
     info = _info(dest, claim.n, manifest)
     logger.info("saved %s (%s)", info.ref, _description(manifest))
     return info
 
+
+# -- pruning checkpoints ----------------------------------------------------------------------
+
+def _remove_folder(backend: StorageBackend, folder: Ref) -> None:
+    """Remove a version folder: to the trash on Drive, file by file elsewhere."""
+    if folder.source == "drive":
+        backend.delete(folder)
+        return
+    for child in list(backend.list(folder)):
+        if child.is_dir:
+            _remove_folder(backend, child.ref)
+        else:
+            backend.delete(child.ref)
+    if folder.source == "local":
+        with contextlib.suppress(NotFoundError):
+            backend.delete(folder)
+
+
+def prune_checkpoints(dest: Ref, keep_last: int) -> list[SavedModelInfo]:
+    """Keep the newest ``keep_last`` checkpoints under ``dest`` (and the best one), remove the
+    older ones (Drive: to the trash). Returns the removed versions.
+
+    Only versions a checkpoint wrote (a ``checkpoint`` record in the manifest) are counted and
+    removed; versions saved with ``save_model`` stay. Unfinished version folders older than
+    every kept checkpoint (left by a process that died mid-upload) are removed too. Call it
+    only after the newest version is complete.
+
+    Raises:
+        NotFoundError, AuthError, TransferError, OfflineError: as the storage answered.
+    """
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be at least 1, not {keep_last!r}")
+    backend = _backend(dest, write=True)
+    infos: list[SavedModelInfo] = []
+    unfinished: list[RemoteStat] = []
+    for n, folder in _version_folders(backend, dest):
+        manifest = _read_manifest(backend, folder)
+        if manifest is None:
+            unfinished.append(folder)
+        else:
+            infos.append(_info(dest, n, manifest))
+    checkpoints = [i for i in infos if _checkpoint(i.manifest) is not None]
+    keep = {i.version for i in checkpoints[-keep_last:]}
+    best = best_version(infos)
+    if best is not None:
+        keep.add(best.version)
+    removed = [i for i in checkpoints if i.version not in keep]
+    for info in removed:
+        _remove_folder(backend, info.folder_ref)
+        logger.info("removed %s (keep_last=%d)", info.ref, keep_last)
+    if keep:
+        oldest_kept = min(keep)
+        for folder in unfinished:
+            m = _VERSION_RE.match(folder.name)
+            if m and int(m.group(1)) < oldest_kept:
+                _remove_folder(backend, folder.ref)
+                logger.info("removed the unfinished %s/%s", _dest_str(dest), folder.name)
+    _remember_versions(dest, [i for i in infos if i not in removed])
+    return removed
