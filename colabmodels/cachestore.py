@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from . import config
-from .errors import IntegrityError, TransferError
+from .errors import ConfigError, IntegrityError, TransferError
 from .refs import strip_signing_in
-from .transfer import describe_bytes, file_md5
+from .transfer import O_NOFOLLOW, describe_bytes, file_md5
 
 __all__ = [
     "SPACE_MARGIN_BYTES",
@@ -271,9 +271,9 @@ class Cache:
         if d in self._private and d.is_dir():
             return d
         d.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+        _check_own_folder(d, self.root)
         with contextlib.suppress(OSError):
-            st = d.stat()
-            if st.st_mode & 0o777 != PRIVATE_DIR_MODE and st.st_uid == os.getuid():
+            if d.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
                 os.chmod(d, PRIVATE_DIR_MODE)
         self._private.add(d)
         return d
@@ -611,9 +611,36 @@ def _wait_for_flock(fd: int, fcntl: Any, timeout: float, key: str) -> None:
         time.sleep(0.01 if waited < 0.05 else 0.05)
 
 
+def _check_own_folder(d: Path, root: Path) -> None:
+    """Refuse a cache folder that another user owns, or (if in use) that others can write.
+
+    Whoever can write the cache can replace what colabmodels downloads (and plant links that
+    make it overwrite the user's files). A folder of ours that others can write is tightened
+    to ``0700`` only while it is still empty; once it holds something, the user decides.
+
+    Raises:
+        ConfigError: saying how to fix it.
+    """
+    if not hasattr(os, "getuid"):  # Windows: folders under the profile are private already
+        return
+    st = d.stat()
+    fix = ("Point COLABMODELS_CACHE_DIR at a folder of your own (unset, the cache is "
+           "~/.cache/colabmodels).")
+    if st.st_uid != os.getuid():
+        raise ConfigError(
+            f"the colabmodels cache folder {d} belongs to another user (uid {st.st_uid}), who "
+            f"could replace what is downloaded there. {fix}")
+    if st.st_mode & 0o022 and os.listdir(d):
+        where = "the colabmodels cache folder" if d == root else f"{d.name} in the cache folder"
+        raise ConfigError(
+            f"{where} {d} can be written by other users (mode {st.st_mode & 0o7777:o}), who "
+            f"could replace what is downloaded there. If only you have used it, run `chmod 700 "
+            f"{d}`; otherwise {fix[0].lower()}{fix[1:]}")
+
+
 def _write_private(path: Path | str, text: str) -> None:
-    """Write ``path`` (created ``0600`` whatever the umask)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    """Write ``path`` (created ``0600`` whatever the umask; a symbolic link there is not followed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_NOFOLLOW, PRIVATE_FILE_MODE)
     try:
         os.fchmod(fd, PRIVATE_FILE_MODE)
         data = memoryview(text.encode("utf-8"))

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -54,6 +55,7 @@ __all__ = [
     "download_to",
     "file_md5",
     "file_sha256",
+    "open_private",
     "part_size",
     "state_path",
     "supports_ranges",
@@ -105,6 +107,47 @@ def verify_file(path: Path, *, size: int | None, checksum: str | None,
             raise IntegrityError(f"{path.name}: md5 {got} does not match the source's {expected}")
 
 
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""Opening a path whose last component is a symbolic link fails (0 where the OS has no such flag)."""
+PRIVATE_FILE_MODE = 0o600
+
+
+def open_private(path: Path | str, flags: int) -> int:
+    """Open ``path`` for writing as a ``0600`` file of ours, never through a symbolic link.
+
+    A link found at ``path`` (colabmodels never makes one in the cache: someone planted it) is
+    removed, not followed, so a download cannot overwrite the file it points to; one that
+    reappears at once makes the open fail.
+
+    Raises:
+        TransferError: ``path`` is still a symbolic link.
+    """
+    if os.path.islink(path):
+        logger.warning("%s was a symbolic link (colabmodels makes none there); it was removed, "
+                       "not followed", path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    try:
+        fd = os.open(path, flags | os.O_CREAT | O_NOFOLLOW, PRIVATE_FILE_MODE)
+    except OSError as e:
+        if os.path.islink(path):
+            raise TransferError(
+                f"{path} is a symbolic link that keeps coming back: someone else can write to "
+                "this folder. Point COLABMODELS_CACHE_DIR at a folder only you can write to."
+            ) from e
+        raise
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
+
+
+def _read_record(path: Path) -> str:
+    """The text of a part record, never read through a symbolic link."""
+    fd = os.open(path, os.O_RDONLY | O_NOFOLLOW)
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        return fh.read()
+
+
 class _PartState:
     """Which parts of a partial file are complete, and how far the others got; kept for resume.
 
@@ -128,7 +171,7 @@ class _PartState:
         An earlier record keeps its own part size, so a changed configuration still resumes.
         """
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(_read_record(path))
             usable = (identity is not None and data.get("identity") == identity
                       and data.get("size") == size and partial.exists()
                       and partial.stat().st_size == size)
@@ -153,11 +196,20 @@ class _PartState:
             self._save()
 
     def _save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"identity": self.identity, "size": self.size,
-                                   "part_bytes": self.part_bytes, "done": sorted(self.done),
-                                   "offsets": {str(k): v for k, v in self.offsets.items()}}))
-        os.replace(tmp, self.path)
+        text = json.dumps({"identity": self.identity, "size": self.size,
+                           "part_bytes": self.part_bytes, "done": sorted(self.done),
+                           "offsets": {str(k): v for k, v in self.offsets.items()}})
+        # A fresh name, created exclusively: a planted file or link there is never written.
+        tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW, PRIVATE_FILE_MODE)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -296,7 +348,7 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
                               part_bytes or part_size(size, connections))
     parts = _parts(size, state.part_bytes)
     has_md5 = verify and bool(stat.checksum and stat.checksum.startswith("md5:"))
-    fd = os.open(partial, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_private(partial, os.O_RDWR)
     hasher = _PrefixHasher(fd, parts, state.done) if has_md5 else None
     digest: str | None = None
     try:
@@ -450,7 +502,7 @@ def _stream_whole(backend: StorageBackend, stat: RemoteStat, partial: Path,
                   report: ProgressCallback, stopped: Callable[[], bool]) -> None:
     """A source that does not say its size: one stream, restarted from zero on failure."""
     def attempt() -> None:
-        with open(partial, "wb") as fh:
+        with os.fdopen(open_private(partial, os.O_WRONLY | os.O_TRUNC), "wb") as fh:
             stream = backend.open_range(stat.ref, 0, None)
             try:
                 for block in stream:

@@ -109,9 +109,7 @@ def _remember_broken(f: DatasetFile) -> None:
     from ..cachestore import cache
 
     try:
-        checks = cache.root / "checks"
-        checks.mkdir(parents=True, exist_ok=True)
-        (checks / f"{_check_key(f)}.broken").touch()
+        cache.write_private(cache.private_dir("checks") / f"{_check_key(f)}.broken", "")
     except OSError as e:  # a read-only cache: the file is checked again next time anyway
         logger.debug("could not note a broken image: %s", e)
 

@@ -137,8 +137,8 @@ def pack(src: str | os.PathLike[str] | Ref, dest: str | os.PathLike[str] | Ref |
 
     from ..cachestore import cache
 
-    workdir = cache.root / "partial" / f"pack-{os.getpid()}-{time.time_ns()}"
-    workdir.mkdir(parents=True)
+    workdir = cache.private_dir("partial") / f"pack-{os.getpid()}-{time.time_ns()}"
+    workdir.mkdir(mode=0o700)
     try:
         shards: list[dict[str, Any]] = []
         for subset, members in subsets.items():
