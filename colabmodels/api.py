@@ -79,7 +79,7 @@ def _mounted(ref: Ref) -> Path | None:
 
 
 def fetch(ref: str | os.PathLike[str] | Ref, *, offline: bool | None = None,
-          progress: bool = True) -> Path:
+          progress: bool = True, extract: bool = False) -> Path:
     """Bring a file or folder into the cache and return its local path.
 
     Downloaded once: later calls cost one metadata request (none offline).
@@ -89,13 +89,42 @@ def fetch(ref: str | os.PathLike[str] | Ref, *, offline: bool | None = None,
             ``gs://``, ``s3://``, URL, local path; ``@vN``/``@latest`` for saved models).
         offline: serve from the cache only (default: ``COLABMODELS_OFFLINE``).
         progress: show a progress bar.
+        extract: ``ref`` is a ``.zip``, ``.tar`` or ``.tar.gz``/``.tgz``: return the cached
+            folder it extracts to (member names as the archive has them; unsafe names, links
+            and ``__MACOSX/`` left out; see :mod:`colabmodels.archives`). A second call sends
+            no media request.
 
     Raises:
         RefError, NotFoundError, AuthError, QuotaError, TransferError, IntegrityError,
         OfflineError: see :mod:`colabmodels.errors`.
     """
+    if extract:
+        return _fetch_extracted(_as_ref(ref), offline=config.offline(offline), progress=progress)
     path, _ = _fetch(_as_ref(ref), offline=config.offline(offline), progress=progress)
     return path
+
+
+def _fetch_extracted(ref: Ref, *, offline: bool, progress: bool) -> Path:
+    """``fetch(ref, extract=True)``: the archive extracted into one cache entry."""
+    from .archives import extract_entry
+    from .errors import RefError
+
+    alias = "extracted:" + _shown(ref)
+    if offline:
+        entry = _remembered_entry(cache.recall(alias))
+        if entry is None:
+            raise OfflineError(f"{_shown(ref)} has not been extracted into the cache and offline "
+                               "mode is on. Run once online (pass offline=False).")
+        cache.touch(entry)
+        return entry.path
+    backend = backend_for(ref)
+    stat = backend.stat(ref)
+    if stat.is_dir:
+        raise RefError(f"{_shown(ref)} is a folder; extract=True takes a .zip, .tar or .tar.gz")
+    with progress_bar(stat.size, stat.name, enabled=progress) as report:
+        entry = extract_entry(backend, stat, progress=report)
+    cache.remember(alias, entry)
+    return entry.path
 
 
 def _fetch(ref: Ref, *, offline: bool, progress: bool) -> tuple[Path, CacheEntry | None]:
