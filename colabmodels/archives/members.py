@@ -29,7 +29,7 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,72 +284,121 @@ class ZipArchive:
         return cls(backend, stat, directory)
 
     # -- the cache -----------------------------------------------------------------------------
-    def member_key(self, member: ZipMember) -> str:
-        return key_for(f"zip-member:{self.identity}:{member.header_offset}")
+    # One cache entry per block read (a tree of its members, each named ``<offset>-<name>``),
+    # so a block of hundreds of small members costs one entry, not hundreds; which entry holds
+    # which member is remembered per archive (``zip-members:<identity>``), so a new kernel
+    # finds them with one small read.
+
+    def _members_alias(self) -> str:
+        return f"zip-members:{self.identity}"
+
+    def _index(self) -> dict[str, str]:
+        """``{header offset: path of the member's file relative to the cache root}``."""
+        with _INDEX_LOCK:
+            found = getattr(self, "_known", None)
+            if found is None:
+                recalled = cache.recall(self._members_alias()) or {}
+                members = recalled.get("members")
+                found = self._known = dict(members) if isinstance(members, dict) else {}
+            return found
+
+    def _remember(self, paths: dict[int, str]) -> None:
+        with _INDEX_LOCK:
+            known = self._index()
+            known.update({str(k): v for k, v in paths.items()})
+            try:
+                cache.remember_info(self._members_alias(), {"members": known})
+            except OSError as e:  # a read-only cache: found again by reading next time
+                logger.debug("could not remember the members of %s: %s", self.where, e)
 
     def member_name(self, member: ZipMember) -> str:
-        return sanitize_name(member.name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "member")
+        base = member.name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "member"
+        return sanitize_name(f"{member.header_offset}-{base}")
 
     def cached_path(self, member: ZipMember) -> Path | None:
         """The member's cache file when it is already there (one ``stat``; no full check)."""
-        path = Path(cache.root, "entries", self.member_key(member), "data", self.member_name(member))
+        rel = self._index().get(str(member.header_offset))
+        if not isinstance(rel, str) or ".." in rel.split("/"):
+            return None
+        path = cache.root / rel
         try:
             return path if os.stat(path).st_size == member.size else None
         except OSError:
             return None
 
-    def store_member(self, member: ZipMember, src: IO[bytes]) -> Path:
-        """Decode ``member`` from ``src`` (at its local header) into its own cache entry."""
-        key = self.member_key(member)
-        entry = cache.entry(key)
-        if entry is not None:
-            return entry.path
+    def store_members(self, members: Sequence[ZipMember], src: Callable[[ZipMember], IO[bytes]],
+                      *, block: tuple[int, int]) -> dict[ZipMember, Path | BaseException]:
+        """Decode ``members`` (``src(m)`` is a stream at its local header) into one cache entry.
+
+        A member that fails (CRC, truncated, a bomb) is left out of the entry and reported.
+        """
+        ident = f"zip-block:{self.identity}:{block[0]}-{block[1]}:" + ",".join(
+            str(m.header_offset) for m in members)
+        key = key_for(ident)
+        out: dict[ZipMember, Path | BaseException] = {}
+        known: dict[str, str] = {}
+
+        def fill(target: Path) -> None:
+            target.mkdir()
+            for m in members:
+                name = self.member_name(m)
+                dest = target / name
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                try:
+                    with open(fd, "wb") as fh:
+                        known[name] = copy_member(src(m), m, fh, where=self.where)
+                except Exception as e:
+                    dest.unlink(missing_ok=True)  # never a half-written member in the entry
+                    out[m] = e
+
         with cache.lock(key):
             entry = cache.entry(key)
-            if entry is not None:
-                return entry.path
-            known: dict[str, str] = {}
-
-            def fill(target: Path) -> None:
-                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with open(fd, "wb") as out:
-                    known[""] = copy_member(src, member, out, where=self.where)
-
-            entry = cache.store(key, identity=f"zip-member:{self.identity}:{member.header_offset}",
-                                source=f"{self.stat.ref}!/{member.name}",
-                                name=self.member_name(member), kind="file", fill=fill,
-                                known_md5=known)
-        return entry.path
+            if entry is None:
+                entry = cache.store(key, identity=ident, source=f"{self.stat.ref} (zip members)",
+                                    name="members", kind="tree", fill=fill, known_md5=known)
+        rel = entry.path.relative_to(cache.root).as_posix()
+        paths: dict[int, str] = {}
+        for m in members:
+            if m in out:
+                continue
+            path = entry.path / self.member_name(m)
+            if path.is_file():
+                out[m] = path
+                paths[m.header_offset] = f"{rel}/{self.member_name(m)}"
+            else:
+                out[m] = IntegrityError(f"{self.where}: member {m.name!r} is missing from its "
+                                        "cache entry; it will be read again")
+        if paths:
+            self._remember(paths)
+        return out
 
     def fetch_block(self, block: Block, cancel: threading.Event | None = None) -> dict[ZipMember, Path | BaseException]:
-        """Read one block and store each of its members: ``{member: path or the error}``."""
+        """Read one block and store its members: ``{member: path or the error}``."""
         out: dict[ZipMember, Path | BaseException] = {}
-        wanted = [m for m in block.members if self.cached_path(m) is None]
+        wanted = []
         for m in block.members:
-            if m not in wanted:
-                out[m] = self.cached_path(m) or Path()
-        if not wanted:
-            return out
-        for m in wanted:
+            cached = self.cached_path(m)
+            if cached is not None:
+                out[m] = cached
+                continue
             try:
                 check_readable(m, where=self.where)
                 limits.check_member(m.name, m.size, m.compressed_size, where=self.where)
             except Exception as e:  # reported per member
                 out[m] = e
-        wanted = [m for m in wanted if m not in out]
+                continue
+            wanted.append(m)
         if not wanted:
             return out
         start, end = wanted[0].header_offset, wanted[-1].span_end
         if end - start > ENGINE_BYTES:
             return {**out, **self._fetch_big(wanted, start, end, cancel)}
         data = memoryview(_read_exact(self.backend, self.stat, start, end))
-        for m in wanted:
-            try:
-                src = io.BytesIO(data[m.header_offset - start:m.span_end - start])
-                out[m] = self.store_member(m, src)
-            except Exception as e:
-                out[m] = e
-        return out
+
+        def src(m: ZipMember) -> IO[bytes]:
+            return io.BytesIO(data[m.header_offset - start:m.span_end - start])
+
+        return {**out, **self.store_members(wanted, src, block=(start, end))}
 
     def _fetch_big(self, members: list[ZipMember], start: int, end: int,
                    cancel: threading.Event | None) -> dict[ZipMember, Path | BaseException]:
@@ -358,22 +407,22 @@ class ZipArchive:
 
         key = key_for(f"zip-range:{self.identity}:{start}:{end}")
         partial = cache.partial_path(key)
-        out: dict[ZipMember, Path | BaseException] = {}
         with cache.lock(key):
             cache.ensure_space(end - start + sum(m.size for m in members))
             view = RangeView(self.backend, self.stat, start, end)
             download_to(view, view.stat, partial, cancel=cancel)  # type: ignore[arg-type]
             try:
                 with open(partial, "rb") as fh:
-                    for m in members:
+                    def src(m: ZipMember) -> IO[bytes]:
                         fh.seek(m.header_offset - start)
-                        try:
-                            out[m] = self.store_member(m, fh)
-                        except Exception as e:
-                            out[m] = e
+                        return fh
+
+                    return self.store_members(members, src, block=(start, end))
             finally:
                 partial.unlink(missing_ok=True)
-        return out
+
+
+_INDEX_LOCK = threading.RLock()
 
 
 class RangeView:
