@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from . import config
 from .cachestore import CacheEntry, cache, key_for
 from .drive.session import mount
-from .errors import AuthError, NotFoundError, OfflineError, UntrustedFormatError
+from .errors import (
+    AuthError,
+    NotFoundError,
+    OfflineError,
+    UnknownFormatError,
+    UntrustedFormatError,
+)
 from .progress import progress_bar
 from .refs import Ref, parse_ref, strip_signing, strip_signing_in
 from .storage import backend_for  # re-exported: choosing a backend belongs to storage
@@ -349,7 +355,14 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
 
             path, manifest = model_path_in(path, shown=shown)
             named_arch = manifest.get("arch") if isinstance(manifest.get("arch"), str) else None
-        info = _sniff(path, entry, shown)
+        try:
+            info = _sniff(path, entry, shown)
+        except UnknownFormatError:
+            unpacked = _model_in_zip(path)  # a plain zip holding a model (not a .keras file)
+            if unpacked is None:
+                raise
+            path = unpacked
+            info = _sniff(path, None, shown)
         own: list[bool] = []
 
         def own_save() -> bool:
@@ -382,6 +395,27 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
                                  source=shown, **loader_kwargs)
         return load_path(path, info=info, framework=framework, arch=arch, trust=effective_trust,
                          map_location=map_location, source=shown, **loader_kwargs)
+
+
+def _model_in_zip(path: Path) -> Path | None:
+    """A zip that is no model format itself, extracted into the cache: the folder that holds
+    its model (single top folders descended into), or None when ``path`` is not a zip.
+
+    What is in it is then sniffed by content and loaded under the usual trust rules."""
+    import zipfile
+
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return None
+    from .archives import extract_entry
+    from .storage import get_backend
+
+    local = get_backend("local")
+    root = extract_entry(local, local.stat(Ref("local", path=str(path)))).path
+    while True:
+        visible = [c for c in root.iterdir() if not c.name.startswith(".")]
+        if len(visible) != 1 or not visible[0].is_dir():
+            return root
+        root = visible[0]
 
 
 def _folder_of(ref: Ref) -> tuple[Ref, str] | None:
