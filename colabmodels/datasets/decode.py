@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import MissingDependencyError
+from .feeder import BrokenImageError
+from .pixels import bomb_problem
 
 
 def pil_open(path: str, mode: str) -> Any:
@@ -14,6 +16,10 @@ def pil_open(path: str, mode: str) -> Any:
 
     ``mode``: ``"grayscale"`` (8-, 16- and 32-bit grey kept), ``"rgb"`` or ``"rgba"``. Animated
     images give their first frame.
+
+    Raises:
+        BrokenImageError: the image declares more pixels than PIL allows (a decompression
+            bomb); the caller adds the Drive path.
     """
     try:
         from PIL import Image
@@ -22,7 +28,13 @@ def pil_open(path: str, mode: str) -> Any:
             'decoding images needs Pillow: pip install "colabmodels[torch]" (or "colabmodels[tf]")'
         ) from e
 
-    img: Any = Image.open(path)
+    problem = bomb_problem(path)
+    if problem:
+        raise BrokenImageError(problem)
+    try:
+        img: Any = Image.open(path)
+    except Image.DecompressionBombError as e:  # a format whose header pixels.py does not read
+        raise BrokenImageError(f"a possible decompression bomb ({e})") from e
     img.load()
     if mode == "grayscale":
         if img.mode not in ("L", "I;16", "I"):

@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from ..errors import ColabModelsError, IntegrityError
+from .pixels import bomb_problem
 
 if TYPE_CHECKING:
     from ..bulk import BulkFetcher
@@ -72,8 +73,13 @@ def image_problem(path: str) -> str | None:
     JPEG, PNG and GIF files pass on their start and end markers alone; anything else (BMP,
     and any file whose markers are missing) is opened by PIL, which reads the header and, for
     PNG, checks every chunk's CRC. Without PIL installed only the markers are checked.
+    First of all, an image whose header declares more pixels than PIL allows (a decompression
+    bomb, :mod:`.pixels`) is refused, so no decoder ever allocates for it.
     """
     try:
+        problem = bomb_problem(path)
+        if problem:
+            return problem
         if _quick_verdict(path):
             return None
     except OSError as e:
@@ -86,6 +92,8 @@ def image_problem(path: str) -> str | None:
         with Image.open(path) as img:
             fmt = img.format
             img.verify()
+    except Image.DecompressionBombError as e:  # a format whose header pixels.py does not read
+        return f"a possible decompression bomb ({e}); raise PIL.Image.MAX_IMAGE_PIXELS if you trust it"
     except (OSError, SyntaxError, ValueError) as e:
         return f"not a readable image ({type(e).__name__}: {e})"
     if fmt == "JPEG":
@@ -157,9 +165,11 @@ class Feeder:
     def find_cached(self) -> int:
         """Take every file that is already in the cache (one ``stat`` each); returns how many.
 
-        Files found this way are trusted (cache entries appear complete, at once); files that
-        failed the image check before are left to :meth:`local`, which reports them by their
-        Drive path again.
+        Files found this way are trusted (cache entries appear complete, at once) once their
+        header declares no more pixels than PIL allows (:mod:`.pixels`: a few bytes read, so
+        no decoder ever allocates for a decompression bomb that another route cached); files
+        that failed the image check before are left to :meth:`local`, which reports them by
+        their Drive path again.
         """
         from ..bulk import cached_paths
         from ..cachestore import cache
@@ -174,7 +184,7 @@ class Feeder:
                                           strict=True)):
             if broken and _check_key(f) in broken:
                 continue  # asked for each time, so it is reported (or skipped) by its Drive path
-            if path is not None:
+            if path is not None and (not self.check_images or bomb_problem(str(path)) is None):
                 self._paths[i] = str(path)
                 found += 1
         self._resolved = found

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import IntegrityError, NotFoundError, RefError
 from .feeder import BrokenImageError, check_on_error, image_problem
 from .listing import ALLOWLIST_FORMATS, DatasetFile, given_labels, shuffled
+from .pixels import bomb_problem
 
 if TYPE_CHECKING:
     from ..bulk import Tree
@@ -409,7 +410,9 @@ class ShardFeeder:
         for f in self.files:
             fut = self._entries[int(f.info["shard"])]
             ready = fut.done() and fut.exception() is None
-            out.append(_member_path(fut.result(), f.info["member"]) if ready else "")
+            path = _member_path(fut.result(), f.info["member"]) if ready else ""
+            # a bomb (an altered shard) is left to local(), which names it
+            out.append(path if path and bomb_problem(path) is None else "")
         return out
 
     def _shard_entry(self, shard: int) -> CacheEntry:
@@ -462,8 +465,11 @@ class ShardFeeder:
             return None
         entry = self._entries[int(f.info["shard"])].result()
         path = _member_path(entry, f.info["member"])
-        if not os.path.exists(path):  # images were checked when packed
-            message = f"{f.path}: missing from its shard {f.stat.name}"
+        # Images were checked when packed, but a shard can be altered: no decoder sees a bomb.
+        problem = None if os.path.exists(path) else f"missing from its shard {f.stat.name}"
+        problem = problem or bomb_problem(path)
+        if problem:
+            message = f"{f.path}: {problem}"
             if self.on_error == "skip":
                 self._bad.add(index)
                 self.skipped.append(f.path)

@@ -136,6 +136,8 @@ def _make_class() -> type:
             path = self.local_path(index)
             try:
                 img = self.loader(path) if self.loader else pil_open(path, "rgb")
+            except BrokenImageError as e:  # e.g. a decompression bomb
+                raise BrokenImageError(f"{self.samples[index][0]}: {e}") from e
             except (OSError, SyntaxError, ValueError) as e:
                 raise BrokenImageError(f"{self.samples[index][0]}: not a readable image ({e})") from e
             target = self.samples[index][1]

@@ -68,3 +68,95 @@ def test_a_shard_index_cannot_point_outside_the_cache_entry(packed_small, tmp_pa
             pass
     message = str(info.value)
     assert "colabmodels-dataset.json" in message and "pack the dataset again" in message.lower()
+
+
+# -- decompression bombs ---------------------------------------------------------------------
+
+BOMB_LIMIT = 10_000
+"""PIL's ``MAX_IMAGE_PIXELS`` in these tests: PIL (and colabmodels, which follows it) refuses
+images over twice that, so a 200x200 image stands in for a real bomb without allocating one."""
+
+
+def _image(fmt: str, size: tuple[int, int]) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, "blue").save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def bombs(drive_env, monkeypatch):
+    """A folder with two good images and two decompression bombs (PNG, BMP)."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", BOMB_LIMIT)
+    folder = f"MyDrive/bombs-{uuid.uuid4().hex[:8]}"
+    drive_env.put(f"{folder}/a/good.png", _png((8, 8), 1))
+    drive_env.put(f"{folder}/b/good.png", _png((8, 8), 2))
+    drive_env.put(f"{folder}/a/bomb.png", _image("PNG", (200, 200)))
+    drive_env.put(f"{folder}/b/bomb.bmp", _image("BMP", (200, 200)))
+    return folder
+
+
+def test_pack_skips_and_names_decompression_bombs(bombs):
+    import colabmodels as cm
+    from colabmodels.datasets.feeder import BrokenImageError
+
+    with pytest.raises(BrokenImageError, match=r"bombs-\w+/a/bomb.png.*(pixels|bomb)"):
+        cm.pack(bombs, dest=f"{bombs}_raise", progress=False)
+    ref = cm.pack(bombs, on_error="skip", progress=False)
+    from colabmodels.datasets.shards import INDEX_NAME
+    from colabmodels.storage import backend_for
+
+    backend = backend_for(ref)
+    index = json.loads(b"".join(backend.open_range(ref.child(INDEX_NAME), 0, None)))
+    assert sorted(index["skipped"]) == [f"{bombs}/a/bomb.png", f"{bombs}/b/bomb.bmp"]
+    assert len(index["samples"]) == 2
+
+
+def test_drive_image_folder_names_a_decompression_bomb(bombs):
+    pytest.importorskip("torch")
+    import colabmodels as cm
+    from colabmodels.datasets.feeder import BrokenImageError
+
+    folder = cm.DriveImageFolder(bombs, download="lazy")
+    bad = next(i for i, (p, _) in enumerate(folder.samples) if p.endswith("bomb.bmp"))
+    with pytest.raises(BrokenImageError, match=rf"{bombs}/b/bomb.bmp"):
+        folder[bad]
+    good = next(i for i, (p, _) in enumerate(folder.samples) if p.endswith("good.png"))
+    assert folder[good][0].size == (8, 8)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "cached-by-fetch"])
+def test_tf_never_decodes_a_declared_huge_image(bombs, warm):
+    pytest.importorskip("tensorflow")
+    import colabmodels as cm
+
+    if warm:  # in the cache already, fetched by a route that does not check images
+        cm.fetch(bombs, progress=False)
+    ds = cm.image_dataset_from_drive(bombs, image_size=(8, 8), batch_size=8, shuffle=False,
+                                     on_error="skip", verbose=False)
+    n = sum(int(x.shape[0]) for x, _ in ds)
+    assert n == 2
+    assert sorted(ds.skipped) == [f"{bombs}/a/bomb.png", f"{bombs}/b/bomb.bmp"]
+
+
+def test_a_bomb_in_an_altered_shard_is_never_decoded(drive_env, monkeypatch):
+    """Shards were checked when packed; one changed since (here: the limit was lowered after
+    packing, as good as swapping a member) is still checked before TensorFlow decodes it."""
+    pytest.importorskip("tensorflow")
+    from PIL import Image
+
+    import colabmodels as cm
+
+    folder = f"MyDrive/shardbomb-{uuid.uuid4().hex[:8]}"
+    drive_env.put(f"{folder}/a/good.png", _png((8, 8), 1))
+    drive_env.put(f"{folder}/b/good.png", _png((8, 8), 2))
+    drive_env.put(f"{folder}/b/big.png", _image("PNG", (200, 200)))
+    ref = cm.pack(folder, progress=False)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", BOMB_LIMIT)
+    ds = cm.image_dataset_from_drive(ref, image_size=(8, 8), batch_size=8, shuffle=False,
+                                     on_error="skip", verbose=False)
+    assert sum(int(x.shape[0]) for x, _ in ds) == 2
+    assert ds.skipped == [f"{folder}/b/big.png"]
