@@ -398,9 +398,10 @@ class GDriveFileSystem(AbstractFileSystem):
         if maxdepth is not None and maxdepth < 1:
             raise ValueError("maxdepth must be at least 1")
         path = self._strip_protocol(path)
+        refresh = bool(kwargs.get("refresh", False))
         out: dict[str, dict[str, Any]] = {}
         try:
-            here = self.info(path)
+            here = self.info(path, refresh=refresh)
         except FileNotFoundError:
             here = None
         if here is not None and here["type"] != "directory":
@@ -408,19 +409,20 @@ class GDriveFileSystem(AbstractFileSystem):
         elif here is not None:
             if withdirs and path != "":
                 out[path] = here
-            for entry in self._walk_parallel(path, maxdepth):
+            for entry in self._walk_parallel(path, maxdepth, refresh):
                 if entry["type"] != "directory" or withdirs:
                     out[entry["name"]] = entry
         names = sorted(out)
         return {n: out[n] for n in names} if detail else names
 
-    def _walk_parallel(self, top: str, maxdepth: int | None) -> Iterator[dict[str, Any]]:
+    def _walk_parallel(self, top: str, maxdepth: int | None,
+                       refresh: bool = False) -> Iterator[dict[str, Any]]:
         """Every entry below ``top``; a folder is listed as soon as its parent's listing names
         it, ``connections`` folders at a time."""
         with ThreadPoolExecutor(max_workers=self._connections(),
                                 thread_name_prefix="colabmodels-gdrive-find") as pool:
             pending: dict[Future[list[dict[str, Any]]], int] = {
-                pool.submit(self.ls, top, True): 1}
+                pool.submit(self.ls, top, True, refresh): 1}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -428,7 +430,7 @@ class GDriveFileSystem(AbstractFileSystem):
                     for entry in future.result():
                         yield entry
                         if entry["type"] == "directory" and (maxdepth is None or depth < maxdepth):
-                            pending[pool.submit(self.ls, entry["name"], True)] = depth + 1
+                            pending[pool.submit(self.ls, entry["name"], True, refresh)] = depth + 1
 
     def invalidate_cache(self, path: Any = None) -> None:
         if path is None:
