@@ -8,16 +8,17 @@ does not grow with the dataset; once fetched, a file's path is remembered, so th
 epoch reads local disk without a single request.
 
 Broken files: a file that cannot be fetched, or is not a readable image, raises
-:class:`~colabmodels.errors.ImageError`-style errors naming its Drive path; with
-``on_error="skip"`` it is skipped, a warning names it, and it is added to ``skipped``.
+:class:`BrokenImageError` (or the fetch's own error) naming its Drive path; with
+``on_error="skip"`` it is skipped, one logged warning names its Drive path (never a cache
+path), and it is added to ``skipped``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
@@ -51,7 +52,10 @@ def _quick_verdict(path: str) -> bool:
     """True when the file's first and last bytes are those of a complete JPEG, PNG or GIF.
 
     A few microseconds per file (two small reads), so every file of a dataset can be checked
-    as it arrives; anything else (other formats, a missing end marker) gets PIL's check.
+    as it arrives; anything else (other formats, a missing end marker) gets PIL's check. A
+    JPEG passes only when it *ends* with its end-of-image marker (trailing zero or blank
+    padding aside): a truncated JPEG may well hold those two bytes earlier (in an EXIF
+    thumbnail, an ICC profile or a comment).
     """
     with open(path, "rb") as fh:
         head = fh.read(16)
@@ -59,7 +63,7 @@ def _quick_verdict(path: str) -> bool:
         fh.seek(max(0, size - _TAIL))
         tail = fh.read()
     if head.startswith(b"\xff\xd8\xff"):
-        return b"\xff\xd9" in tail
+        return tail.rstrip(b"\x00 \t\r\n").endswith(b"\xff\xd9")
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return tail.endswith(b"IEND\xaeB`\x82")
     if head[:6] in (b"GIF87a", b"GIF89a"):
@@ -85,24 +89,31 @@ def image_problem(path: str) -> str | None:
     except OSError as e:
         return f"cannot be read ({e})"
     try:
-        from PIL import Image
+        from PIL import Image, ImageFile
     except ImportError:  # pragma: no cover - PIL comes with keras/tf installs
         return None
     try:
         with Image.open(path) as img:
             fmt = img.format
-            img.verify()
+            if fmt == "JPEG":  # no end marker where it belongs: decode it all to be sure
+                if getattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False):
+                    return "a truncated JPEG (no end-of-image marker)"
+                img.load()
+            else:
+                img.verify()
     except Image.DecompressionBombError as e:  # a format whose header pixels.py does not read
         return f"a possible decompression bomb ({e}); raise PIL.Image.MAX_IMAGE_PIXELS if you trust it"
     except (OSError, SyntaxError, ValueError) as e:
-        return f"not a readable image ({type(e).__name__}: {e})"
-    if fmt == "JPEG":
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - 65536))
-            if b"\xff\xd9" not in fh.read():
-                return "a truncated JPEG (no end-of-image marker)"
+        if "truncated" in str(e).lower() or "premature" in str(e).lower():
+            return "a truncated image (its data stops early)"
+        return f"not a readable image ({type(e).__name__}: {_without_path(str(e), path)})"
     return None
+
+
+def _without_path(text: str, path: str) -> str:
+    """``text`` without the local (cache) path ``path`` in it: messages name Drive paths."""
+    text = text.replace(repr(path), "").replace(f'"{path}"', "").replace(path, "")
+    return re.sub(r"\s+", " ", text.replace("''", "")).strip(" :")
 
 
 def _check_key(f: DatasetFile) -> str:
@@ -279,13 +290,17 @@ class Feeder:
     def _failed(self, index: int, exc: Exception) -> None:
         f = self.files[index]
         message = str(exc) if isinstance(exc, BrokenImageError) else f"{f.path}: {exc}"
+        from ..cachestore import cache
+
+        message = re.sub(re.escape(str(cache.root)) + r"[^\s'\"]*", "(cached copy)", message)
         if self.on_error == "skip":
             with self._lock:
-                if index not in self._bad:
+                first = index not in self._bad
+                if first:
                     self._bad[index] = message
                     self.skipped.append(f.path)
-            logger.warning("skipped %s", message)
-            warnings.warn(f"skipped {message}", stacklevel=2)
+            if first:  # once, by its Drive path
+                logger.warning("skipped %s", message)
             return None
         if isinstance(exc, BrokenImageError):
             raise BrokenImageError(f'{message}. Replace or remove it, or pass on_error="skip" '
@@ -301,10 +316,29 @@ class Feeder:
             self._asked = len(self.files)
             self._read_ahead()
 
-    def fetch_all(self) -> list[str | None]:
-        """Every file's path (fetching all of them, many at a time); None for skipped files."""
+    def fetch_all(self, *, progress: bool = False, desc: str = "") -> list[str | None]:
+        """Every file's path (fetching all of them, many at a time); None for skipped files.
+
+        ``progress``: a bar that counts files (those already in the cache count at once), not
+        bytes: Drive's sizes are unknown for some files, and a byte bar of a partly cached
+        folder shows nothing useful.
+        """
         self.start_all()
-        return [self.local(i) for i in range(len(self.files))]
+        n = len(self.files)
+        if not progress or n == 0:
+            return [self.local(i) for i in range(n)]
+        from tqdm.auto import tqdm
+
+        ready = sum(1 for p in self._paths if p is not None)
+        out: list[str | None] = []
+        with tqdm(total=n, initial=ready, desc=desc or "fetching", unit="file", leave=False,
+                  dynamic_ncols=True, mininterval=0.2) as bar:
+            for i in range(n):
+                cached = self._paths[i] is not None
+                out.append(self.local(i))
+                if not cached:
+                    bar.update(1)
+        return out
 
     def close(self) -> None:
         if self._fetcher is not None and self._pid == os.getpid():

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
 from .feeder import Feeder, check_on_error
-from .listing import ALLOWLIST_FORMATS, DatasetFile, index_drive_folder, resolve_folder
+from .listing import (
+    ALLOWLIST_FORMATS,
+    DatasetFile,
+    index_drive_folder,
+    resolve_folder,
+    shuffled,
+)
+from .quiet_import import quiet_import
 
 if TYPE_CHECKING:
     from ..refs import Ref
@@ -30,8 +37,8 @@ SUPPORTED_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3"
 
 def _tf_and_keras() -> tuple[Any, Any]:
     try:
-        import keras
-        import tensorflow as tf
+        keras = quiet_import("keras")  # TensorFlow's C++ start-up lines stay out of the notebook
+        tf = quiet_import("tensorflow")
     except ImportError as e:
         raise MissingDependencyError(
             'image_dataset_from_drive needs TensorFlow and Keras 3: pip install "colabmodels[tf]"'
@@ -120,6 +127,7 @@ def image_dataset_from_drive(
     on_error: str = "raise",
     refresh: bool = False,
     workers: int | None = None,
+    include_hidden: bool = True,
 ) -> Any:
     """A ``tf.data.Dataset`` of the images in a Drive folder, as Keras makes one from a local folder.
 
@@ -128,14 +136,30 @@ def image_dataset_from_drive(
     follows Drive shortcuts to folders. The result has ``class_names`` and ``file_paths``
     (Drive paths); ``subset="both"`` returns ``(train, validation)``.
 
+    Where the files go: each file is downloaded once into the colabmodels cache
+    (``COLABMODELS_CACHE_DIR``, by default ``~/.cache/colabmodels``; ``%cache ls`` or
+    ``colabmodels cache ls`` show it), 64 at a time, just ahead of its use in the first epoch;
+    later epochs, and later sessions on the same machine, read local disk. The dataset takes
+    as much disk as its files take in Drive (``cm.DatasetPanel`` shows the total);
+    ``COLABMODELS_CACHE_MAX_BYTES`` caps the cache, and ``cm.cache.prune()`` /
+    ``cm.cache.clear()`` free it. Nothing is held in memory beyond Keras' own buffers.
+
+    Interrupting (Ctrl-C, or Kernel > Interrupt) stops the downloads within about a second;
+    files already complete stay in the cache, and the next run resumes with the rest.
+
     Args:
         ref: the dataset folder: ``MyDrive/datasets/flowers``, a folder link or id (also
             ``gs://``, ``s3://`` or a local folder), or a folder written by :func:`cm.pack`.
-        on_error: ``"raise"`` (a broken image raises an error naming its Drive path) or
-            ``"skip"`` (it is left out with a warning and listed in the dataset's ``skipped``
-            attribute, which fills as files are read).
+        on_error: ``"raise"`` (a broken image raises an error naming its Drive path, when it
+            is read) or ``"skip"``: every file is fetched and checked before the dataset is
+            returned (with a progress bar counting files), broken ones are left out with one
+            logged warning each and listed in the dataset's ``skipped``, and the dataset's
+            length stays known (so ``fit`` never reports running out of data).
         refresh: list the folder again instead of checking the remembered listing.
         workers: files fetched at the same time (default 64).
+        include_hidden: False leaves out files in hidden folders inside the classes (and hidden
+            files), such as ``lily/.ipynb_checkpoints/``; Keras includes them (the default).
+            Hidden folders at the top are never classes, as in Keras.
 
     Raises:
         ValueError: a bad argument (Keras' checks and messages), or no images found.
@@ -168,10 +192,15 @@ def image_dataset_from_drive(
             return packed.feeder(part, on_error=on_error, skipped=skipped)
     else:
         index = index_drive_folder(ref, labels, formats=ALLOWLIST_FORMATS,
-                                   class_names=class_names, shuffle=shuffle, seed=seed,
+                                   class_names=class_names,
+                                   shuffle=shuffle and include_hidden, seed=seed,
                                    follow_links=follow_links, refresh=refresh,
                                    folder=(backend, root), tree=tree)
         files, labels_arr, class_names_out = index.stats.files, index.labels, index.class_names
+        if not include_hidden:  # as Keras would list the folder without them
+            files, labels_arr = _without_hidden(files, labels_arr, labels == "inferred")
+            if shuffle:
+                files, labels_arr = shuffled(files, labels_arr, seed)
         for where, why in index.stats.unreadable:
             if on_error == "raise":
                 from ..errors import AuthError
@@ -185,6 +214,9 @@ def image_dataset_from_drive(
                             lookahead=lookahead)
             feeder.find_cached()
             return feeder
+    if on_error == "skip" and packed is None:
+        files, labels_arr = _checked_up_front(backend, files, labels_arr, skipped, workers,
+                                              verbose)
     if labels_arr is None:
         _print(f"Found {len(files)} files.", verbose)
     else:
@@ -241,12 +273,64 @@ def image_dataset_from_drive(
     part, part_labels = split(subset) if validation_split else (files, labels_arr)
     if not part:
         raise ValueError(f"No images found in directory {directory}. "
-                         f"Allowed formats: {ALLOWLIST_FORMATS}")
+                         f"Allowed formats: {ALLOWLIST_FORMATS}"
+                         + _one_class_hint(tree, directory, labels, class_names_out))
     ds = files_to_dataset(part, part_labels, shuffle=shuffle,
                           shuffle_buffer_size=shuffle_buffer_size, seed=seed,
                           feeder=make_feeder(part, (shuffle_buffer_size if shuffle else 0) + 256),
                           **common)
     return finish(ds, part)
+
+
+def _one_class_hint(tree: Any, directory: str, labels: Any, names: list[str] | None) -> str:
+    """" This looks like one class…" when the images lie directly in the folder."""
+    from .summary import top_level_images
+
+    loose = top_level_images(tree) if labels == "inferred" and not names else 0
+    if not loose:
+        return ""
+    parent = directory.rstrip("/").rsplit("/", 1)[0] if "/" in directory.strip("/") else ""
+    return (f". This looks like one class: {loose} images lie directly in {directory}, with no "
+            "class folders" + (f"; did you mean the parent folder {parent}?" if parent else ".")
+            + " (labels=None reads unlabeled images.)")
+
+
+def _without_hidden(files: list[DatasetFile], labels: Any,
+                    inferred: bool) -> tuple[list[DatasetFile], Any]:
+    """The files outside hidden folders (and not hidden themselves), labels to match."""
+    from .summary import is_hidden_inside
+
+    keep = [i for i, f in enumerate(files) if not is_hidden_inside(f.rel, below_class=inferred)]
+    if len(keep) < len(files):
+        logger.info("left out %d files in hidden folders (include_hidden=False)",
+                    len(files) - len(keep))
+    return _take(files, labels, keep)
+
+
+def _take(files: list[DatasetFile], labels: Any, keep: list[int]) -> tuple[list[DatasetFile], Any]:
+    import numpy as np
+
+    out = [files[i] for i in keep]
+    if labels is None:
+        return out, None
+    if isinstance(labels, np.ndarray):
+        return out, labels[keep]
+    return out, [labels[i] for i in keep]
+
+
+def _checked_up_front(backend: Any, files: list[DatasetFile], labels: Any, skipped: list[str],
+                      workers: int | None, verbose: bool) -> tuple[list[DatasetFile], Any]:
+    """``on_error="skip"``: fetch and check every file now, and keep the good ones, so the
+    dataset's length is known (a filter in the pipeline would make it unknown, and Keras'
+    ``fit`` would then warn that the input ran out of data)."""
+    feeder = Feeder(backend, files, on_error="skip", skipped=skipped, workers=workers)
+    feeder.find_cached()
+    try:
+        paths = feeder.fetch_all(progress=verbose, desc="checking images")
+    finally:
+        feeder.close()
+    keep = [i for i, p in enumerate(paths) if p is not None]
+    return (files, labels) if len(keep) == len(files) else _take(files, labels, keep)
 
 
 def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,

@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 def _pydataset_base() -> type:
     try:
-        import keras
+        from .quiet_import import quiet_import
+
+        keras = quiet_import("keras")
     except ImportError as e:  # pragma: no cover - keras is an optional extra
         raise MissingDependencyError('DriveImageSequence needs Keras 3: pip install "colabmodels[tf]"') from e
     return keras.utils.PyDataset

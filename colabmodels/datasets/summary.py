@@ -6,11 +6,17 @@ does (the same remembered listing, the same Keras file selection) and returns a
 :class:`DatasetWarning` s for what a user should know before training:
 
 - ``hidden_folders``: top-level folders whose names start with ``.`` (Keras skips them);
+- ``hidden_inside``: hidden folders or files inside a class (``lily/.ipynb_checkpoints/``):
+  Keras includes them, ``include_hidden=False`` leaves them out;
+- ``one_class``: no class folders but images right in the folder (a class folder was given
+  instead of its parent);
 - ``empty_classes``: class folders with no image in them;
 - ``broken_images``: files Drive could not read as images (it gave no image metadata, or the
   file is empty), and samples whose thumbnail Drive could not make;
 - ``duplicates``: files with the same content (equal md5 checksums);
 - ``imbalance``: the largest class has many times the images of the smallest;
+- ``aspect_ratios``: images of different shapes (they are stretched to ``image_size`` unless
+  ``crop_to_aspect_ratio`` or ``pad_to_aspect_ratio`` is passed);
 - ``not_images``, ``google_docs``, ``unreadable``: files left out, and why.
 
 Nothing is downloaded: the listing reads metadata and :func:`fetch_thumbnail` reads Drive's
@@ -19,6 +25,7 @@ thumbnails (small images Drive makes itself), never a file's content (no ``alt=m
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -29,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ..errors import NotFoundError
 from .listing import ALLOWLIST_FORMATS, DatasetFile, IndexStats, as_ref, resolve_folder
 
 if TYPE_CHECKING:
@@ -37,9 +45,10 @@ if TYPE_CHECKING:
     from ..refs import Ref
     from ..storage.base import RemoteStat, StorageBackend
 
-__all__ = ["IMBALANCE_RATIO", "DatasetSummary", "DatasetWarning", "Thumbnail",
-           "add_thumbnail_problems", "class_rows", "describe", "fetch_thumbnail",
-           "fetch_thumbnails", "summarize"]
+__all__ = ["COMMON_SQUARE_SIZES", "IMBALANCE_RATIO", "DatasetSummary", "DatasetWarning",
+           "MissingFolderError", "Thumbnail", "add_thumbnail_problems", "class_rows", "describe",
+           "fetch_thumbnail", "fetch_thumbnails", "hidden_parts", "is_hidden_inside",
+           "suggest_image_size", "summarize", "top_level_images"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +57,10 @@ IMBALANCE_RATIO = 4.0
 of its smallest non-empty class."""
 THUMBNAIL_WORKERS = 8
 """Thumbnails requested at the same time."""
+COMMON_SQUARE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
+"""The square ``image_size`` values people pick (and pretrained models expect)."""
+_ASPECT_SPREAD = 1.15
+"""Images whose width/height ratios differ by more than this factor count as mixed shapes."""
 _SIZE_SUFFIX = re.compile(r"=(?:s\d+|w\d+(?:-h\d+)?|h\d+)(?:-[a-z0-9-]*)?$")
 
 
@@ -68,6 +81,10 @@ class DatasetWarning:
 
     def __str__(self) -> str:
         return self.message
+
+
+class MissingFolderError(NotFoundError):
+    """The dataset folder does not exist (the message names the nearest existing names)."""
 
 
 @dataclass
@@ -105,6 +122,8 @@ class DatasetSummary:
     image_sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
     stats: IndexStats | None = None
     broken: list[str] = field(default_factory=list)
+    loose_images: int = 0
+    hidden_inside: list[str] = field(default_factory=list)
     backend: StorageBackend | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -140,6 +159,17 @@ class DatasetSummary:
         (w, h), _ = self.image_sizes.most_common(1)[0]
         return h, w
 
+    @property
+    def suggested_image_size(self) -> tuple[int, int] | None:
+        """The ``image_size`` to suggest (see :func:`suggest_image_size`), if Drive gave sizes."""
+        return suggest_image_size(self.image_sizes)
+
+    @property
+    def mixed_aspect_ratios(self) -> bool:
+        """Whether the images have noticeably different shapes (width/height ratios)."""
+        ratios = [w / h for (w, h) in self.image_sizes if w > 0 and h > 0]
+        return bool(ratios) and max(ratios) / min(ratios) > _ASPECT_SPREAD
+
     def size_text(self) -> str:
         """``"64x64 px (all 60)"`` or ``"from 32x40 to 512x384 px"`` ("" when Drive gave none)."""
         if not self.image_sizes:
@@ -159,6 +189,103 @@ class DatasetSummary:
     def warning(self, kind: str) -> DatasetWarning | None:
         """The warning of this kind, if any."""
         return next((w for w in self.warnings if w.kind == kind), None)
+
+
+def suggest_image_size(sizes: Counter[tuple[int, int]]) -> tuple[int, int] | None:
+    """The ``(height, width)`` to suggest for ``image_size`` from ``(width, height) -> count``.
+
+    When one size covers nine files in ten, that size. Otherwise the common square size
+    (:data:`COMMON_SQUARE_SIZES`) nearest to the median image (the square root of width x
+    height, weighted by count): what a user would pick, not the most frequent of many sizes.
+    """
+    import math
+
+    total = sum(sizes.values())
+    if not total:
+        return None
+    (w, h), n = sizes.most_common(1)[0]
+    if n >= 0.9 * total:
+        return h, w
+    sides = sorted((math.sqrt(w * h), c) for (w, h), c in sizes.items() if w > 0 and h > 0)
+    seen, median = 0, sides[-1][0]
+    for side, c in sides:
+        seen += c
+        if seen * 2 >= total:
+            median = side
+            break
+    best = min(COMMON_SQUARE_SIZES, key=lambda s: abs(math.log(s / max(median, 1.0))))
+    return best, best
+
+
+def is_hidden_inside(rel: str, *, below_class: bool = True) -> bool:
+    """Whether a file lies in a hidden folder, or is a hidden file, inside its class folder
+    (``lily/.ipynb_checkpoints/old/a.jpg``, ``lily/._a.jpg``). ``below_class=False``: any
+    hidden part of ``rel`` counts (no class folder at the front)."""
+    parts = rel.split("/")
+    return any(p.startswith(".") for p in (parts[1:] if below_class else parts))
+
+
+def hidden_parts(rel: str) -> str:
+    """The part of a class file's ``rel`` up to its first hidden name (``lily/.ipynb_checkpoints``)."""
+    parts = rel.split("/")
+    for i, p in enumerate(parts[1:], start=1):
+        if p.startswith("."):
+            return "/".join(parts[: i + 1])
+    return rel
+
+
+def top_level_images(tree: Tree, formats: tuple[str, ...] = ALLOWLIST_FORMATS) -> int:
+    """Image files directly in the listed folder (not in a class folder)."""
+    lowered = tuple(f.lower() for f in formats)
+    return sum(1 for c in tree.root.children or ()
+               if not c.is_dir and c.name.lower().endswith(lowered))
+
+
+def _parent_ref(ref: Ref, path: str) -> Ref:
+    from dataclasses import replace
+
+    return replace(ref, path=path, id=None, raw=path, folder=True, version=None)
+
+
+def missing_folder(ref: Ref, backend: StorageBackend) -> MissingFolderError | None:
+    """For a path that names nothing: the error that says so, with the nearest existing names
+    (``flowers`` for ``flowerz``) in its deepest existing folder; None when ``ref`` is not a
+    path or the path exists after all."""
+    if ref.path is None or ref.id is not None or ref.source == "http":
+        return None
+    path = ref.path.rstrip("/")
+    parts = path.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        parent = "/".join(parts[:cut])
+        try:
+            stat = backend.stat(_parent_ref(ref, parent))
+        except NotFoundError:
+            continue
+        except Exception as e:  # the hint is optional: the plain error still says enough
+            logger.info("looking for the nearest names of %s: %s", path, e)
+            return None
+        if not stat.is_dir:
+            return None
+        wanted = parts[cut]
+        try:
+            from itertools import islice
+
+            names = [c.name for c in islice(backend.list(stat.ref), 5000)]
+        except Exception as e:
+            logger.info("listing %s for the nearest names: %s", parent, e)
+            names = []
+        near = difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
+        if not near:
+            lowered = {n.lower(): n for n in names}
+            near = [lowered[n] for n in difflib.get_close_matches(wanted.lower(), list(lowered),
+                                                                  n=3, cutoff=0.5)]
+        shown = (ref.raw or path).rstrip("/")
+        hint = (f" Nearest names in {parent}: " + ", ".join(near) + "." if near else
+                f" {parent} holds: " + ", ".join(sorted(names)[:8])
+                + (" …" if len(names) > 8 else "") + "." if names else f" {parent} is empty.")
+        return MissingFolderError(f"{shown} does not exist: there is no {wanted!r} in {parent}."
+                                  + hint)
+    return None
 
 
 # -- summarising ---------------------------------------------------------------------------------
@@ -191,7 +318,17 @@ def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | Non
     from ..bulk import walk_tree
 
     parsed = as_ref(ref)
-    backend, root = resolve_folder(parsed)
+    try:
+        backend, root = resolve_folder(parsed)
+    except NotFoundError as e:
+        if isinstance(e, MissingFolderError) or "is a file, not a folder" in str(e):
+            raise
+        from ..storage import backend_for
+
+        better = missing_folder(parsed, backend_for(parsed))
+        if better is None:
+            raise
+        raise better from e
     shown = (root.ref.path or root.name).rstrip("/")
     summary = DatasetSummary(ref=parsed.raw or shown, path=shown, backend=backend)
     if on_update is not None:
@@ -203,7 +340,8 @@ def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | Non
                                   formats)
     done = DatasetSummary(ref=summary.ref, path=shown, class_names=names,
                           counts={n: stats.class_counts.get(n, 0) for n in names}, files=files,
-                          complete=True, stats=stats, backend=backend)
+                          complete=True, stats=stats, backend=backend,
+                          loose_images=top_level_images(tree, formats))
     for f in files:
         size = f.image_size
         if size is not None:
@@ -301,6 +439,29 @@ def _warnings(summary: DatasetSummary, stats: IndexStats, ratio: float) -> list[
             "empty_classes", f"{_plural(len(empty), 'empty class')}: {', '.join(empty)} "
             "(no images; the class still gets a label). Add images or remove the folder.",
             tuple(f"{summary.path}/{n}" for n in empty)))
+    hidden = [f for f in summary.files if is_hidden_inside(f.rel)]
+    summary.hidden_inside = sorted({hidden_parts(f.rel) for f in hidden})
+    if hidden:
+        shown = ", ".join(summary.hidden_inside[:3]) + (" …" if len(summary.hidden_inside) > 3
+                                                         else "")
+        out.append(DatasetWarning(
+            "hidden_inside", f"{_plural(len(hidden), 'image')} in hidden folders or files inside "
+            f"classes ({shown}): Keras includes them, so they are counted and trained on. Leave "
+            "them out with include_hidden=False (the panel's “leave out hidden” box).",
+            tuple(f"{summary.path}/{p}" for p in summary.hidden_inside)))
+    if not summary.class_names and summary.loose_images:
+        parent = summary.path.rsplit("/", 1)[0] if "/" in summary.path else ""
+        did_you = f"; did you mean the parent folder {parent}?" if parent else ""
+        out.append(DatasetWarning(
+            "one_class", f"This looks like one class: {_plural(summary.loose_images, 'image')} "
+            f"lie directly in {summary.path}, with no class folders{did_you} (An image dataset "
+            "is a folder with one subfolder per class; labels=None reads unlabeled images.)",
+            (summary.path,)))
+    elif summary.loose_images:
+        out.append(DatasetWarning(
+            "loose_images", f"{_plural(summary.loose_images, 'image')} directly in "
+            f"{summary.path}, outside the class folders, are left out (as in Keras).",
+            (summary.path,)))
     broken = _broken_by_metadata(summary.files)
     summary.broken = [path for path, _ in broken]
     if broken:
@@ -317,13 +478,19 @@ def _warnings(summary: DatasetSummary, stats: IndexStats, ratio: float) -> list[
     dupes = [group for group in groups.values() if len(group) > 1]
     if dupes:
         extra = sum(len(g) - 1 for g in dupes)
-        example = " = ".join(f.rel for f in dupes[0][:3])
-        cross = sum(1 for g in dupes if len({f.label for f in g}) > 1)
-        across = f"; {cross} across classes (one image, two labels)" if cross else ""
+        crossing = [g for g in dupes if len({f.label for f in g}) > 1]
+        within = [g for g in dupes if len({f.label for f in g}) == 1]
+        parts = []
+        if crossing:
+            pair = " = ".join(f.rel for f in crossing[0][:3])
+            parts.append(f"{_plural(len(crossing), 'group')} across classes (one image, two "
+                         f"labels), e.g. {pair}")
+        if within:
+            pair = " = ".join(f.rel for f in within[0][:3])
+            parts.append(f"{_plural(len(within), 'group')} within a class, e.g. {pair}")
         out.append(DatasetWarning(
-            "duplicates", f"{_plural(extra, 'exact duplicate')} by md5 in "
-            f"{_plural(len(dupes), 'group')}{across}, e.g. {example}.",
-            tuple(" = ".join(f.path for f in g) for g in dupes)))
+            "duplicates", f"{_plural(extra, 'exact duplicate')} by md5: " + "; ".join(parts)
+            + ".", tuple(" = ".join(f.path for f in g) for g in crossing + within)))
     sizes = {n: c for n, c in summary.counts.items() if c > 0}
     if len(sizes) >= 2:
         big = max(sizes, key=lambda n: sizes[n])
@@ -334,6 +501,15 @@ def _warnings(summary: DatasetSummary, stats: IndexStats, ratio: float) -> list[
                 f"{sizes[small]} ({sizes[big] / sizes[small]:.1f}x). Consider class weights "
                 "(model.fit(class_weight=...)) or more images of the small classes.",
                 (f"{summary.path}/{big}", f"{summary.path}/{small}")))
+    if summary.mixed_aspect_ratios:
+        ratios = [w / h for (w, h) in summary.image_sizes if w > 0 and h > 0]
+        suggested = summary.suggested_image_size
+        size = f"{suggested[0]}x{suggested[1]}" if suggested else "image_size"
+        out.append(DatasetWarning(
+            "aspect_ratios", f"mixed aspect ratios (width/height from {min(ratios):.2f} to "
+            f"{max(ratios):.2f}, {len(summary.image_sizes)} sizes): resizing to {size} stretches "
+            "them; pass crop_to_aspect_ratio=True (crop the middle) or pad_to_aspect_ratio=True "
+            "(pad the sides) to keep their shape.", ()))
     if stats.not_images:
         out.append(DatasetWarning(
             "not_images", f"{_plural(len(stats.not_images), 'file')} left out (not "
@@ -467,8 +643,10 @@ def add_thumbnail_problems(summary: DatasetSummary, thumbs: Iterable[Thumbnail])
         f"image: {names}{more} (found from metadata and thumbnails; only shown samples have "
         "thumbnails). Replace or remove them, or pass on_error=\"skip\".", tuple(summary.broken))
     if old is None:
-        at = 1 if summary.warning("hidden_folders") else 0
-        at += 1 if summary.warning("empty_classes") else 0
+        later = ("duplicates", "imbalance", "aspect_ratios", "not_images", "google_docs",
+                 "unreadable")
+        at = next((i for i, w in enumerate(summary.warnings) if w.kind in later),
+                  len(summary.warnings))
         summary.warnings.insert(at, new)
     else:
         summary.warnings[summary.warnings.index(old)] = new

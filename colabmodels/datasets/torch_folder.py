@@ -95,18 +95,13 @@ def _make_class() -> type:
             self._feeder: Feeder | None = None
             self._local: list[str] | None = None
             if download == "ahead":
-                from ..progress import progress_bar
-
                 feeder = Feeder(backend, files, on_error=on_error, skipped=self.skipped,
                                 workers=workers)
-                total = sum(f.stat.size or 0 for f in files)
-                paths = []
-                with progress_bar(total, self.root, enabled=progress) as report:
-                    feeder.start_all()
-                    for i, f in enumerate(files):
-                        paths.append(feeder.local(i))
-                        report(f.stat.size or 0)
-                feeder.close()
+                feeder.find_cached()
+                try:
+                    paths = feeder.fetch_all(progress=progress, desc=self.root)
+                finally:
+                    feeder.close()
                 kept = [(f, p) for f, p in zip(files, paths, strict=True) if p is not None]
                 files = [f for f, _ in kept]
                 self._local = [p for _, p in kept if p is not None]
