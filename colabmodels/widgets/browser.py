@@ -7,14 +7,15 @@ typing pauses), "everywhere" and "model files only"; column headers Name / Size 
 (click to sort, again to reverse); the list with a details pane beside it; Up / Open / More
 and a status line; then the mode's actions.
 
-**Opening folders.** Core widgets have no double-click. The list is a ``Select`` (a
-``SelectMultiple`` in ``select`` mode): a click selects a row and shows its details; **Open**
-(or choosing the ``⬆ ..`` row, or a breadcrumb) navigates. The keyboard works as in any list
+**Opening folders.** The list is a ``Select`` (a ``SelectMultiple`` in ``select`` mode): a
+click selects a row and shows its details; a double-click opens a folder or loads a file;
+**Open** (or choosing the ``⬆ ..`` row, or a breadcrumb) navigates. The keyboard works as in any list
 (arrows, Home/End, type-ahead) and Tab reaches the buttons.
 
 **Load mode**: a variable name (filled from the file name) and **Load**: ``cm.load_model``
-runs with a progress bar, the model lands in the notebook's namespace, and **Copy
-reference** shows the line to use in code. **Save mode**: pick a folder (the one shown, or a
+runs with a progress bar, the model lands in the notebook's namespace (Load is disabled for
+files that are no model, such as images), and **Copy reference** shows the reference to
+paste into code. **Save mode**: pick a folder (the one shown, or a
 selected subfolder), a name, a model variable from the namespace and ``key=value``
 metadata; **Save** calls ``cm.save_model`` and shows the version it made.
 
@@ -56,7 +57,28 @@ _STYLE = """<style>
 .cm-crumbs button { padding: 0 6px; }
 .cm-details th, .cm-details td { vertical-align: top; }
 .cm-details td { word-break: break-word; overflow-wrap: anywhere; }
+.cm-versions { max-width: 320px; max-height: 220px; overflow: auto; }
+.cm-versions table { font-size: 12px; }
+a.cm-open-drive { display: inline-block; margin-top: 4px; padding: 2px 10px;
+  border: 1px solid #4a86c5; border-radius: 3px; color: #1a5fb4; text-decoration: none; }
+a.cm-open-drive:hover { background: #eef2f7; }
 </style>"""
+
+# Core widgets have no double-click. This image fails to load at once and its handler (our own
+# constant text, no data in it) makes a double-click in the list press the hidden
+# ``.cm-dblclick`` button, which the kernel turns into Open (a folder) or Load (a file): the
+# click that selected the row has reached the kernel before it, as widget messages keep order.
+_DOUBLE_CLICK = (
+    "<img src='data:,' alt='' style='display:none' onerror=\""
+    "var img=this,tries=0;(function hook(){"
+    "var root=img.closest('.cm-drive-browser');"
+    "var list=root&&root.querySelector('.cm-drive-list select');"
+    "if(!list){if(tries++<50){setTimeout(hook,100);}return;}"
+    "if(list.dataset.cmDblclick){return;}list.dataset.cmDblclick='1';"
+    "list.addEventListener('dblclick',function(){"
+    "var b=root.querySelector('.cm-dblclick');"
+    "if(b&&b.tagName!=='BUTTON'){b=b.querySelector('button');}"
+    "if(b){b.click();}});})();\">")
 
 
 def _pad(text: str, width: int) -> str:
@@ -157,10 +179,13 @@ class DriveBrowser:
         self.thumbnail = w.Image(value=b"", format="png", layout=w.Layout(display="none",
                                                                           max_width="220px"))
         self.versions = w.HTML("")
+        self.double_click = w.Button(description="open or load",
+                                     layout=w.Layout(display="none"))
+        self.double_click.add_class("cm-dblclick")
         self.copy_button = w.Button(description="Copy reference", icon="clipboard", disabled=True,
-                                    tooltip="show the line that loads this in code")
-        self.reference = w.Textarea(value="", layout=w.Layout(width="100%", height="3.2em",
-                                                              display="none"))
+                                    tooltip="show the reference to paste into code")
+        self.reference = w.Text(value="", layout=w.Layout(width="100%", display="none"))
+        self.reference.add_class("cm-reference")
         side = w.VBox([self.details, self.thumbnail, self.versions, self.copy_button, self.reference],
                       layout=w.Layout(width="330px", padding="0 0 0 10px", overflow="hidden"))
 
@@ -187,7 +212,7 @@ class DriveBrowser:
         else:
             actions = w.HBox([])
         self.widget = w.VBox([
-            w.HTML(_STYLE),
+            w.HTML(_STYLE + _DOUBLE_CLICK),
             w.HBox([self.roots, self.refresh_button]),
             self.crumbs,
             w.HBox([self.search, self.everywhere, self.models_only]),
@@ -195,7 +220,9 @@ class DriveBrowser:
             w.HBox([self.listing, side]),
             w.HBox([self.up_button, self.open_button, self.more_button, self.status]),
             actions, self.progress.box, self.result, self.guard.message, self.guard.output,
+            self.double_click,
         ])
+        self.widget.add_class("cm-drive-browser")
 
         self.roots.observe(guard(self._root_chosen), names="value")
         self.refresh_button.on_click(guard(lambda _: self.model.refresh()))
@@ -207,6 +234,7 @@ class DriveBrowser:
         self.listing.observe(guard(self._picked), names="value")
         self.up_button.on_click(guard(lambda _: self.model.up()))
         self.open_button.on_click(guard(lambda _: self.model.open_selected()))
+        self.double_click.on_click(guard(self._double_clicked))
         self.more_button.on_click(guard(lambda _: self.model.more()))
         self.copy_button.on_click(guard(self._copy_reference))
         self.load_button.on_click(guard(self._load))
@@ -315,7 +343,7 @@ class DriveBrowser:
             else:
                 self.listing.value = keep[0] if keep else None
             self.more_button.disabled = self.model.complete or not self.model.items
-            left = "" if self.model.complete else f"next {self.model.page_size}"
+            left = "" if self.model.complete else f"next {self.model.next_page_size}"
             self.more_button.tooltip = f"list the {left} items" if left else "everything is listed"
 
     def _draw_headers(self) -> None:
@@ -337,7 +365,10 @@ class DriveBrowser:
             item = found.item if found is not None and single else (chosen[0] if single else None)
             self.open_button.disabled = not (item is not None and item.is_folder)
             self.copy_button.disabled = item is None
-            self.load_button.disabled = item is None or (item.is_folder and item.model_kind is None)
+            why = self.model.not_a_model(item) if item is not None else "nothing selected"
+            self.load_button.disabled = why is not None
+            self.load_button.tooltip = (f"cannot load: {why}" if why else
+                                        "cm.load_model into the variable")
             if item is None:
                 self.details.value = (f"<p>{len(chosen)} selected</p>" if chosen else
                                       "<p style='color:#777'>Select a file or folder to see its "
@@ -345,7 +376,8 @@ class DriveBrowser:
                 self.thumbnail.layout.display = "none"
                 self.versions.value = ""
                 return
-            self.details.value = _details_html(item, loading=found is None)
+            self.details.value = _details_html(item, loading=found is None,
+                                               web_link=self.model.web_links)
             if found is not None and found.thumbnail:
                 self.thumbnail.format = found.thumbnail_format
                 self.thumbnail.value = found.thumbnail
@@ -353,8 +385,9 @@ class DriveBrowser:
             else:
                 self.thumbnail.layout.display = "none"
             if found is not None and found.versions:
-                self.versions.value = ("<b>Saved versions</b>"
-                                       + versions_table(found.versions, item.path).to_html())
+                self.versions.value = ("<b>Saved versions</b><div class='cm-versions'>"
+                                       + versions_table(found.versions, item.path).to_html()
+                                       + "</div>")
             else:
                 self.versions.value = ""
 
@@ -399,6 +432,17 @@ class DriveBrowser:
         self.reference.layout.display = "none"
         if self.on_select is not None and chosen:
             self.on_select(self.value)
+
+    def _double_clicked(self, _: Any) -> None:
+        """A double-click on a row: open a folder, load a file (in load mode)."""
+        chosen = list(self.model.selected)
+        if len(chosen) != 1:
+            return
+        item = chosen[0]
+        if item.is_folder:  # as in any file manager (Load loads a model folder)
+            self.model.open(item)
+        elif self.model.mode == "load" and not self.load_button.disabled:
+            self._load(None)
 
     def _copy_reference(self, _: Any) -> None:
         self.reference.value = self.model.reference()
@@ -472,7 +516,7 @@ def _split_meta(text: str) -> list[str]:
         raise ValueError(f"metadata: {e}; write key=value pairs, quoting values with spaces") from e
 
 
-def _details_html(item: DriveItem, *, loading: bool) -> str:
+def _details_html(item: DriveItem, *, loading: bool, web_link: bool = True) -> str:
     kind = {"savedmodel": "SavedModel folder", "versions": "saved with save_model (versions)",
             "version": "one saved version", "file": "model file"}.get(item.model_kind or "")
     if not kind:
@@ -491,6 +535,7 @@ def _details_html(item: DriveItem, *, loading: bool) -> str:
         rows.append(("Metadata", " ".join(f"{k}={v}" for k, v in meta.items())))
     cells = "".join(f"<tr><th style='text-align:left;padding-right:8px'>{html.escape(k)}</th>"
                     f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    link = f"<a href='{html.escape(item.link)}' target='_blank'>open in Drive</a>"
+    link = (f"<a class='cm-open-drive' href='{html.escape(item.link)}' target='_blank' "
+            "rel='noopener noreferrer'>Open in Drive \u2197</a>" if web_link else "")
     wait = "<br><span style='color:#777'>loading details…</span>" if loading else ""
     return f"<table class='cm-details'>{cells}</table>{link}{wait}"

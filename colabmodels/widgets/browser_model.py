@@ -38,6 +38,12 @@ _MODEL_MODULES = {"torch", "keras", "tensorflow", "tf_keras", "gensim", "sklearn
                   "transformers", "torchvision", "timm"}
 
 
+_NOT_MODELS = ("image/", "video/", "audio/", "font/")
+_NOT_MODEL_TYPES = ("application/pdf", "text/csv", "text/html", "text/markdown",
+                    "application/vnd.ms-excel", "application/msword", "text/x-python",
+                    "application/x-ipynb+json", "application/vnd.google.colaboratory")
+
+
 def _looks_like_model(value: Any) -> bool:
     if isinstance(value, type) or callable(getattr(value, "__module__", None)):
         return False
@@ -113,6 +119,7 @@ class BrowserModel(BackgroundModel):
         self.details: Details | None = None
         self.requests = 0  # list requests made (pages), for the status line and benchmarks
         self._paging = False  # a next page is on its way
+        self._pages = 0  # pages listed of the current place
         self._search_timer: threading.Timer | None = None
         self._submit(self._start)
 
@@ -158,6 +165,7 @@ class BrowserModel(BackgroundModel):
         with self._lock:
             self._generation += 1
             self._paging = False
+            self._pages = 0
             if trail is not None:
                 self.trail = trail
             self.items, self.next_token, self.complete = [], None, False
@@ -215,10 +223,17 @@ class BrowserModel(BackgroundModel):
         self._relist()
 
     # -- listing -----------------------------------------------------------------------------
+    @property
+    def next_page_size(self) -> int:
+        """Rows the next More asks for: ``page_size`` first, then twice as many each time up to
+        Drive's 1000, so a 5,000-file folder takes a few presses, not fifty."""
+        return min(1000, self.page_size * (2 ** min(self._pages, 10)))
+
     def _fetch(self, token: str | None) -> browse.Page:
         place = self.place
         assert place is not None
-        return browse.list_page(place, page_token=token, page_size=self.page_size,
+        size = self.page_size if token is None else self.next_page_size
+        return browse.list_page(place, page_token=token, page_size=size,
                                 sort=self.sort, descending=self.descending, search=self.search,
                                 everywhere=self.everywhere)
 
@@ -234,6 +249,7 @@ class BrowserModel(BackgroundModel):
             if not self._current(generation):
                 return
             self.requests += 1
+            self._pages = 1 if first else self._pages + 1
             self.items = [*([] if first else self.items), *items]
             self.next_token = page.next_token
             self.complete = page.next_token is None
@@ -350,10 +366,37 @@ class BrowserModel(BackgroundModel):
 
     # -- actions -----------------------------------------------------------------------------
     def reference(self, item: DriveItem | None = None) -> str:
-        """What to paste into code for the selection: its Drive path (or id) and link."""
+        """What to paste into code for the selection: its reference alone (a Drive path, a
+        ``PATH@latest`` of saved versions, or the id of a search hit without a path)."""
         item = item or self._one("copy a reference")
-        ref = item.load_ref if item.model_kind in ("versions", "version") else (item.path or item.id)
-        return f"cm.load_model({ref!r})  # {item.link}"
+        if item.model_kind in ("versions", "version"):
+            return item.load_ref
+        return item.path or item.id
+
+    @staticmethod
+    def not_a_model(item: DriveItem) -> str | None:
+        """Why Load cannot load this row (an image, a video, a Google Doc...), or None.
+        Files with other types may still be models (formats are told by their bytes)."""
+        mime = item.mime or ""
+        if item.is_folder:
+            return None if item.model_kind else "a folder with no model recognised in it"
+        if item.model_kind:
+            return None
+        if mime.startswith(_NOT_MODELS) or mime in _NOT_MODEL_TYPES:
+            return f"not a model file ({mime})"
+        if mime.startswith("application/vnd.google-apps."):
+            return "a Google Docs file (no model bytes)"
+        return None
+
+    @property
+    def web_links(self) -> bool:
+        """Whether rows have a Drive web page (Google's Drive; not the emulator)."""
+        from ..config import uses_google_endpoint
+
+        try:
+            return uses_google_endpoint()
+        except Exception:  # a malformed endpoint: the listing shows the error already
+            return False
 
     def _one(self, what: str) -> DriveItem:
         if len(self.selected) != 1:
@@ -376,6 +419,10 @@ class BrowserModel(BackgroundModel):
         if item.is_folder and item.model_kind is None:
             raise ValueError(f"{item.name} is a folder with no model recognised in it: open it, "
                              "or pick a file, a SavedModel or a save_model folder")
+        why = self.not_a_model(item)
+        if why:
+            raise ValueError(f"{item.name} is {why}: pick a model file, a SavedModel or a "
+                             "save_model folder")
         from .. import api
 
         target = namespace if namespace is not None else user_namespace()
@@ -431,9 +478,13 @@ class BrowserModel(BackgroundModel):
         parts = []
         if self.search:
             parts.append(f"matching {self.search!r}" + (" everywhere" if self.everywhere else ""))
-        what = f"{shown} of {loaded} loaded" if self.models_only else f"{loaded} items"
+        what = (f"{shown} of {loaded} loaded" if self.models_only
+                else f"{loaded} item" + ("" if loaded == 1 else "s"))
         parts.insert(0, what + ("" if self.complete else " (more in Drive: press More)"))
         if self.busy:
             parts.append("loading…")
+        elif self.search and not self.everywhere and self.complete and not loaded:
+            parts.append("no name matches in this folder: tick \u201ceverywhere\u201d to search "
+                         "all of Drive")
         return " · ".join(parts)
 

@@ -52,13 +52,15 @@ _STYLE = """<style>
 .cm-thumb-class { font-weight: bold; margin-top: 4px; }
 </style>"""
 
-_ICONS = {"hidden_folders": "\u2139", "not_images": "\u2139", "google_docs": "\u2139"}
+_ICONS = {"hidden_folders": "\u2139", "not_images": "\u2139", "google_docs": "\u2139",
+          "aspect_ratios": "\u2139", "loose_images": "\u2139"}
 
 
-def chart_html(summary: DatasetSummary | None) -> str:
-    """The class counts as HTML bars (``.cm-bar`` elements), or a placeholder while listing."""
+def chart_html(summary: DatasetSummary | None, *, failed: bool = False) -> str:
+    """The class counts as HTML bars (``.cm-bar`` elements), or a placeholder while listing
+    (nothing once listing ``failed``: the error line says why)."""
     if summary is None:
-        return "<div class='cm-chart' style='color:#777'>listing …</div>"
+        return "" if failed else "<div class='cm-chart' style='color:#777'>listing …</div>"
     if not summary.class_names:
         return ("<div class='cm-chart' style='color:#777'>no class folders "
                 + ("found</div>" if summary.complete else "yet …</div>"))
@@ -165,6 +167,12 @@ class DatasetPanel:
                                 description="pack to", layout=w.Layout(width="360px"), **field)
         self.pack_button = w.Button(description="Pack", icon="archive", disabled=True,
                                     tooltip="cm.pack: WebDataset shards written back to Drive")
+        self.skip_broken = w.Checkbox(value=True, description="skip broken files",
+                                      indent=False, layout=w.Layout(width="auto", display="none"))
+        self.skip_broken.add_class("cm-skip-broken")
+        self.leave_hidden = w.Checkbox(value=True, description="leave out hidden folders",
+                                       indent=False, layout=w.Layout(width="auto", display="none"))
+        self.leave_hidden.add_class("cm-leave-hidden")
         self.result = w.HTML("")
         self.code = w.HTML("")
 
@@ -180,6 +188,7 @@ class DatasetPanel:
             self.grid,
             w.HBox([self.height, self.width, self.batch_size, self.validation_split]),
             w.HBox([self.subset, self.seed, self.variable, self.create_button]),
+            w.HBox([self.skip_broken, self.leave_hidden]),
             w.HBox([self.pack_dest, self.pack_button]),
             self.progress.box, self.result, self.code, self.guard.message, self.guard.output,
         ])
@@ -227,14 +236,19 @@ class DatasetPanel:
 
     def options(self) -> DatasetOptions:
         """The fields as :class:`DatasetOptions` (not yet checked)."""
+        summary = self.summary
+        broken = bool(summary is not None and summary.broken)
+        hidden = bool(summary is not None and summary.hidden_inside)
         return DatasetOptions(image_size=(self.height.value, self.width.value),
                               batch_size=self.batch_size.value,
                               validation_split=self.validation_split.value,
-                              subset=self.subset.value, seed=self.seed.value)
+                              subset=self.subset.value, seed=self.seed.value,
+                              on_error="skip" if broken and self.skip_broken.value else "raise",
+                              include_hidden=not (hidden and self.leave_hidden.value))
 
     # -- drawing (any thread) ------------------------------------------------------------------
     def _changed(self, event: str) -> None:
-        if event == "summary":
+        if event == "summary" or (event in ("error", "busy") and self.model.summary is None):
             self._draw_summary()
         elif event == "thumbnail":
             self._draw_thumbnails()
@@ -253,13 +267,23 @@ class DatasetPanel:
     def _draw_summary(self) -> None:
         summary = self.model.summary
         with self._ui:
-            self.chart.value = chart_html(summary)
+            failed = self.model.error is not None and not self.model.busy
+            self.chart.value = chart_html(summary, failed=failed)
             self.warnings.value = warnings_html(summary)
             ready = summary is not None and summary.complete and summary.total > 0
             self.create_button.disabled = not ready
             self.pack_button.disabled = not ready
+            broken = len(summary.broken) if summary is not None and summary.complete else 0
+            hidden = summary.hidden_inside if summary is not None and summary.complete else []
+            self.skip_broken.description = (
+                f"skip the {broken} broken file{'s' if broken != 1 else ''} (on_error='skip')")
+            self.skip_broken.layout.display = "" if broken else "none"
+            self.leave_hidden.description = (
+                f"leave out {len(hidden)} hidden folder{'s' if len(hidden) != 1 else ''} "
+                "inside classes (include_hidden=False; Keras includes them)")
+            self.leave_hidden.layout.display = "" if hidden else "none"
             if summary is not None and summary.complete and not self._size_edited:
-                common = summary.common_image_size
+                common = summary.suggested_image_size
                 if common is not None:
                     self._drawing = True
                     try:
@@ -358,8 +382,12 @@ class DatasetPanel:
                 files = [p for d in ds for p in getattr(d, "file_paths", [])]
             parts.append(f"`{name}` ({len(files)} files)" if files is not None else f"`{name}`")
         classes = len(self.summary.class_names) if self.summary else 0
-        self.result.value = message_html(f"Created {' and '.join(parts)}, {classes} classes",
-                                         kind="ok")
+        skipped = self.model.last_skipped
+        left_out = (f"; {len(skipped)} broken file{'s' if len(skipped) != 1 else ''} left out "
+                    f"({', '.join(p.rsplit('/', 1)[-1] for p in skipped[:3])}"
+                    f"{' …' if len(skipped) > 3 else ''})") if skipped else ""
+        self.result.value = message_html(f"Created {' and '.join(parts)}, {classes} classes"
+                                         + left_out, kind="ok")
         self.code.value = (f"<div style='color:#555'>the same in code:</div>"
                            f"<code class='cm-code' style='white-space:pre-wrap;"
                            f"overflow-wrap:anywhere'>{html.escape(line)}</code>")

@@ -24,6 +24,9 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ..auth import redact
+from ..browse import Trouble
+from ..datasets.summary import MissingFolderError
 from ..errors import MissingDependencyError
 from .background import BackgroundModel, reporting_to, user_namespace
 
@@ -51,6 +54,7 @@ class DatasetOptions:
         seed: the shuffle/split seed.
         shuffle: shuffle the files (Keras' default).
         on_error: ``"raise"`` or ``"skip"`` broken images.
+        include_hidden: False leaves out hidden folders and files inside the classes.
     """
 
     image_size: tuple[int, int] = (256, 256)
@@ -60,6 +64,7 @@ class DatasetOptions:
     seed: int | None = 1337
     shuffle: bool = True
     on_error: str = "raise"
+    include_hidden: bool = True
 
     def checked(self) -> DatasetOptions:
         """These options normalised (no split means no subset), or a ValueError saying which
@@ -106,6 +111,8 @@ class DatasetOptions:
             out["shuffle"] = False
         if self.on_error != "raise":
             out["on_error"] = self.on_error
+        if not self.include_hidden:
+            out["include_hidden"] = False
         return out
 
 
@@ -164,6 +171,7 @@ class DatasetPanelModel(BackgroundModel):
         self.summary: DatasetSummary | None = None
         self.thumbnails: dict[str, Thumbnail] = {}
         self.last_created: dict[str, Any] = {}
+        self.last_skipped: list[str] = []
         self._submit(self._list, False)
 
     # -- background work -----------------------------------------------------------------------
@@ -187,8 +195,19 @@ class DatasetPanelModel(BackgroundModel):
                 self.summary = found
             self._emit("summary")
 
-        summarize(self.ref, class_names=self.class_names, follow_links=self.follow_links,
-                  refresh=refresh, on_update=update)
+        try:
+            summarize(self.ref, class_names=self.class_names, follow_links=self.follow_links,
+                      refresh=refresh, on_update=update)
+        except MissingFolderError as e:  # a typo: say so, not "deleted, trashed or moved"
+            with self._lock:
+                current = self._current(generation)
+                if current:
+                    self.error = Trouble("not_found", f"NotFoundError: {e}",
+                                         "Check the path and open the panel again with the "
+                                         "right one (or press Refresh once it exists).")
+            if current:
+                self._emit("error")
+            return
         self._thumbnails(generation)
 
     def _thumbnails(self, generation: int) -> None:
@@ -224,19 +243,34 @@ class DatasetPanelModel(BackgroundModel):
     # -- actions (the kernel's thread) ---------------------------------------------------------
     @property
     def ref_text(self) -> str:
-        """The folder as the user gave it (what the generated code line shows)."""
+        """The folder as the user gave it (what the title and the generated code line show),
+        with any signing query or token redacted: widget values are saved in the notebook."""
         from ..refs import Ref
 
         if isinstance(self.ref, Ref):
-            return self.ref.raw or (self.summary.path if self.summary else str(self.ref))
-        return os.fspath(self.ref)
+            return redact(self.ref.raw or (self.summary.path if self.summary else str(self.ref)))
+        return redact(os.fspath(self.ref))
 
     def code(self, variable: str, options: DatasetOptions) -> str:
-        """The line of code that makes the same dataset."""
+        """The code that makes the same dataset: a comment line for each choice the panel's
+        findings made (broken files skipped, hidden folders left out), then the call."""
         opts = options.checked()
         names = variable_names(variable, opts.subset)
         args = ", ".join([repr(self.ref_text)] + [f"{k}={v!r}" for k, v in opts.kwargs().items()])
-        return f"{', '.join(names)} = cm.image_dataset_from_drive({args})"
+        notes = []
+        summary = self.summary
+        if summary is not None and summary.broken and opts.on_error == "skip":
+            shown = ", ".join(p.rsplit("/", 1)[-1] for p in summary.broken[:3])
+            more = " …" if len(summary.broken) > 3 else ""
+            notes.append(f"# on_error='skip' leaves out the {len(summary.broken)} broken "
+                         f"file{'s' if len(summary.broken) != 1 else ''} the panel found "
+                         f"({shown}{more}), and any other file that is not a readable image")
+        if summary is not None and summary.hidden_inside and not opts.include_hidden:
+            shown = ", ".join(summary.hidden_inside[:3])
+            notes.append(f"# include_hidden=False leaves out hidden folders inside the classes "
+                         f"({shown}); Keras would include them")
+        line = f"{', '.join(names)} = cm.image_dataset_from_drive({args})"
+        return "\n".join([*notes, line])
 
     def create(self, variable: str, options: DatasetOptions, *,
                namespace: MutableMapping[str, Any] | None = None) -> dict[str, Any]:
@@ -259,6 +293,8 @@ class DatasetPanelModel(BackgroundModel):
             made = image_dataset_from_drive(self.ref, follow_links=self.follow_links,
                                             class_names=self.class_names, verbose=False,
                                             **opts.kwargs())
+            self.last_skipped = list(getattr(made[0] if isinstance(made, list) else made,
+                                             "skipped", []))
         except ImportError as e:
             raise _needs_frameworks("making the dataset", e) from e
         target = namespace if namespace is not None else user_namespace()

@@ -79,7 +79,7 @@ def test_navigate_by_clicks_select_and_reference(tree):
     assert not browser.load_button.disabled
     assert "v1" in browser.details.value and "MyDrive/projects/vision/resnet.pth" in browser.details.value
     browser.copy_button.click()
-    assert browser.reference.value.startswith("cm.load_model('MyDrive/projects/vision/resnet.pth')")
+    assert browser.reference.value == "MyDrive/projects/vision/resnet.pth"
 
     # the "\u2191 .." row and the breadcrumbs go back up
     browser.listing.value = -1
@@ -272,3 +272,89 @@ def test_callback_guard_shows_errors_with_advice():
     assert guard.last_trouble.kind == "no_permission" and "ask its owner" in guard.text
     guard.say("fine", kind="ok")
     assert guard.last_trouble is None and guard.text == "fine"
+
+
+# -- issue 28: the browser's rough edges ---------------------------------------------------------
+
+def _png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" + b"\x00" * 6 + b"\x00" + b"\x00" * 6))
+            + chunk(b"IEND", b""))
+
+
+def test_double_click_opens_a_folder_and_loads_a_file(tree):
+    ns: dict = {}
+    browser = DriveBrowser("MyDrive/projects", namespace=ns)
+    assert browser.wait()
+    _click_row(browser, "vision/")
+    browser.double_click.click()  # what the list's double-click presses
+    browser.wait()
+    assert [t.title for t in browser.model.trail][-1] == "vision"
+    _click_row(browser, "resnet.pth")
+    browser.wait()
+    browser.double_click.click()
+    # a load was attempted: these bytes are no model, and the widget says so
+    assert browser.guard.last_trouble is not None and "resnet.pth" not in ns.get("resnet", "")
+    assert "UnknownFormatError" in browser.guard.text or "Error" in browser.guard.text
+    # the page hooks the list's double-click to that button
+    style = browser.widget.children[0].value
+    assert "dblclick" in style and ".cm-dblclick" in style
+    assert "cm-drive-browser" in browser.widget._dom_classes
+
+
+def test_one_item_is_not_one_items_and_a_search_without_hits_suggests_everywhere(tree):
+    browser = DriveBrowser("MyDrive/projects/vision/old")
+    assert browser.wait()
+    assert browser.status.value.startswith("1 item") and "1 items" not in browser.status.value
+    browser.model.set_search("nothing-like-this")
+    browser.wait()
+    assert "no name matches in this folder" in browser.status.value
+    assert "everywhere" in browser.status.value
+    browser.everywhere.value = True
+    browser.wait()
+    assert "no name matches in this folder" not in browser.status.value
+
+
+def test_load_is_disabled_for_files_that_are_no_model(drive_env):
+    drive_env.put("MyDrive/mixed/cat.png", _png())
+    drive_env.put("MyDrive/mixed/net.pth", b"w")
+    browser = DriveBrowser("MyDrive/mixed")
+    assert browser.wait()
+    _click_row(browser, "cat.png")
+    browser.wait()
+    assert browser.load_button.disabled
+    assert "not a model file (image/png)" in browser.load_button.tooltip
+    _click_row(browser, "net.pth")
+    browser.wait()
+    assert not browser.load_button.disabled
+
+
+def test_open_in_drive_is_a_styled_link_absent_for_emulator_files(tree, monkeypatch):
+    from colabmodels.widgets.browser import _details_html
+
+    browser = DriveBrowser("MyDrive/projects/vision")
+    assert browser.wait()
+    _click_row(browser, "resnet.pth")
+    browser.wait()
+    assert "Open in Drive" not in browser.details.value  # the emulator has no Drive web page
+    item = browser.value
+    shown = _details_html(item, loading=False, web_link=True)
+    assert f"<a class='cm-open-drive' href='{item.link}'" in shown and "Open in Drive" in shown
+    assert "a.cm-open-drive" in browser.widget.children[0].value  # styled as a button
+
+
+def test_copy_reference_shows_the_reference_only(tree):
+    browser = DriveBrowser("MyDrive/projects/vision")
+    assert browser.wait()
+    _click_row(browser, "resnet.pth")
+    browser.wait()
+    browser.copy_button.click()
+    assert browser.reference.value == "MyDrive/projects/vision/resnet.pth"
+    assert "cm.load_model" not in browser.reference.value and "#" not in browser.reference.value

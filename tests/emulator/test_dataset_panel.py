@@ -74,7 +74,7 @@ def test_panel_shows_counts_chart_warnings_and_thumbnails(shapes):
     assert "cm-bar cm-bar-empty' data-class='triangles' data-count='0'" in chart
     kinds = [w.kind for w in summary.warnings]
     assert kinds[:4] == ["hidden_folders", "empty_classes", "broken_images", "duplicates"]
-    assert kinds[4:] == ["not_images"]
+    assert kinds[4:] == ["aspect_ratios", "not_images"]  # circles are 32..43 px wide
     assert summary.warning("broken_images").paths == (f"{ROOT}/squares/broken.jpg",)
     assert summary.warning("duplicates").paths == (f"{ROOT}/circles/c00.png = {ROOT}/squares/copy.png",)
     assert "across classes" in summary.warning("duplicates").message
@@ -253,3 +253,119 @@ def test_dataset_magic_shows_a_panel(shapes, ip):
     assert panel.variable.value == "ds"
     assert panel.summary.counts["circles"] == 12
     panel.close()
+
+
+# -- issue 28: the panel's promises ------------------------------------------------------------
+
+def test_hidden_folders_inside_a_class_are_warned_about_and_left_out_on_request(drive_env):
+    fd = drive_env
+    root = "MyDrive/datasets/flowers"
+    for i in range(4):
+        fd.put(f"{root}/lily/{i}.png", png(16, 16))
+        fd.put(f"{root}/rose/{i}.png", png(16, 16, (1, 2, 3)))
+    fd.put(f"{root}/lily/.ipynb_checkpoints/old/0-checkpoint.png", png(16, 16, (9, 9, 9)))
+    fd.put(f"{root}/lily/.ipynb_checkpoints/old/1-checkpoint.png", png(16, 16, (8, 8, 8)))
+    panel = DatasetPanel(root, namespace={})
+    assert panel.wait(120)
+    summary = panel.summary
+    assert summary.counts == {"lily": 6, "rose": 4}  # what Keras counts (it includes them)
+    found = summary.warning("hidden_inside")
+    assert found is not None and "2 images in hidden folders" in found.message
+    assert "lily/.ipynb_checkpoints" in found.message and "Keras includes them" in found.message
+    assert found.paths == (f"{root}/lily/.ipynb_checkpoints",)
+    assert "cm-warning-hidden_inside" in panel.warnings.value
+    # the offer: a box, ticked, and the code it shows says what it does
+    assert panel.leave_hidden.layout.display == "" and panel.leave_hidden.value is True
+    assert "Keras includes them" in panel.leave_hidden.description
+    assert panel.skip_broken.layout.display == "none"  # nothing broken here
+    options = panel.options()
+    assert options.include_hidden is False and options.kwargs()["include_hidden"] is False
+    code = panel.model.code("train, val", options)
+    assert "include_hidden=False" in code.splitlines()[-1]
+    assert code.splitlines()[0].startswith("# include_hidden=False leaves out hidden folders")
+    panel.leave_hidden.value = False
+    assert "include_hidden" not in panel.model.code("train, val", panel.options())
+
+
+def test_broken_files_make_create_skip_them_and_the_code_says_so(shapes):
+    panel = DatasetPanel(ROOT, namespace={})
+    assert panel.wait(120)
+    assert panel.summary.broken == [f"{ROOT}/squares/broken.jpg"]
+    assert panel.skip_broken.layout.display == "" and panel.skip_broken.value is True
+    assert "skip the 1 broken file" in panel.skip_broken.description
+    options = panel.options()
+    assert options.on_error == "skip"
+    code = panel.model.code("train, val", options).splitlines()
+    assert code[0] == ("# on_error='skip' leaves out the 1 broken file the panel found "
+                       "(broken.jpg), and any other file that is not a readable image")
+    assert code[-1].endswith("on_error='skip')")
+    panel.skip_broken.value = False
+    assert panel.options().on_error == "raise"
+    assert "on_error" not in panel.model.code("train, val", panel.options())
+
+
+def test_duplicate_warning_shows_a_pair_of_the_kind_it_counts(drive_env):
+    fd = drive_env
+    root = "MyDrive/datasets/dupes"
+    same = png(8, 8, (5, 5, 5))
+    fd.put(f"{root}/a/1.png", same)
+    fd.put(f"{root}/a/2.png", same)  # within class a
+    other = png(8, 8, (7, 7, 7))
+    fd.put(f"{root}/a/3.png", other)
+    fd.put(f"{root}/b/3.png", other)  # across a and b
+    fd.put(f"{root}/b/4.png", png(8, 8, (1, 1, 1)))
+    found = summarize(root).warning("duplicates")
+    assert found is not None
+    assert found.message == ("2 exact duplicates by md5: 1 group across classes (one image, two "
+                             "labels), e.g. a/3.png = b/3.png; 1 group within a class, e.g. "
+                             "a/1.png = a/2.png.")
+    assert found.paths[0] == f"{root}/a/3.png = {root}/b/3.png"
+
+
+def test_suggested_image_size_is_a_common_square_near_the_median(drive_env):
+    fd = drive_env
+    root = "MyDrive/datasets/mixed"
+    # 25 sizes; the most common (112x160) is only 4 of 52 files and not square
+    sizes = [(112, 160)] * 4 + [(200 + 8 * k, 180 + 6 * k) for k in range(24) for _ in range(2)]
+    for i, (w, h) in enumerate(sizes):
+        fd.put(f"{root}/{'ab'[i % 2]}/{i:03d}.png", png(w, h, (i % 250, 3, 4)))
+    panel = DatasetPanel(root, namespace={})
+    assert panel.wait(120)
+    summary = panel.summary
+    assert summary.common_image_size == (160, 112)
+    assert summary.suggested_image_size == (256, 256)
+    assert (panel.height.value, panel.width.value) == (256, 256)
+    aspect = summary.warning("aspect_ratios")
+    assert aspect is not None and "mixed aspect ratios" in aspect.message
+    assert "crop_to_aspect_ratio=True" in aspect.message and "pad_to_aspect_ratio=True" in aspect.message
+
+
+def test_one_size_is_suggested_as_it_is_and_needs_no_aspect_note(drive_env):
+    for i in range(6):
+        drive_env.put(f"MyDrive/datasets/same/{'ab'[i % 2]}/{i}.png", png(24, 20))
+    summary = summarize("MyDrive/datasets/same")
+    assert summary.suggested_image_size == (20, 24) and summary.warning("aspect_ratios") is None
+
+
+def test_a_typo_says_the_folder_does_not_exist_and_shows_the_nearest_names(shapes):
+    shapes.put("MyDrive/datasets/flowers/roses/1.png", png(4, 4))
+    panel = DatasetPanel("MyDrive/datasets/flowerz", namespace={})
+    panel.wait(120)
+    text = panel.guard.text
+    assert "MyDrive/datasets/flowerz does not exist: there is no 'flowerz' in MyDrive/datasets." in text
+    assert "Nearest names in MyDrive/datasets: flowers" in text
+    assert "deleted, trashed or moved" not in text
+    assert "listing" not in panel.chart.value and panel.status.value == ""
+    assert panel.create_button.disabled
+
+
+def test_a_class_folder_given_instead_of_its_parent(shapes):
+    panel = DatasetPanel(f"{ROOT}/circles", namespace={})
+    assert panel.wait(120)
+    found = panel.summary.warning("one_class")
+    assert found is not None
+    assert found.message.startswith("This looks like one class: 12 images lie directly in "
+                                    f"{ROOT}/circles, with no class folders; did you mean the "
+                                    f"parent folder {ROOT}?")
+    assert "no problems found" not in panel.warnings.value
+    assert "cm-warning-one_class" in panel.warnings.value
