@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
+from ..auth import redact
 from ..browse import DriveItem
 from ..presentation import (
     format_size,
@@ -254,7 +255,7 @@ class DriveBrowser:
 
     def __repr__(self) -> str:
         place = self.model.place
-        return f"<DriveBrowser {place.path if place else self.model.start} ({self.model.mode})>"
+        return f"<DriveBrowser {redact(place.path if place else self.model.start)} ({self.model.mode})>"
 
     @property
     def value(self) -> DriveItem | list[DriveItem] | None:
@@ -406,6 +407,10 @@ class DriveBrowser:
         self._draw_headers()
 
     def _search_typed(self, change: dict[str, Any]) -> None:
+        safe = redact(change["new"])
+        if safe != change["new"]:  # a pasted link's token or signature: kept out of the .ipynb
+            self.search.value = safe  # (this observer runs again, with the safe text)
+            return
         if not self._ignored():
             self.model.search_soon(change["new"])
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import browse
+from ..auth import redact
 from ..browse import Details, DriveItem, Place, Trouble
 from .background import BackgroundModel, reporting_to, user_namespace
 
@@ -477,7 +478,7 @@ class BrowserModel(BackgroundModel):
         loaded = len(self.items)
         parts = []
         if self.search:
-            parts.append(f"matching {self.search!r}" + (" everywhere" if self.everywhere else ""))
+            parts.append(f"matching {redact(self.search)!r}" + (" everywhere" if self.everywhere else ""))
         what = (f"{shown} of {loaded} loaded" if self.models_only
                 else f"{loaded} item" + ("" if loaded == 1 else "s"))
         parts.insert(0, what + ("" if self.complete else " (more in Drive: press More)"))

@@ -112,6 +112,20 @@ def test_a_cache_root_others_can_write_is_refused(drive_env, tmp_path, monkeypat
 
 # -- private cache everywhere ----------------------------------------------------------------
 
+def _image_bytes_no_pil() -> bytes:
+    """A real 2x2 PNG written with zlib (the Colab-pinned env has no PIL)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    rows = b"".join(b"\x00" + b"\x10\x20\x30" * 2 for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def _image_bytes() -> bytes:
     import io
 
@@ -153,3 +167,74 @@ def test_broken_marks_and_partial_downloads_are_private(drive_env):
     assert partial.exists() and any(p.endswith(".parts.json") for p in modes), modes
     loose = {p: oct(m) for p, m in modes.items() if m & 0o077}
     assert loose == {}, f"readable by others: {loose}"
+
+
+# -- secrets stay out of widget values and reprs ---------------------------------------------
+
+SECRET = "s3cr3tSIGNATURE0123456789"
+
+
+def _widget_texts(root) -> str:
+    """Every state value of ``root`` and the widgets below it (what a saved .ipynb holds)."""
+    import json
+
+    seen, out, todo = set(), [], [root]
+    while todo:
+        widget = todo.pop()
+        if id(widget) in seen:
+            continue
+        seen.add(id(widget))
+        state = widget.get_state()
+        out.append(json.dumps({k: v for k, v in state.items() if isinstance(v, (str, list, tuple, dict))},
+                              default=str))
+        todo.extend(getattr(widget, "children", ()) or ())
+        for value in state.values():
+            if isinstance(value, str) and value.startswith("IPY_MODEL_"):
+                from ipywidgets import Widget
+
+                found = getattr(Widget, "widgets", None) or {}
+                if value[10:] in found:
+                    todo.append(found[value[10:]])
+    return "\n".join(out)
+
+
+SIGNED = [
+    f"https://storage.googleapis.com/bucket/flowers/?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=sa%40p.iam&X-Goog-Signature={SECRET}",
+    f"https://bucket.s3.amazonaws.com/flowers/?X-Amz-Credential=AKIA&X-Amz-Signature={SECRET}",
+    "DRIVE_LINK",
+]
+
+
+@pytest.mark.colab
+@pytest.mark.parametrize("typed", SIGNED, ids=["gcs-signed", "s3-presigned", "drive-access-token"])
+def test_signed_links_stay_out_of_the_dataset_panel(drive_env, typed):
+    pytest.importorskip("ipywidgets")
+    from colabmodels.widgets.dataset_panel import DatasetPanel
+
+    if typed == "DRIVE_LINK":
+        drive_env.put("MyDrive/signed-ds/a/x.png", _image_bytes_no_pil())
+        fid = drive_env.resolve("MyDrive/signed-ds")
+        typed = f"https://drive.google.com/drive/folders/{fid}?usp=sharing&access_token=ya29.{SECRET}"
+    panel = DatasetPanel(typed, namespace={})
+    panel.model.wait(60)
+    panel.refresh_button.click()
+    panel.model.wait(60)
+    shown = _widget_texts(panel.widget) + repr(panel) + repr(panel.model)
+    assert SECRET not in shown
+    assert "<redacted>" in shown or "Signature" not in shown
+
+
+@pytest.mark.colab
+def test_signed_links_stay_out_of_the_drive_browser(drive_env):
+    pytest.importorskip("ipywidgets")
+    from colabmodels.widgets.browser import DriveBrowser
+
+    drive_env.put("MyDrive/signed-browse/m.bin", b"x")
+    fid = drive_env.resolve("MyDrive/signed-browse")
+    start = f"https://drive.google.com/drive/folders/{fid}?access_token=ya29.{SECRET}"
+    browser = DriveBrowser(start, namespace={})
+    browser.model.wait(60)
+    browser.search.value = f"https://example.com/x?access_token={SECRET}"
+    browser.model.wait(60)
+    shown = _widget_texts(browser.widget) + repr(browser) + repr(browser.model)
+    assert SECRET not in shown
