@@ -8,6 +8,7 @@ The checkpoints are dicts of numpy arrays (saved as safetensors), so no framewor
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -168,3 +169,41 @@ def test_save_returns_before_the_upload(drive_env):
     drive_env.latency_ms = 0
     assert ckpt.wait() == []
     assert not ckpt._up.busy()
+
+
+def test_a_multi_file_version_uploads_its_files_at_once(drive_env, tmp_path):
+    from pathlib import Path
+
+    from colabmodels.formats import SavedFiles
+    from colabmodels.registry import publish
+
+    names = ["model/a.bin", "model/b.bin", "model/c.bin"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(name.encode() * 50_000)
+    saved = SavedFiles("tf-savedmodel", "tensorflow", "0", [Path(n) for n in names], {},
+                       Path("model"))
+    drive_env.latency_ms = 300
+    n0 = len(drive_env.requests)
+    info = publish(tmp_path, saved, parse_ref("MyDrive/runs/multi"), progress=False)
+    drive_env.latency_ms = 0
+    uploads = [r for r in drive_env.requests[n0:] if r.path.startswith("/upload/")]
+    spans = sorted((r.started, r.started + r.duration_s) for r in uploads
+                   if r.request_bytes >= 100_000)
+    assert len(spans) == 3
+    overlapping = sum(1 for (_, e0), (s1, _) in itertools.pairwise(spans) if s1 < e0)
+    assert overlapping >= 1  # not one after the other
+    assert [f["path"] for f in info.files] == names
+    assert cm.versions("MyDrive/runs/multi")[0].format == "tf-savedmodel"
+
+
+def test_load_model_magic_takes_best(drive_env, ip):
+    dest = "MyDrive/runs/magic"
+    ckpt = cm.DriveCheckpoint(dest, monitor="acc", mode="max")
+    for step, acc in enumerate([0.5, 0.9, 0.7], start=1):
+        ckpt.save(_state(step), step=step, metrics={"acc": acc})
+        ckpt.wait()
+    state = ip.run_line_magic("load_model", f"{dest}@best")
+    assert state["w"][0] == 2.0
+    table = ip.run_line_magic("models", dest)
+    assert "v2 (best)" in table.to_text()
