@@ -812,8 +812,26 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
                        _dest_str(dest), claim.n)
         raise
     info = _info(dest, claim.n, manifest)
+    _remember_saved(dest, info)
     logger.info("saved %s (%s)", info.ref, _description(manifest))
     return info
+
+
+def _remember_saved(dest: Ref, info: SavedModelInfo) -> None:
+    """Remember the version a save made as a listing would (merged into the versions listed
+    before, if any), so ``versions(dest, offline=True)`` in a later process knows it."""
+    from .cachestore import cache
+
+    known: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):  # the save is done; this only helps offline
+        known = cache.recall(_versions_alias(dest)) or {}
+    numbers = known.get("versions")
+    manifests = known.get("manifests")
+    manifests = manifests if isinstance(manifests, dict) else {}
+    earlier = [_info(dest, n, m if isinstance(m := manifests.get(str(n)), dict) else {})
+               for n in (numbers if isinstance(numbers, list) else [])
+               if isinstance(n, int) and n != info.version]
+    _remember_versions(dest, sorted([*earlier, info], key=lambda i: i.version))
 
 
 # -- pruning checkpoints ----------------------------------------------------------------------

@@ -160,3 +160,26 @@ def test_a_bomb_in_an_altered_shard_is_never_decoded(drive_env, monkeypatch):
                                      on_error="skip", verbose=False)
     assert sum(int(x.shape[0]) for x, _ in ds) == 2
     assert ds.skipped == [f"{folder}/b/big.png"]
+
+
+# -- the first hour: a save is remembered for offline use -------------------------------------
+
+def test_versions_offline_right_after_a_save_in_an_earlier_process(drive_env):
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    import colabmodels as cm
+
+    dest = f"MyDrive/first-hour-{uuid.uuid4().hex[:8]}/net"
+    code = ("import torch, colabmodels as cm; torch.manual_seed(0); "
+            f"print(cm.save_model(torch.nn.Linear(2, 1), {dest!r}, progress=False).version)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "1"
+
+    found = cm.versions(dest, offline=True)
+    assert [i.version for i in found] == [1]
+    assert found[0].tags == ["latest"] and found[0].manifest.get("framework") == "torch"
+    online = cm.versions(dest, offline=False)
+    assert [(i.version, i.manifest) for i in online] == [(i.version, i.manifest) for i in found]
