@@ -55,8 +55,7 @@ def drive_env(isolated, fake_drive, monkeypatch):
     fake_drive.write_service_account(key)
     monkeypatch.setenv("COLABMODELS_DRIVE_ENDPOINT", fake_drive.url)
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-    fake_drive.key_path = key
-    return fake_drive
+    return fake_drive  # fake_drive.key_path is the key
 
 
 # -- a real IPython shell, as jupysql tests theirs ------------------------------------------

@@ -11,14 +11,16 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .cachestore import CacheEntry, cache, key_for
-from .drive.session import mount
+from .bulk import fetch_tree
+from .cachestore import CacheEntry, cache, identity_of, key_for, md5_of
+from .drive import files as drive_files
+from .drive.session import current_session, mount
 from .errors import (
     AuthError,
     NotFoundError,
@@ -29,6 +31,8 @@ from .errors import (
 from .progress import progress_bar
 from .refs import Ref, parse_ref, strip_signing, strip_signing_in
 from .storage import backend_for  # re-exported: choosing a backend belongs to storage
+from .storage.drive import DriveBackend
+from .tree import walk_tree
 
 if TYPE_CHECKING:
     from .registry import SavedModelInfo
@@ -75,8 +79,6 @@ def _aliases(ref: Ref) -> list[str]:
 
 def _mounted(ref: Ref) -> Path | None:
     """A Drive path under a live Colab mount is read there directly."""
-    from .drive.session import current_session
-
     session = current_session()
     if ref.source != "drive" or ref.path is None or session is None or not session.mountpoint:
         return None
@@ -193,7 +195,8 @@ def _remembered_entry(remembered: dict[str, Any] | None) -> CacheEntry | None:
 def _fetch_online(ref: Ref, aliases: list[str], remembered: dict[str, Any] | None,
                   progress: bool) -> tuple[Path, CacheEntry]:
     backend = backend_for(ref)
-    if ref.source == "drive" and ref.folder and getattr(backend, "session", True) is None:
+    if ref.source == "drive" and ref.folder and isinstance(backend, DriveBackend) \
+            and backend.session is None:
         raise AuthError(
             f"{_shown(ref)} is a folder link: listing a folder needs sign-in, even when it is "
             "shared \"anyone with the link\" (only single files load without signing in). "
@@ -210,64 +213,35 @@ def _fetch_online(ref: Ref, aliases: list[str], remembered: dict[str, Any] | Non
     return entry.path, entry
 
 
-def _identity(stat: RemoteStat) -> str:
-    """The cache identity of ``stat``, with no URL signing query in it."""
-    return strip_signing_in(stat.identity or f"{stat.ref}:size={stat.size}:modified={stat.modified}")
-
-
-def _md5(stat: RemoteStat) -> str | None:
-    return stat.checksum[4:] if stat.checksum and stat.checksum.startswith("md5:") else None
-
-
-def _entry_once(key: str, create: Callable[[], CacheEntry]) -> CacheEntry:
-    """The cache entry ``key``; if missing, ``create()`` makes it under the key's lock.
-
-    The entry is looked up again once the lock is held: another process may have finished it
-    while this one waited. The size cap applies after a new entry.
-    """
-    entry = cache.entry(key)
-    if entry is not None:
-        return entry
-    with cache.lock(key):
-        entry = cache.entry(key)
-        if entry is not None:
-            return entry
-        entry = create()
-    _enforce_cap(entry)
-    return entry
-
-
 def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> CacheEntry:
     from .transfer import download_to
 
-    key = key_for(_identity(stat))
+    identity = identity_of(stat)
+    key = key_for(identity)
 
-    def create() -> CacheEntry:
+    def fill(target: Path) -> None:
         partial = cache.partial_path(key)
         have = partial.stat().st_size if partial.exists() else 0
         cache.ensure_space(max(0, (stat.size or 0) - have))
+        with progress_bar(stat.size, stat.name, enabled=progress) as report:
+            download_to(backend, stat, partial, progress=report)
+        os.replace(partial, target)
 
-        def fill(target: Path) -> None:
-            with progress_bar(stat.size, stat.name, enabled=progress) as report:
-                download_to(backend, stat, partial, progress=report)
-            os.replace(partial, target)
-
-        md5 = _md5(stat)
-        return cache.store(key, identity=_identity(stat), source=strip_signing_in(str(stat.ref)),
-                           name=stat.name, kind="file", fill=fill,
-                           known_md5={"": md5} if md5 else None)
-
-    return _entry_once(key, create)
+    md5 = md5_of(stat)
+    entry, made = cache.get_or_store(key, identity=identity, source=strip_signing_in(str(stat.ref)),
+                                     name=stat.name, kind="file", fill=fill,
+                                     known_md5={"": md5} if md5 else None)
+    if made:
+        _enforce_cap(entry)
+    return entry
 
 
 def walk(backend: StorageBackend, stat: RemoteStat, prefix: str = "") -> Iterator[tuple[str, RemoteStat]]:
     """Every file below a folder, with its remote path relative to it (remote names, ``/``-joined).
 
     Folders are listed in parallel and, on Drive, the listing is remembered
-    (:func:`colabmodels.bulk.walk_tree`).
+    (:func:`colabmodels.tree.walk_tree`).
     """
-    from .bulk import walk_tree
-
     for node in walk_tree(backend, stat).files():
         yield f"{prefix}{node.rel}", node.stat
 
@@ -278,8 +252,6 @@ def _fetch_tree(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
     Many files in flight, one cache entry per file, the folder assembled from links to them
     (:func:`colabmodels.bulk.fetch_tree`).
     """
-    from .bulk import fetch_tree
-
     return fetch_tree(backend, stat, progress=progress)
 
 
@@ -430,19 +402,14 @@ def _folder_of(ref: Ref) -> tuple[Ref, str] | None:
 
 def _drive_parent(ref: Ref) -> Ref | None:
     """The folder of an id-only Drive ref (a share link), asked of Drive."""
-    from .registry import DriveCalls
-
-    backend = backend_for(ref)
-    session = getattr(backend, "session", None)
-    if ref.source != "drive" or not ref.id or session is None:
+    if ref.source != "drive" or not ref.id:
         return None
-    drive: DriveCalls = backend  # type: ignore[assignment]
-    assert drive.session is not None
-    meta = drive.session.execute(
-        lambda s: s.files().get(fileId=ref.id, supportsAllDrives=True, fields="parents(id)"),
-        what=f"finding the folder of {_shown(ref)}")
-    parents = meta.get("parents") or []
-    return Ref("drive", id=parents[0]["id"], folder=True) if parents else None
+    backend = backend_for(ref)
+    session = backend.session if isinstance(backend, DriveBackend) else None
+    if session is None:
+        return None
+    parents = drive_files.parent_ids(session, ref.id, what=f"finding the folder of {_shown(ref)}")
+    return Ref("drive", id=parents[0], folder=True) if parents else None
 
 
 def _beside(ref: Ref, names: list[str]) -> dict[str, Ref]:
@@ -640,8 +607,6 @@ def complete_drive_path(text: str, *, timeout: float = 1.5, limit: int = 500) ->
     A path under a live Colab mount gives [] (the notebook's own file completion lists it).
     """
     import threading
-
-    from .drive.session import current_session
 
     try:
         session = current_session()

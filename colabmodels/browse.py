@@ -22,6 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import config
+from .drive import files as drive_files
+from .drive.session import current_session, mount
+from .drive.thumbnails import fetch_thumbnail
+from .drive.wire import FOLDER_MIME, SHORTCUT_MIME, quote_q
 from .errors import AuthError, ColabModelsError, NotFoundError, OfflineError, TransferError
 
 if TYPE_CHECKING:
@@ -48,8 +52,6 @@ __all__ = [
 
 logger = logging.getLogger("colabmodels.browse")
 
-FOLDER_MIME = "application/vnd.google-apps.folder"
-SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 MODEL_EXTENSIONS = (
     ".pt", ".pth", ".pt2", ".bin", ".ckpt", ".safetensors", ".h5", ".hdf5", ".keras", ".onnx",
     ".pb", ".tflite", ".pkl", ".pickle", ".joblib", ".model", ".w2v", ".kv", ".wv", ".gguf",
@@ -208,8 +210,6 @@ def _session() -> DriveSession:
     if config.offline(None):
         raise OfflineError("offline mode is on (COLABMODELS_OFFLINE): browsing Drive needs the "
                            "network. Unset COLABMODELS_OFFLINE to browse; cached models still load.")
-    from .drive.session import current_session, mount
-
     session = current_session()
     if session is not None:
         return session
@@ -217,10 +217,6 @@ def _session() -> DriveSession:
         return mount(interactive=False)
     except AuthError as e:
         raise NotSignedIn(f"not signed in to Drive: {e}") from e
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # -- listing ----------------------------------------------------------------------------------
@@ -257,8 +253,7 @@ def trail_for(start: str) -> list[Place]:
     session = _session()
     if ref.path is None:
         assert ref.id is not None
-        meta = session.execute(lambda s: s.files().get(fileId=ref.id, supportsAllDrives=True,
-                                                       fields="id,title,mimeType,driveId"),
+        meta = drive_files.get(session, ref.id, fields="id,title,mimeType,driveId",
                                what=f"reading folder {ref.id}")
         if meta.get("mimeType") != FOLDER_MIME:
             raise RefError(f"{start!r} is a file, not a folder: start at the folder holding it")
@@ -317,25 +312,19 @@ def list_page(place: Place, *, page_token: str | None = None, page_size: int = 1
     if place.kind == "drives":
         return _shared_drives(session, page_token, page_size, search)
     terms = ["trashed = false"]
-    params: dict[str, Any] = {"supportsAllDrives": True, "includeItemsFromAllDrives": True}
     search = search.strip()
     if search:
-        terms.append(f"title contains {_quote(search)}")
+        terms.append(f"title contains {quote_q(search)}")
     if place.kind == "shared":
         terms.append("sharedWithMe = true")
     elif not (search and everywhere):
         parent = session.root_id if place.kind == "mydrive" else place.id
-        terms.insert(0, f"{_quote(str(parent))} in parents")
-    if place.drive_id:
-        params.update(corpora="drive", driveId=place.drive_id)
-    q = " and ".join(terms)
-    order = _order_by(sort, descending)
-
-    def one(s: Any) -> Any:
-        return s.files().list(q=q, maxResults=page_size, pageToken=page_token, orderBy=order,
-                              fields=f"nextPageToken,items({_ITEM_FIELDS})", **params)
-
-    page = session.execute(one, what=f"listing {place.path}")
+        terms.insert(0, f"{quote_q(str(parent))} in parents")
+    page = drive_files.query_page(session, " and ".join(terms),
+                                  fields=f"nextPageToken,items({_ITEM_FIELDS})",
+                                  page_size=page_size, page_token=page_token,
+                                  order_by=_order_by(sort, descending), drive_id=place.drive_id,
+                                  what=f"listing {place.path}")
     prefix = None if (search and everywhere and place.kind != "shared") or not place.paths \
         else place.path
     items = [_item(raw, prefix, place) for raw in page.get("items", [])]
@@ -346,19 +335,16 @@ def list_page(place: Place, *, page_token: str | None = None, page_size: int = 1
 
 def _check_exists(session: DriveSession, place: Place) -> None:
     """An empty listing of a folder that was deleted meanwhile says so."""
-    meta = session.execute(lambda s: s.files().get(fileId=place.id, supportsAllDrives=True,
-                                                   fields="id,labels(trashed)"),
-                           what=f"reading {place.path}")
+    assert place.id is not None
+    meta = drive_files.get(session, place.id, fields="id,labels(trashed)", what=f"reading {place.path}")
     if (meta.get("labels") or {}).get("trashed"):
         raise NotFoundError(f"{place.path} is in the Drive trash")
 
 
 def _shared_drives(session: DriveSession, page_token: str | None, page_size: int,
                    search: str) -> Page:
-    params: dict[str, Any] = {"maxResults": min(page_size, 100), "pageToken": page_token}
-    if search.strip():
-        params["q"] = f"name contains {_quote(search.strip())}"
-    page = session.execute(lambda s: s.drives().list(**params), what="listing shared drives")
+    q = f"name contains {quote_q(search.strip())}" if search.strip() else None
+    page = drive_files.shared_drives_page(session, page_token=page_token, page_size=page_size, q=q)
     items = [DriveItem(id=d["id"], name=d.get("name", d["id"]), is_folder=True, mime=FOLDER_MIME,
                        path=f"Shareddrives/{d.get('name', d['id'])}", modified=d.get("createdDate"),
                        drive_id=d["id"], shared_drive=True)
@@ -421,18 +407,12 @@ def recognise_model_folders(items: Sequence[DriveItem]) -> list[DriveItem]:
     found: dict[str, str] = {}
     for start in range(0, len(folders), 40):
         batch = folders[start:start + 40]
-        parents = " or ".join(f"{_quote(f.id)} in parents" for f in batch)
+        parents = " or ".join(f"{quote_q(f.id)} in parents" for f in batch)
         names = ("title = 'saved_model.pb' or title = 'manifest.json' or title = 'v1' or "
                  "title = 'saved_model.pbtxt'")
         q = f"({parents}) and ({names}) and trashed = false"
-        token: str | None = None
-        while True:
-            def one(s: Any, t: str | None = token, query: str = q) -> Any:
-                return s.files().list(q=query, maxResults=1000, pageToken=t, supportsAllDrives=True,
-                                      includeItemsFromAllDrives=True,
-                                      fields="nextPageToken,items(title,mimeType,parents(id))")
-
-            page = session.execute(one, what="recognising model folders")
+        for page in drive_files.query_pages(session, q, item_fields="title,mimeType,parents(id)",
+                                            what="recognising model folders"):
             for raw in page.get("items", []):
                 title = raw.get("title")
                 kind = {"saved_model.pb": "savedmodel", "saved_model.pbtxt": "savedmodel",
@@ -442,9 +422,6 @@ def recognise_model_folders(items: Sequence[DriveItem]) -> list[DriveItem]:
                 for p in raw.get("parents") or []:
                     if kind and found.get(p.get("id")) != "versions":
                         found[p.get("id")] = kind
-            token = page.get("nextPageToken")
-            if not token:
-                break
     return [replace(i, model_kind=found.get(i.id, i.model_kind)) if i.is_folder else i
             for i in items]
 
@@ -461,10 +438,8 @@ def details(item: DriveItem, *, thumbnail: bool = True, versions: bool = True) -
     session = _session()
     if item.shared_drive:
         return Details(item)
-    raw = session.execute(
-        lambda s: s.files().get(fileId=item.id, supportsAllDrives=True,
-                                fields=_ITEM_FIELDS + ",labels(trashed)"),
-        what=f"reading {item.path or item.name}")
+    raw = drive_files.get(session, item.id, fields=_ITEM_FIELDS + ",labels(trashed)",
+                          what=f"reading {item.path or item.name}")
     if (raw.get("labels") or {}).get("trashed"):
         raise NotFoundError(f"{item.path or item.name} is in the Drive trash; restore it or "
                             "press Refresh")
@@ -474,7 +449,8 @@ def details(item: DriveItem, *, thumbnail: bool = True, versions: bool = True) -
                     model_kind=item.model_kind or fresh.model_kind)
     out = Details(fresh)
     if thumbnail and fresh.thumbnail_link and (fresh.mime or "").startswith("image/"):
-        out.thumbnail, out.thumbnail_format = _thumbnail(session, fresh.thumbnail_link)
+        thumb = fetch_thumbnail(session, fresh.thumbnail_link)
+        out.thumbnail, out.thumbnail_format = thumb.data, thumb.format
     if versions and fresh.is_folder:
         if fresh.model_kind is None:  # one request: does it hold saved_model.pb, v1/...?
             fresh = recognise_model_folders([fresh])[0]
@@ -484,21 +460,6 @@ def details(item: DriveItem, *, thumbnail: bool = True, versions: bool = True) -
 
             out.versions = list_versions(fresh.path)
     return out
-
-
-def _thumbnail(session: DriveSession, link: str) -> tuple[bytes | None, str]:
-    """The thumbnail's bytes (with the session's token: Drive's links need it for private files)."""
-    try:
-        resp, body = session.http().request(
-            link, "GET", headers={"Authorization": f"Bearer {session.access_token()}"})
-    except Exception as e:  # a preview is optional; the pane shows the rest
-        logger.info("thumbnail %s: %s", link, e)
-        return None, "png"
-    if int(resp.status) != 200:
-        logger.info("thumbnail %s: HTTP %s", link, resp.status)
-        return None, "png"
-    ctype = resp.get("content-type", "image/png").split(";")[0]
-    return bytes(body), ctype.partition("/")[2] or "png"
 
 
 # -- what to tell the user --------------------------------------------------------------------

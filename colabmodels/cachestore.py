@@ -44,19 +44,24 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .errors import ConfigError, IntegrityError, TransferError
 from .refs import strip_signing_in
 from .transfer import O_NOFOLLOW, describe_bytes, file_md5
 
+if TYPE_CHECKING:
+    from .storage.base import RemoteStat
+
 __all__ = [
     "SPACE_MARGIN_BYTES",
     "Cache",
     "CacheEntry",
     "cache",
+    "identity_of",
     "key_for",
+    "md5_of",
     "safe_relpath",
     "sanitize_name",
     "unique_names",
@@ -163,6 +168,17 @@ def unique_names(children: list[tuple[str, str]]) -> dict[str, str]:
 
 def key_for(identity: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def identity_of(stat: RemoteStat) -> str:
+    """The cache identity of one remote file or folder: the source's own content identity,
+    with no URL signing query in it (the same for ``cm.fetch``, folders and datasets)."""
+    return strip_signing_in(stat.identity or f"{stat.ref}:size={stat.size}:modified={stat.modified}")
+
+
+def md5_of(stat: RemoteStat) -> str | None:
+    """The md5 the source reports for ``stat`` (``checksum="md5:..."``), if any."""
+    return stat.checksum[4:] if stat.checksum and stat.checksum.startswith("md5:") else None
 
 
 @dataclass
@@ -392,6 +408,53 @@ class Cache:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+    def get_or_store(self, key: str, *, identity: str, source: str, name: str, kind: str,
+                     fill: Callable[[Path], None], extra: dict[str, Any] | None = None,
+                     known_md5: dict[str, str] | None = None) -> tuple[CacheEntry, bool]:
+        """The entry ``key``, made by :meth:`store` when it is missing: look up, lock, look
+        again (another process may have finished it while this one waited), store.
+
+        The arguments are :meth:`store`'s; ``fill`` runs only when the entry is made, under the
+        key's lock. Returns ``(entry, made now)``.
+        """
+        entry = self.entry(key)
+        if entry is not None:
+            return entry, False
+        with self.lock(key):
+            entry = self.entry(key)
+            if entry is not None:
+                return entry, False
+            return self.store(key, identity=identity, source=source, name=name, kind=kind,
+                              fill=fill, extra=extra, known_md5=known_md5), True
+
+    def file_paths(self, wanted: list[tuple[str, str, int | None]]) -> list[Path | None]:
+        """Where files already sit in the cache, found without reading their entries.
+
+        ``wanted`` holds ``(key, remote name, size or None)`` of file entries. One directory
+        listing finds the entries that exist, then one ``stat`` each checks the file has the
+        size the source reports (a file renamed at the source keeps its entry under the old
+        name, so it is not found here and is looked up the full way, :meth:`entry`). On a
+        local disk that is a few microseconds per file.
+        """
+        base = os.path.join(self.root, "entries")
+        try:
+            present = set(os.listdir(base))
+        except OSError:
+            return [None] * len(wanted)
+        out: list[Path | None] = [None] * len(wanted)
+        join, stat_ = os.path.join, os.stat
+        for i, (key, name, size) in enumerate(wanted):
+            if key not in present:
+                continue
+            path = join(base, key, "data", sanitize_name(name))
+            try:
+                ok = size is None or stat_(path).st_size == size
+            except OSError:
+                ok = False
+            if ok:
+                out[i] = Path(path)
+        return out
 
     def partial_path(self, key: str) -> Path:
         return self._dir("partial") / f"{key}.incomplete"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ._version import __version__
+from .drive import files as drive_files
 from .errors import (
     IntegrityError,
     MetadataError,
@@ -464,18 +465,13 @@ def model_path_in(folder: Path, *, shown: str | None = None) -> tuple[Path, dict
 
 # -- whose files: a user's own saves load without trust=True ----------------------------------
 
-_OWNER_FIELDS = ("nextPageToken,items(id,title,mimeType,md5Checksum,"
-                 "owners(emailAddress,isAuthenticatedUser),"
-                 "lastModifyingUser(emailAddress,isAuthenticatedUser))")
-_FOLDER_MIME = "application/vnd.google-apps.folder"
-
-
 def own_files(folder: Ref) -> set[str] | None:
     """The md5s of the files in a Drive folder (recursively) when Drive reports every one of
     them as owned and last modified by the signed-in user; None otherwise (another user's file
     among them, not Drive, not signed in, or Drive cannot say).
 
-    This is the rule by which a user's own saves load without ``trust=True``.
+    This is the rule by which a user's own saves load without ``trust=True``; the owner walk
+    itself is :func:`colabmodels.drive.files.owned_md5s`.
     """
     if folder.source != "drive":
         return None
@@ -484,37 +480,8 @@ def own_files(folder: Ref) -> set[str] | None:
         session = drive.session
         if session is None:
             return None
-        md5s: set[str] = set()
-        pending = [drive.file_id(folder)]
-        seen = 0
-        while pending:
-            fid = pending.pop()
-            token: str | None = None
-            while True:
-                def page(s: Any, t: str | None = token, f: str = fid) -> Any:
-                    return s.files().list(q=f"'{f}' in parents and trashed = false",
-                                          maxResults=1000, pageToken=t, supportsAllDrives=True,
-                                          includeItemsFromAllDrives=True, fields=_OWNER_FIELDS)
-
-                result = session.execute(page, what=f"checking who saved {folder}")
-                for item in result.get("items", []):
-                    seen += 1
-                    if seen > 10_000:
-                        return None
-                    if item.get("mimeType") == _FOLDER_MIME:
-                        pending.append(item["id"])
-                        continue
-                    owners = item.get("owners") or []
-                    modifier = item.get("lastModifyingUser") or {}
-                    if not owners or not all(o.get("isAuthenticatedUser") is True for o in owners) \
-                            or modifier.get("isAuthenticatedUser") is not True:
-                        return None
-                    if item.get("md5Checksum"):
-                        md5s.add(item["md5Checksum"])
-                token = result.get("nextPageToken")
-                if not token:
-                    break
-        return md5s
+        return drive_files.owned_md5s(session, drive.file_id(folder),
+                                      what=f"checking who saved {folder}")
     except Exception as e:  # any doubt means "not known to be yours"
         logger.info("could not check who saved %s: %s", folder, e)
         return None
@@ -812,26 +779,8 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
                        _dest_str(dest), claim.n)
         raise
     info = _info(dest, claim.n, manifest)
-    _remember_saved(dest, info)
     logger.info("saved %s (%s)", info.ref, _description(manifest))
     return info
-
-
-def _remember_saved(dest: Ref, info: SavedModelInfo) -> None:
-    """Remember the version a save made as a listing would (merged into the versions listed
-    before, if any), so ``versions(dest, offline=True)`` in a later process knows it."""
-    from .cachestore import cache
-
-    known: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):  # the save is done; this only helps offline
-        known = cache.recall(_versions_alias(dest)) or {}
-    numbers = known.get("versions")
-    manifests = known.get("manifests")
-    manifests = manifests if isinstance(manifests, dict) else {}
-    earlier = [_info(dest, n, m if isinstance(m := manifests.get(str(n)), dict) else {})
-               for n in (numbers if isinstance(numbers, list) else [])
-               if isinstance(n, int) and n != info.version]
-    _remember_versions(dest, sorted([*earlier, info], key=lambda i: i.version))
 
 
 # -- pruning checkpoints ----------------------------------------------------------------------

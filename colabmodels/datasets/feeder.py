@@ -117,8 +117,7 @@ def _without_path(text: str, path: str) -> str:
 
 
 def _check_key(f: DatasetFile) -> str:
-    from ..bulk import identity_of
-    from ..cachestore import key_for
+    from ..cachestore import identity_of, key_for
 
     return key_for(identity_of(f.stat))
 

@@ -179,7 +179,7 @@ def image_dataset_from_drive(
     if seed is None:
         seed = int(np.random.randint(1_000_000))
     backend, root = resolve_folder(ref)
-    from ..bulk import walk_tree
+    from ..tree import walk_tree
     from .shards import open_packed
 
     tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)

@@ -1,7 +1,7 @@
 """Which files of a Drive folder make an image dataset, and their labels: Keras' rules on Drive.
 
 :func:`index_drive_folder` lists the folder once (in parallel, remembered; see
-:func:`colabmodels.bulk.walk_tree`) and applies exactly the selection that
+:func:`colabmodels.tree.walk_tree`) and applies exactly the selection that
 ``keras.utils.image_dataset_from_directory`` applies to a local folder:
 
 - ``labels="inferred"``: the classes are the folder's direct subfolders whose names do not
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..errors import NotFoundError, UnknownFormatError
 
 if TYPE_CHECKING:
-    from ..bulk import ListingStats, Tree, TreeNode
     from ..refs import Ref
     from ..storage.base import RemoteStat, StorageBackend
+    from ..tree import ListingStats, Tree, TreeNode
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def index_drive_folder(ref: str | os.PathLike[str] | Ref, labels: Any = "inferre
         follow_links: descend into folders reached through Drive shortcuts.
         refresh: list everything again instead of checking the remembered listing.
         folder: an already resolved ``(backend, stat)``.
-        tree: an already made listing of it (:func:`colabmodels.bulk.walk_tree`).
+        tree: an already made listing of it (:func:`colabmodels.tree.walk_tree`).
 
     Returns:
         DriveIndex ``(paths, labels, class_names, stats)``; ``stats.files[i]`` describes
@@ -187,7 +187,7 @@ def index_drive_folder(ref: str | os.PathLike[str] | Ref, labels: Any = "inferre
     """
     import numpy as np
 
-    from ..bulk import walk_tree
+    from ..tree import walk_tree
 
     backend, root = folder or resolve_folder(ref)
     if tree is None:

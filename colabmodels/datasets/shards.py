@@ -32,10 +32,10 @@ from .listing import ALLOWLIST_FORMATS, DatasetFile, given_labels, shuffled
 from .pixels import bomb_problem
 
 if TYPE_CHECKING:
-    from ..bulk import Tree
     from ..cachestore import CacheEntry
     from ..refs import Ref
     from ..storage.base import RemoteStat, StorageBackend
+    from ..tree import Tree
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ def open_packed(backend: StorageBackend, root: RemoteStat, tree: Tree | None = N
 
     children = (tree.root.children or []) if tree is not None else None
     if children is None:
-        from ..bulk import walk_tree
+        from ..tree import walk_tree
 
         children = walk_tree(backend, root).root.children or []
     by_name = {c.name: c for c in children if not c.is_dir}
@@ -416,48 +416,40 @@ class ShardFeeder:
         return out
 
     def _shard_entry(self, shard: int) -> CacheEntry:
-        from ..bulk import identity_of
-        from ..cachestore import cache, key_for, safe_relpath
+        from ..cachestore import cache, identity_of, key_for, safe_relpath
         from ..transfer import download_to
 
         stat = self.packed.shard_stats[shard]
         identity = "unpacked:" + identity_of(stat)
         key = key_for(identity)
-        entry = cache.entry(key)
-        if entry is not None:
-            return entry
-        with cache.lock(key):
-            entry = cache.entry(key)
-            if entry is not None:
-                return entry
-            partial = cache.partial_path(key)
+        partial = cache.partial_path(key)
+        known: dict[str, str] = {}
 
-            known: dict[str, str] = {}
+        def fill(target: Path) -> None:
+            import hashlib
 
-            def fill(target: Path) -> None:
-                import hashlib
+            download_to(self.packed.backend, stat, partial)
+            target.mkdir(parents=True)
+            with tarfile.open(partial, "r:") as tar:
+                for member in tar:
+                    if not member.isfile() or member.name.endswith(".cls"):
+                        continue  # labels come from the index
+                    rel = safe_relpath(member.name)
+                    dest = target / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    digest = hashlib.md5(usedforsecurity=False)
+                    with open(dest, "wb") as out:
+                        while block := src.read(1024 * 1024):
+                            out.write(block)
+                            digest.update(block)
+                    known[rel.as_posix()] = digest.hexdigest()
+            partial.unlink(missing_ok=True)
 
-                download_to(self.packed.backend, stat, partial)
-                target.mkdir(parents=True)
-                with tarfile.open(partial, "r:") as tar:
-                    for member in tar:
-                        if not member.isfile() or member.name.endswith(".cls"):
-                            continue  # labels come from the index
-                        rel = safe_relpath(member.name)
-                        dest = target / rel
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        src = tar.extractfile(member)
-                        assert src is not None
-                        digest = hashlib.md5(usedforsecurity=False)
-                        with open(dest, "wb") as out:
-                            while block := src.read(1024 * 1024):
-                                out.write(block)
-                                digest.update(block)
-                        known[rel.as_posix()] = digest.hexdigest()
-                partial.unlink(missing_ok=True)
-
-            return cache.store(key, identity=identity, source=str(stat.ref), name=stat.name,
-                               kind="tree", fill=fill, known_md5=known)
+        entry, _ = cache.get_or_store(key, identity=identity, source=str(stat.ref), name=stat.name,
+                                      kind="tree", fill=fill, known_md5=known)
+        return entry
 
     def local(self, index: int) -> str | None:
         f = self.files[index]

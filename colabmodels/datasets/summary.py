@@ -28,22 +28,22 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from ..drive.thumbnails import fetch_thumbnail as drive_thumbnail
 from ..errors import NotFoundError
+from ..storage.drive import DriveBackend
 from .listing import ALLOWLIST_FORMATS, DatasetFile, IndexStats, as_ref, resolve_folder
 
 if TYPE_CHECKING:
-    from ..bulk import Tree
     from ..drive.session import DriveSession
     from ..refs import Ref
     from ..storage.base import RemoteStat, StorageBackend
+    from ..tree import Tree
 
 __all__ = ["COMMON_SQUARE_SIZES", "IMBALANCE_RATIO", "DatasetSummary", "DatasetWarning",
            "MissingFolderError", "Thumbnail", "add_thumbnail_problems", "class_rows", "describe",
@@ -61,7 +61,6 @@ COMMON_SQUARE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 320, 384, 512)
 """The square ``image_size`` values people pick (and pretrained models expect)."""
 _ASPECT_SPREAD = 1.15
 """Images whose width/height ratios differ by more than this factor count as mixed shapes."""
-_SIZE_SUFFIX = re.compile(r"=(?:s\d+|w\d+(?:-h\d+)?|h\d+)(?:-[a-z0-9-]*)?$")
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ class DatasetSummary:
     @property
     def session(self) -> DriveSession | None:
         """The Drive session that listed the folder (None for other sources)."""
-        return getattr(self.backend, "session", None)
+        return self.backend.session if isinstance(self.backend, DriveBackend) else None
 
     def warning(self, kind: str) -> DatasetWarning | None:
         """The warning of this kind, if any."""
@@ -315,7 +314,7 @@ def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | Non
         ValueError: ``class_names`` names a folder that is not there.
         UnknownFormatError: a Google Docs file carries an image extension.
     """
-    from ..bulk import walk_tree
+    from ..tree import walk_tree
 
     parsed = as_ref(ref)
     try:
@@ -543,28 +542,6 @@ def _broken_by_metadata(files: list[DatasetFile]) -> list[tuple[str, str]]:
 
 # -- thumbnails ----------------------------------------------------------------------------------
 
-def _sized(link: str, size: int | None) -> str:
-    """Drive's thumbnail link asking for a ``size``-pixel box (``=s220`` -> ``=s128``)."""
-    if size is None:
-        return link
-    if _SIZE_SUFFIX.search(link):
-        return _SIZE_SUFFIX.sub(f"=s{int(size)}", link)
-    return link
-
-
-def _may_send_token(link: str, endpoint: str) -> bool:
-    """The session's token goes to Drive's own thumbnail hosts over HTTPS, or to the endpoint
-    the session talks to (the emulator); anywhere else the link is fetched without it."""
-    from ..auth import is_google_host
-
-    parts, home = urlsplit(link), urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    if (parts.scheme, host, parts.port) == (home.scheme, (home.hostname or "").lower(), home.port):
-        return True
-    return parts.scheme == "https" and (is_google_host(host) or host == "googleusercontent.com"
-                                        or host.endswith(".googleusercontent.com"))
-
-
 def fetch_thumbnail(file: DatasetFile, *, size: int | None = 128,
                     session: DriveSession | None = None) -> Thumbnail:
     """Drive's thumbnail of ``file`` (one small request; never the file's content).
@@ -588,18 +565,13 @@ def fetch_thumbnail(file: DatasetFile, *, size: int | None = 128,
             from ..drive.session import implicit_session
 
             session = implicit_session()
-        headers = {}
-        if _may_send_token(link, session.endpoint):
-            headers["Authorization"] = f"Bearer {session.access_token()}"
-        resp, body = session.http().request(_sized(link, size), "GET", headers=headers)
     except Exception as e:  # a preview is optional; the panel shows the rest
         logger.info("thumbnail of %s: %s", file.path, e)
         return Thumbnail(file, None, problem=f"{type(e).__name__}: {e}")
-    if int(resp.status) != 200:
-        logger.info("thumbnail of %s: HTTP %s", file.path, resp.status)
-        return Thumbnail(file, None, problem=f"Drive made no thumbnail (HTTP {resp.status})")
-    ctype = str(resp.get("content-type", "image/png")).split(";")[0]
-    return Thumbnail(file, bytes(body), ctype.partition("/")[2] or "png")
+    got = drive_thumbnail(session, link, size=size)  # the one thumbnail fetch, with its host rule
+    if got.data is None:
+        logger.info("thumbnail of %s: %s", file.path, got.problem)
+    return Thumbnail(file, got.data, got.format, problem=got.problem)
 
 
 def fetch_thumbnails(files: Iterable[DatasetFile], *, size: int | None = 128,

@@ -140,6 +140,18 @@ class DriveSession:
         user = self.about().get("user") or {}
         return user.get("emailAddress") or user.get("displayName") or "unknown user"
 
+    def account(self) -> str:
+        """Who is signed in, for keys: from the credentials when they say (a service account,
+        no request), else asked of Drive once; ``""`` when Drive cannot say."""
+        creds = self.credentials
+        user = getattr(creds, "service_account_email", None) or getattr(creds, "signer_email", None)
+        if user:
+            return str(user)
+        try:
+            return self.user_email
+        except Exception:  # the account is unknown: keys still separate endpoints
+            return ""
+
     @property
     def root_id(self) -> str:
         """The id of My Drive's root folder (asks Drive once; ``"root"`` works as an alias)."""

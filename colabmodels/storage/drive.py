@@ -14,7 +14,9 @@ large files.
 Google Docs, Sheets and Slides have no bytes to download: :meth:`DriveBackend.check_downloadable`
 says what such a file is before any download starts. A shortcut stands for its target. The
 query helpers, the fields asked for and the translation of Drive's errors (403 reasons
-included) live in :mod:`colabmodels.drive.wire`, shared with the session.
+included) live in :mod:`colabmodels.drive.wire`, and every request this backend makes is a
+typed function of :mod:`colabmodels.drive.files`; this module turns their answers into
+:class:`~colabmodels.storage.base.RemoteStat` (:func:`stat_from_meta`).
 """
 
 from __future__ import annotations
@@ -28,31 +30,21 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
 
 from .. import config
-from ..drive.wire import (
-    FILE_FIELDS,
-    FOLDER_MIME,
-    SHORTCUT_MIME,
-    check_downloadable,
-    quote_q,
-    translate_drive_error,
-)
+from ..drive import files
+from ..drive.wire import FOLDER_MIME, SHORTCUT_MIME, check_downloadable
 from ..errors import AuthError, NotFoundError, RefError, RetryableError, TransferError
 from ..progress import ProgressCallback
 from ..refs import Ref
-from ..retry import Retry
 from .base import RemoteStat, StorageBackend
 
 if TYPE_CHECKING:
     from ..drive.session import DriveSession
 
-__all__ = ["DriveBackend"]
+__all__ = ["DriveBackend", "stat_from_meta"]
 
 logger = logging.getLogger("colabmodels.drive")
-
-_FIELDS = FILE_FIELDS
 
 _STATE_TENTATIVE = {"key": "cm_state", "value": "tentative", "visibility": "PUBLIC"}
 _STATE_READY = {"key": "cm_state", "value": "ready", "visibility": "PUBLIC"}
@@ -63,6 +55,38 @@ def _folder_state(meta: dict[str, Any]) -> str | None:
         if prop.get("key") == "cm_state":
             return prop.get("value")
     return None
+
+
+def stat_from_meta(ref: Ref, meta: dict[str, Any]) -> RemoteStat:
+    """What a Drive v2 file resource says, as a :class:`RemoteStat` of ``ref`` (id filled in).
+
+    The identity is the content's: ``drive:ID:MD5`` for files with bytes, the version and
+    modified time for Google Docs (no md5), the modified time for folders.
+    """
+    is_dir = meta.get("mimeType") == FOLDER_MIME
+    md5 = meta.get("md5Checksum")
+    fid = meta["id"]
+    if is_dir:
+        identity = f"drive-folder:{fid}:{meta.get('modifiedDate', '')}"
+    elif md5:
+        identity = f"drive:{fid}:{md5}"
+    else:  # Google Docs and friends have no md5 and no bytes to cache by content
+        identity = f"drive:{fid}:v{meta.get('version', '')}:{meta.get('modifiedDate', '')}"
+    size = meta.get("fileSize")
+    return RemoteStat(
+        ref=replace(ref, id=fid, folder=is_dir),
+        name=meta.get("title") or fid,
+        size=int(size) if size is not None and not is_dir else None,
+        is_dir=is_dir,
+        checksum=f"md5:{md5}" if md5 else None,
+        identity=identity,
+        version=str(meta["version"]) if meta.get("version") is not None else None,
+        mime=meta.get("mimeType"),
+        modified=meta.get("modifiedDate"),
+        created=meta.get("createdDate"),
+        description=meta.get("description"),
+        properties={p["key"]: p.get("value", "") for p in meta.get("properties") or []},
+    )
 
 
 class DriveBackend(StorageBackend):
@@ -93,31 +117,6 @@ class DriveBackend(StorageBackend):
             raise RefError(f"{ref.raw!r} names no Drive file")
         return self._need_session(f"reading {ref.path}").resolve(ref.path)
 
-    def _stat_from(self, ref: Ref, meta: dict[str, Any]) -> RemoteStat:
-        is_dir = meta.get("mimeType") == FOLDER_MIME
-        md5 = meta.get("md5Checksum")
-        fid = meta["id"]
-        if is_dir:
-            identity = f"drive-folder:{fid}:{meta.get('modifiedDate', '')}"
-        elif md5:
-            identity = f"drive:{fid}:{md5}"
-        else:  # Google Docs and friends have no md5 and no bytes to cache by content
-            identity = f"drive:{fid}:v{meta.get('version', '')}:{meta.get('modifiedDate', '')}"
-        size = meta.get("fileSize")
-        return RemoteStat(
-            ref=replace(ref, id=fid, folder=is_dir),
-            name=meta.get("title") or fid,
-            size=int(size) if size is not None and not is_dir else None,
-            is_dir=is_dir,
-            checksum=f"md5:{md5}" if md5 else None,
-            identity=identity,
-            version=str(meta["version"]) if meta.get("version") is not None else None,
-            mime=meta.get("mimeType"),
-            modified=meta.get("modifiedDate"),
-            description=meta.get("description"),
-            properties={p["key"]: p.get("value", "") for p in meta.get("properties") or []},
-        )
-
     # -- the contract ------------------------------------------------------------------------
     def stat(self, ref: Ref) -> RemoteStat:
         if self.session is None:
@@ -127,10 +126,7 @@ class DriveBackend(StorageBackend):
         session = self.session
         fid = self.file_id(ref)
         try:
-            meta = session.execute(
-                lambda s: s.files().get(fileId=fid, supportsAllDrives=True, fields=_FIELDS),
-                what=f"reading metadata of {ref.path or fid}",
-            )
+            meta = files.get(session, fid, what=f"reading metadata of {ref.path or fid}")
         except NotFoundError:
             if ref.path and ref.id:  # a remembered id went stale: resolve the path afresh
                 session.forget_paths(ref.path)
@@ -142,7 +138,7 @@ class DriveBackend(StorageBackend):
             raise NotFoundError(f"{ref.path or fid} is in the Drive trash; restore it to load it")
         if meta.get("mimeType") == SHORTCUT_MIME:
             return self._shortcut_target(ref, meta)
-        return self._stat_from(ref, meta)
+        return stat_from_meta(ref, meta)
 
     def _shortcut_target(self, ref: Ref, meta: dict[str, Any]) -> RemoteStat:
         """A Drive shortcut stands for its target: stat that instead (once; no chains)."""
@@ -163,30 +159,17 @@ class DriveBackend(StorageBackend):
     def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
         session = self._need_session("listing a folder")
         fid = self.file_id(ref)
-        q = f"{quote_q(fid)} in parents and trashed = false"
-        token: str | None = None
-        while True:
-            def one_page(s: Any, t: str | None = token) -> Any:
-                return s.files().list(q=q, maxResults=page_size, pageToken=t, supportsAllDrives=True,
-                                      includeItemsFromAllDrives=True,
-                                      fields=f"nextPageToken,items({_FIELDS})")
-
-            page = session.execute(one_page, what=f"listing {ref.path or fid}")
-            for item in page.get("items", []):
+        for page in files.children_pages(session, fid, page_size=page_size,
+                                         what=f"listing {ref.path or fid}"):
+            for item in page:
                 child = ref.child(item["title"]) if ref.path else Ref("drive", id=item["id"])
-                yield self._stat_from(replace(child, id=item["id"]), item)
-            token = page.get("nextPageToken")
-            if not token:
-                return
+                yield stat_from_meta(replace(child, id=item["id"]), item)
 
     def open_range(self, ref: Ref, start: int, end: int | None) -> Iterator[bytes]:
         fid = self.file_id(ref)
         if self.session is None:
             return self._public_range(fid, start, end, ref.resource_key)
-        url = f"{self.session.endpoint}drive/v2/files/{quote(fid)}?alt=media&supportsAllDrives=true"
-        headers = {"Authorization": f"Bearer {self.session.access_token()}"}
-        if ref.resource_key:
-            headers["X-Goog-Drive-Resource-Keys"] = f"{fid}/{ref.resource_key}"
+        url, headers = files.media_request(self.session, fid, ref.resource_key)
         try:
             return self.client.open_range(url, start, end, headers=headers)
         except AuthError as e:
@@ -200,46 +183,26 @@ class DriveBackend(StorageBackend):
 
     def upload(self, src: Path, dest: Ref, *, metadata: dict[str, Any] | None = None,
                progress: ProgressCallback | None = None) -> RemoteStat:
-        from googleapiclient.http import MediaFileUpload
-
         session = self._need_session("uploading")
         if dest.path is None:
             raise RefError("uploads need a Drive path such as MyDrive/models/name")
         parent_path, _, title = dest.path.rpartition("/")
         parent = self.makedirs(Ref("drive", path=parent_path, raw=parent_path))
         assert parent is not None
-        body: dict[str, Any] = {"title": title, "parents": [{"id": parent.ref.id}]}
-        metadata = metadata or {}
-        if metadata.get("description") is not None:
-            body["description"] = metadata["description"]
-        if metadata.get("properties"):
-            body["properties"] = [{"key": k, "value": str(v), "visibility": "PUBLIC"}
-                                  for k, v in metadata["properties"].items()]
-        size = src.stat().st_size
-        media = MediaFileUpload(str(src), mimetype=metadata.get("mime", "application/octet-stream"),
-                                resumable=True, chunksize=config.chunk_bytes())
-        request = session.service.files().insert(body=body, media_body=media,
-                                                 supportsAllDrives=True, fields=_FIELDS)
-        meta = _run_resumable(session, request, size, progress, what=f"uploading {dest.path}")
+        assert parent.ref.id is not None
+        meta = files.upload(session, src, parent_id=parent.ref.id, title=title, metadata=metadata,
+                            progress=progress, what=f"uploading {dest.path}")
         session.forget_paths(dest.path)
         session.remember_path(dest.path, meta["id"])
-        return self._stat_from(replace(dest, id=meta["id"]), meta)
+        return stat_from_meta(replace(dest, id=meta["id"]), meta)
 
     def set_metadata(self, ref: Ref, *, description: str | None = None,
                      properties: dict[str, str] | None = None) -> RemoteStat:
         session = self._need_session("changing metadata")
         fid = self.file_id(ref)
-        body: dict[str, Any] = {}
-        if description is not None:
-            body["description"] = description
-        if properties:
-            body["properties"] = [{"key": k, "value": str(v), "visibility": "PUBLIC"}
-                                  for k, v in properties.items()]
-        meta = session.execute(
-            lambda s: s.files().patch(fileId=fid, body=body, supportsAllDrives=True, fields=_FIELDS),
-            what=f"updating metadata of {ref.path or fid}",
-        )
-        return self._stat_from(replace(ref, id=fid), meta)
+        body = files.metadata_body(description=description, properties=properties)
+        meta = files.patch(session, fid, body, what=f"updating metadata of {ref.path or fid}")
+        return stat_from_meta(replace(ref, id=fid), meta)
 
     def makedirs(self, ref: Ref) -> RemoteStat | None:
         session = self._need_session("creating folders")
@@ -260,26 +223,17 @@ class DriveBackend(StorageBackend):
         assert parent is not None and parent.ref.id is not None
         meta = self._create_folder_once(parent.ref.id, name, path)
         session.remember_path(path, meta["id"])
-        return self._stat_from(replace(ref, id=meta["id"]), meta)
+        return stat_from_meta(replace(ref, id=meta["id"]), meta)
 
     def folders_named(self, parent_id: str, name: str, *, what: str) -> builtins.list[dict[str, Any]]:
         """The untrashed folders called ``name`` in ``parent_id`` (Drive allows several)."""
-        q = (f"{quote_q(parent_id)} in parents and title = {quote_q(name)} and "
-             f"mimeType = '{FOLDER_MIME}' and trashed = false")
-        return self._need_session(what).execute(
-            lambda s: s.files().list(q=q, maxResults=10, supportsAllDrives=True,
-                                     includeItemsFromAllDrives=True, fields=f"items({_FIELDS})"),
-            what=what).get("items", [])
+        return files.folders_named(self._need_session(what), parent_id, name, what=what)
 
     def new_folder(self, parent_id: str, name: str, *, properties: builtins.list[dict[str, str]],
                    what: str) -> dict[str, Any]:
         """Create a folder, always (even beside one with the same name); returns its metadata."""
-        return self._need_session(what).execute(
-            lambda s: s.files().insert(
-                body={"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent_id}],
-                      "properties": properties},
-                supportsAllDrives=True, fields=_FIELDS),
-            what=what)
+        return files.new_folder(self._need_session(what), parent_id, name, properties=properties,
+                                what=what)
 
     def _create_folder_once(self, parent_id: str, name: str, path: str) -> dict[str, Any]:
         """Create folder ``name`` in ``parent_id`` so that concurrent writers end up sharing one.
@@ -310,17 +264,10 @@ class DriveBackend(StorageBackend):
                 mine = self.new_folder(parent_id, name, properties=[_STATE_TENTATIVE],
                                        what=f"creating folder {path}")
                 mine_id = mine["id"]
-
-                def confirm(s: Any, fid: str = mine_id) -> Any:
-                    return s.files().patch(fileId=fid, body={"properties": [_STATE_READY]},
-                                           supportsAllDrives=True, fields=_FIELDS)
-
-                def withdraw(s: Any, fid: str = mine_id) -> Any:
-                    return s.files().trash(fileId=fid, supportsAllDrives=True)
-
                 if [t["id"] for t in twins()] == [mine_id]:
-                    return session.execute(confirm, what=f"confirming folder {path}")
-                session.execute(withdraw, what=f"withdrawing a duplicate of {path}")
+                    return files.patch(session, mine_id, {"properties": [_STATE_READY]},
+                                       what=f"confirming folder {path}")
+                files.trash(session, mine_id, what=f"withdrawing a duplicate of {path}")
                 session.forget_paths(path)
             time.sleep(random.uniform(0.02, 0.1) * min(attempt + 1, 10))
         raise TransferError(f"could not create {path}: other writers kept creating it at the same time")
@@ -328,22 +275,11 @@ class DriveBackend(StorageBackend):
     def delete(self, ref: Ref) -> None:
         session = self._need_session("deleting")
         fid = self.file_id(ref)
-        session.execute(lambda s: s.files().trash(fileId=fid, supportsAllDrives=True),
-                        what=f"trashing {ref.path or fid}")
+        files.trash(session, fid, what=f"trashing {ref.path or fid}")
         if ref.path:
             session.forget_paths(ref.path)
 
     # -- public links, no session -----------------------------------------------------------
-    def _web_url(self, fid: str, resource_key: str | None, confirm: str | None = None) -> str:
-        params = {"id": fid, "export": "download"}
-        if resource_key:
-            params["resourcekey"] = resource_key
-        if confirm:
-            params["confirm"] = confirm
-        if config.uses_google_endpoint():
-            return "https://drive.usercontent.google.com/download?" + urlencode(params)
-        return config.drive_endpoint() + "uc?" + urlencode(params)
-
     def _public_stat(self, ref: Ref) -> RemoteStat:
         assert ref.id is not None
         _, resp = self._public_get(ref.id, ref.resource_key, "bytes=0-0")
@@ -362,7 +298,7 @@ class DriveBackend(StorageBackend):
         """GET the web download, passing Drive's "can't scan for viruses" page when it comes."""
         confirm = None
         for _ in range(2):
-            url = self._web_url(fid, resource_key, confirm)
+            url = files.web_download_url(fid, resource_key, confirm)
             headers = {"Range": range_header} if range_header else {}
             resp = self.client.request("GET", url, headers=headers, preload_content=False)
             if resp.status >= 400:
@@ -393,32 +329,3 @@ def _confirm_token(page: str) -> str | None:
     match = re.search(r'name="confirm"\s+value="([^"]+)"', page) or re.search(
         r"confirm=([0-9A-Za-z_\-]+)", page)
     return html.unescape(match.group(1)) if match else None
-
-
-def _run_resumable(session: DriveSession, request: Any, size: int,
-                   progress: ProgressCallback | None, *, what: str) -> dict[str, Any]:
-    """Drive a resumable upload chunk by chunk, retrying transient errors where it stopped.
-
-    Each chunk is one request on the calling thread, so a KeyboardInterrupt stops the upload
-    within the chunk in flight (nothing keeps sending in the background).
-    """
-    report = progress or (lambda n: None)
-    retry = Retry(what)
-    sent = 0
-    while True:
-        try:
-            status, response = request.next_chunk(http=session.http())
-        except Exception as exc:
-            err = translate_drive_error(exc, what)
-            if not retry.again(err):
-                if err is exc:
-                    raise
-                raise err from exc
-            continue  # googleapiclient asks the server where to resume (Content-Range: */N)
-        retry.reset()
-        done = status.resumable_progress if status is not None else size
-        if done > sent:
-            report(done - sent)
-            sent = done
-        if response is not None:
-            return response

@@ -6,7 +6,7 @@ transfer stops soon), with memory use independent of the file size. It copes wit
 ignore ``Range`` (answering 200 with the whole body) by skipping up to the start, and reports a
 connection dropped mid-body as :class:`~colabmodels.errors.RetryableError` and a host that
 cannot be reached at all as :class:`~colabmodels.errors.NetworkDownError`. Error responses are
-classified by :func:`colabmodels.drive.wire.classify_response` (re-exported here).
+classified by :func:`colabmodels.httpstatus.classify_response` (re-exported here).
 
 ``HTTPBackend`` content identity is ``http:<url without its signing query>:<ETag or
 Last-Modified>`` (:func:`colabmodels.refs.strip_signing`): a presigned S3/GCS URL names the
@@ -30,14 +30,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .._version import __version__
-from ..drive.wire import (
+from ..errors import RefError, RetryableError, TransferError
+from ..httpstatus import (
     DOWNLOAD_QUOTA_MESSAGE,
     classify_response,
     header,
     parse_retry_after,
     redact_url,
 )
-from ..errors import RefError, RetryableError, TransferError
 from ..progress import ProgressCallback
 from ..refs import Ref, strip_signing
 from ..retry import call_with_retries, network_down_error

@@ -33,8 +33,7 @@ def _max_overlap(requests) -> int:
 
 def test_folder_fetch_many_in_flight_one_entry_per_file(drive_env):
     import colabmodels as cm
-    from colabmodels.bulk import identity_of
-    from colabmodels.cachestore import cache, key_for
+    from colabmodels.cachestore import cache, identity_of, key_for
 
     fd = drive_env
     blobs = {f"MyDrive/many/c{i % 4}/f{i:03d}.bin": os.urandom(300 + i) for i in range(256)}
@@ -62,7 +61,7 @@ def test_folder_fetch_many_in_flight_one_entry_per_file(drive_env):
 
 def test_cached_folder_is_not_walked_again_and_changes_are_seen(drive_env):
     import colabmodels as cm
-    import colabmodels.bulk as bulk
+    import colabmodels.tree as tree_walk
 
     fd = drive_env
     for i in range(40):
@@ -76,7 +75,7 @@ def test_cached_folder_is_not_walked_again_and_changes_are_seen(drive_env):
     assert len(fd.requests) <= 3  # the folder's stat and the change feed
 
     # a new process (no in-memory memo): the listing on disk is checked, not walked
-    bulk._MEMO.clear()
+    tree_walk.forget_listings(on_disk=False)
     fd.reset_requests()
     assert cm.fetch("MyDrive/tree", progress=False) == first
     assert not [r for r in _lists(fd.requests) if "in parents" in r.query.get("q", "")]
@@ -100,7 +99,7 @@ def test_cached_folder_is_not_walked_again_and_changes_are_seen(drive_env):
     from colabmodels.storage import backend_for
 
     backend = backend_for(cm.parse_ref("MyDrive/tree"))
-    tree = bulk.walk_tree(backend, backend.stat(cm.parse_ref("MyDrive/tree")), refresh=True)
+    tree = tree_walk.walk_tree(backend, backend.stat(cm.parse_ref("MyDrive/tree")), refresh=True)
     assert tree.stats.folders_listed == 11 and not tree.stats.remembered
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 import colabmodels as cm
-from colabmodels.drive.wire import SHORTCUT_MIME, classify_response
+from colabmodels.drive.wire import SHORTCUT_MIME
 from colabmodels.errors import (
     AuthError,
     NotDownloadableError,
     QuotaError,
     RetryableError,
 )
+from colabmodels.httpstatus import classify_response
 from colabmodels.refs import Ref
 from colabmodels.storage import backend_for
 

@@ -65,8 +65,7 @@ def second_drive(isolated):
     from colabmodels.testing import FakeDrive
 
     with FakeDrive(seed=2) as fd:
-        fd.key_path = isolated / "key-2.json"
-        fd.write_service_account(fd.key_path)
+        fd.write_service_account(isolated / "key-2.json")  # fd.key_path
         yield fd
 
 

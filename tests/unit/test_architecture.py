@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,8 @@ def test_import_contracts_hold():
     ("cachestore.py", "from . import api", "Imports point down only"),
     ("refs.py", "from .drive import session", "Imports point down only"),
     ("testing/__init__.py", "from .. import cachestore", "The Drive emulator imports nothing"),
+    ("bulk.py", "import googleapiclient.discovery", "Drive requests stay in colabmodels.drive"),
+    ("browse.py", "from pydrive2.drive import GoogleDrive", "Drive requests stay in colabmodels.drive"),
 ])
 def test_an_import_that_breaks_a_contract_fails_the_check(tmp_path, module, bad_import, broken):
     copy = tmp_path / "colabmodels"
@@ -139,3 +142,64 @@ def test_an_import_that_breaks_a_contract_fails_the_check(tmp_path, module, bad_
     done = _lint_imports(tmp_path, env)
     assert done.returncode != 0, done.stdout
     assert any(broken in line and "BROKEN" in line for line in done.stdout.splitlines()), done.stdout
+
+
+# -- the Drive room -------------------------------------------------------------------------------
+
+# A request to Drive as the code writes it: a resource call chained into a method
+# (``s.files().list(``, ``service.changes().getStartPageToken(``), a request run through the
+# session (``session.execute(lambda s: ...)``, ``.execute(one_page, what=...)``), or a URL of
+# the v2 API. Docstrings are left out (they may name requests).
+DRIVE_REQUEST = re.compile(
+    r"\.(?:files|changes|drives|about|permissions|revisions|replies|comments|parents|children|"
+    r"teamdrives|channels|apps|properties)\(\)\s*\.\s*\w+\("
+    r"|\.execute\(\s*(?:lambda\b|\w+\s*,\s*what\s*=)"
+    r"|[\"']drive/v2/"
+)
+
+
+def _code_lines(path: Path) -> list[tuple[int, str]]:
+    """``path``'s source lines outside docstrings (so text about requests is not counted)."""
+    text = path.read_text()
+    doc_lines: set[int] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                doc_lines.update(range(body[0].lineno, (body[0].end_lineno or body[0].lineno) + 1))
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if n not in doc_lines]
+
+
+def drive_requests_outside_the_room(package: Path) -> list[str]:
+    """Every line of ``package`` outside ``drive/`` and the emulator that makes a Drive request."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if rel.parts[0] in ("drive", "testing"):
+            continue
+        for n, line in _code_lines(path):
+            if DRIVE_REQUEST.search(line):
+                found.append(f"{rel}:{n}: {line.strip()}")
+    return found
+
+
+@pytest.mark.colab
+def test_drive_requests_are_made_only_in_the_drive_room():
+    """docs/architecture.md, "The Drive room": a new Drive request goes to colabmodels/drive/."""
+    assert drive_requests_outside_the_room(PACKAGE) == []
+
+
+@pytest.mark.parametrize("module, request_line", [
+    ("bulk.py", "x = session.execute(lambda s: s.files().list(q='x'), what='y')"),
+    ("browse.py", "x = s.changes().getStartPageToken()"),
+    ("registry.py", "x = session.execute(one_page, what='listing')"),
+    ("api.py", "URL = 'https://www.googleapis.com/' + 'drive/v2/files'"),
+])
+def test_a_drive_request_outside_the_room_is_found(tmp_path, module, request_line):
+    copy = tmp_path / "colabmodels"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy / module
+    target.write_text(target.read_text() + f"\n\ndef _added():\n    {request_line}\n")
+    found = drive_requests_outside_the_room(copy)
+    assert len(found) == 1 and found[0].startswith(f"{module}:"), found

@@ -157,6 +157,8 @@ class FakeDrive:
         self._persist_stop = threading.Event()
         self._persist_thread: threading.Thread | None = None
         self.seed = seed
+        self.key_path: Path | None = None
+        """The key file :meth:`write_service_account` wrote last (None before the first)."""
 
     # ---------------------------------------------------------- lifecycle
 
@@ -263,7 +265,11 @@ class FakeDrive:
         return info
 
     def write_service_account(self, path: str | os.PathLike, *, user: str | None = None) -> dict[str, str]:
-        """Write a service-account key file whose ``token_uri`` is this emulator; returns its JSON."""
+        """Write a service-account key file whose ``token_uri`` is this emulator; returns its JSON.
+
+        The path is kept as :attr:`key_path` (the last key written), so a test can point
+        ``GOOGLE_APPLICATION_CREDENTIALS`` or ``service_account=`` at it.
+        """
         info = self.service_account_info(user=user)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,6 +277,7 @@ class FakeDrive:
         tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+        self.key_path = path
         return info
 
     def issue_refresh_token(self, user: str | None = None) -> tuple[str, str, str]:

@@ -1,0 +1,350 @@
+"""Folder trees listed in parallel and remembered: the walk under every folder-shaped read.
+
+:func:`walk_tree` lists a folder tree (``cm.fetch`` of a folder, the image datasets, the
+dataset panel). Folders are listed in parallel (each one paged), and on Drive the result is
+remembered (in this process and on disk under the cache's ``listings/``) keyed by the root
+folder's id. A remembered tree is checked, not re-walked: Drive's change feed (``changes.list``
+from the position saved with the listing) says which of its folders gained, lost or changed a
+file, and only those are listed again. Where the endpoint has no change feed, one query per 40
+folders asks for anything modified in them since the listing (files deleted for good are then
+only noticed with ``refresh=True``).
+
+The walk is source-neutral: other sources are listed with their backend's ``list``. Drive's
+requests (children with thumbnail and image fields, shortcut targets, the change feed, the
+modified-since check) are :class:`colabmodels.drive.treewalk.TreeRequests`.
+
+Local names: every remote name goes through :func:`colabmodels.cachestore.unique_names`, so
+hostile titles never escape the tree, safe names stay as the source has them, and two children
+that would map to one name (Drive allows equal titles) both keep their own file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .cachestore import cache, unique_names
+from .drive.treewalk import TreeRequests
+from .drive.wire import SHORTCUT_MIME, is_google_doc
+from .errors import AuthError, NotFoundError
+from .refs import Ref
+from .storage.drive import DriveBackend, stat_from_meta
+
+if TYPE_CHECKING:
+    from .storage.base import RemoteStat, StorageBackend
+
+__all__ = ["LIST_WORKERS", "MEMO_SKEW_S", "ListingStats", "Tree", "TreeNode", "forget_listings",
+           "walk_tree"]
+
+logger = logging.getLogger(__name__)
+
+LIST_WORKERS = 16
+"""Folders listed at the same time."""
+MEMO_SKEW_S = 300.0
+"""How far back a change check looks before the listing's time (clock skew, slow writers)."""
+
+
+@dataclass
+class TreeNode:
+    """One file or folder of a listed tree.
+
+    Attributes:
+        parts: remote names from the root (``("cats", "x.jpg")``); Drive titles as they are.
+        local: the safe, distinct local relative path (``"cats/x.jpg"``).
+        stat: what the source says about it (for a shortcut: about its target).
+        info: extra Drive fields (``thumbnailLink``, ``imageMediaMetadata``...), if any.
+        shortcut: the shortcut's own stat when this node was reached through a Drive shortcut.
+        children: a folder's children (files and folders), sorted by remote name; None for files
+            and for folder shortcuts that were not followed.
+        problem: why this node cannot be read (a shortcut whose target is gone or not shared).
+    """
+
+    parts: tuple[str, ...]
+    local: str
+    stat: RemoteStat
+    info: dict[str, Any] = field(default_factory=dict)
+    shortcut: RemoteStat | None = None
+    children: list[TreeNode] | None = None
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1] if self.parts else self.stat.name
+
+    @property
+    def rel(self) -> str:
+        return "/".join(self.parts)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.stat.is_dir
+
+    @property
+    def is_google_doc(self) -> bool:
+        """A Google Docs/Sheets/Slides... file: it has no bytes to download, only exports."""
+        return is_google_doc(self.stat.mime) and not self.stat.is_dir
+
+    def files(self) -> Iterator[TreeNode]:
+        """Every file below this node (depth first, in name order)."""
+        for child in self.children or ():
+            if child.children is not None:
+                yield from child.files()
+            elif not child.is_dir:
+                yield child
+
+
+@dataclass
+class ListingStats:
+    """How a listing was obtained: requests made, folders listed, whether it was remembered."""
+
+    requests: int = 0
+    folders_listed: int = 0
+    remembered: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Tree:
+    """A listed folder tree: its root node and how it was obtained."""
+
+    root: TreeNode
+    stats: ListingStats
+
+    def files(self) -> list[TreeNode]:
+        return list(self.root.files())
+
+
+class _Lister:
+    """Lists the children of one folder: Drive with extra fields, other sources via ``list``."""
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._listed = 0  # list() calls of other sources
+        session = backend.session if isinstance(backend, DriveBackend) else None
+        self.drive: TreeRequests | None = TreeRequests(session) if session is not None else None
+
+    @property
+    def requests(self) -> int:
+        return self._listed + (self.drive.requests if self.drive is not None else 0)
+
+    def children(self, node: TreeNode, raw: list[dict[str, Any]] | None) -> list[tuple[RemoteStat, dict[str, Any]]]:
+        """``node``'s children as (stat, extra info); ``raw`` is a remembered Drive listing."""
+        if self.drive is None:
+            found = list(self.backend.list(node.stat.ref))
+            with self._lock:
+                self._listed += 1
+            return [(c, {}) for c in found]
+        assert raw is not None
+        out = []
+        for item in raw:
+            child_ref = node.stat.ref.child(item["title"]) if node.stat.ref.path else Ref("drive")
+            info: dict[str, Any] = {k: item[k] for k in ("thumbnailLink", "imageMediaMetadata",
+                                                         "shortcutDetails") if k in item}
+            out.append((stat_from_meta(child_ref, item), info))
+        return out
+
+
+_MEMO: dict[str, dict[str, Any]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_key(backend: StorageBackend, root: RemoteStat, follow_links: bool) -> str:
+    """Who asked where: the endpoint, the account, the folder, and how links are followed."""
+    session = backend.session if isinstance(backend, DriveBackend) else None
+    endpoint = session.endpoint if session is not None else ""
+    user = session.account() if session is not None else ""
+    return (f"{endpoint}|{user}|{root.ref.source}:{root.ref.id or root.ref.path}"
+            f"|links={follow_links}|{cache.root}")
+
+
+def _memo_path(key: str) -> Path:
+    return cache.root / "listings" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+
+
+def _memo_load(key: str) -> dict[str, Any] | None:
+    with _MEMO_LOCK:
+        found = _MEMO.get(key)
+    if found is not None:
+        return found
+    try:
+        data = json.loads(_memo_path(key).read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("key") != key:
+        return None
+    with _MEMO_LOCK:
+        _MEMO[key] = data
+    return data
+
+
+def _memo_save(key: str, data: dict[str, Any]) -> None:
+    data["key"] = key
+    with _MEMO_LOCK:
+        _MEMO[key] = data
+    path = _memo_path(key)
+    try:
+        cache.private_dir("listings")
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+        cache.write_private(tmp, json.dumps(data, separators=(",", ":")))
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only cache still works, it just lists again next time
+        logger.info("could not remember the listing of %s: %s", key, e)
+
+
+def forget_listings(*, on_disk: bool = True) -> None:
+    """Forget every remembered listing: in this process, and on disk unless ``on_disk=False``
+    (then the next walk reads the disk copy, as a new process would)."""
+    with _MEMO_LOCK:
+        _MEMO.clear()
+    if on_disk:
+        shutil.rmtree(cache.root / "listings", ignore_errors=True)
+
+
+def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool = False,
+              remember: bool = True, refresh: bool = False,
+              workers: int = LIST_WORKERS) -> Tree:
+    """List the whole tree under the folder ``root``: folders in parallel, each one paged.
+
+    Args:
+        backend: the source's backend.
+        root: the folder's stat (from ``backend.stat``).
+        follow_links: descend into folders reached through Drive shortcuts (like
+            ``os.walk(followlinks=True)``). Shortcuts directly in ``root`` are always followed
+            (``os.walk`` of a symlinked top folder walks it), and shortcuts to files are always
+            resolved to their target, the way ``os.walk`` lists symlinked files.
+        remember: reuse and update the remembered listing (Drive only).
+        refresh: ignore the remembered listing and walk everything again.
+        workers: folders listed at the same time.
+
+    Raises:
+        NotFoundError, AuthError, TransferError: as listing raised them.
+    """
+    started = time.monotonic()
+    stats = ListingStats()
+    lister = _Lister(backend)
+    drive = lister.drive
+    memo_key = _memo_key(backend, root, follow_links)
+    use_memo = drive is not None and remember and root.ref.id is not None
+    old = None if (refresh or not use_memo) else _memo_load(memo_key)
+    taken_at = time.time()
+    raw: dict[str, list[dict[str, Any]]] = {}  # folder id -> its children (Drive)
+    dirty: set[str] | None = None
+    token = None
+    if drive is not None and old is not None:
+        raw = {k: list(v) for k, v in old["folders"].items()}
+        dirty, token = drive.changed_in_feed(raw, old.get("changes_token"))
+    elif drive is not None and use_memo:
+        token = drive.start_token()  # before listing: later changes show in the feed
+    if drive is not None and old is not None:
+        if dirty is None:  # no change feed: ask for anything modified since the listing
+            dirty = drive.changed_since(raw, float(old["taken_at"]) - MEMO_SKEW_S)
+        stats.remembered = not dirty
+    root_node = TreeNode(parts=(), local="", stat=root, children=[])
+    visited: set[str] = set()
+
+    def expand(node: TreeNode) -> list[TreeNode]:
+        """List ``node`` (or reuse its remembered listing) and return the folders to descend."""
+        fid = node.stat.ref.id or node.stat.ref.path or ""
+        with _MEMO_LOCK:
+            if fid in visited:  # a shortcut cycle, or a folder reached twice
+                node.children = []
+                node.problem = "reached twice (a shortcut loop); listed once"
+                return []
+            visited.add(fid)
+        items: list[dict[str, Any]] | None = None
+        if drive is not None:
+            assert node.stat.ref.id is not None
+            if dirty is not None and fid in raw and fid not in dirty:
+                items = raw[fid]
+            else:
+                items = drive.children(node.stat.ref.id, node.stat.ref.path or fid)
+                with _MEMO_LOCK:
+                    raw[fid] = items
+                    stats.folders_listed += 1
+        else:
+            with _MEMO_LOCK:
+                stats.folders_listed += 1
+        found = lister.children(node, items)
+        locals_ = unique_names([(_child_key(s), s.name) for s, _ in found])
+        kids: list[TreeNode] = []
+        for child, info in found:
+            kid = TreeNode(parts=(*node.parts, child.name),
+                           local=f"{node.local}/{locals_[_child_key(child)]}".lstrip("/"),
+                           stat=child, info=info)
+            if child.mime == SHORTCUT_MIME and drive is not None:
+                _resolve_shortcut(drive, kid)
+            kids.append(kid)
+        kids.sort(key=lambda k: (k.name, k.stat.ref.id or ""))
+        node.children = kids
+        descend = []
+        for kid in kids:
+            if kid.is_dir and kid.problem is None and (kid.shortcut is None or follow_links
+                                                         or not node.parts):
+                kid.children = []
+                descend.append(kid)
+        return descend
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="colabmodels-list") as pool:
+        pending = {pool.submit(expand, root_node)}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for sub in fut.result():
+                    pending.add(pool.submit(expand, sub))
+    if use_memo and (old is None or dirty or len(raw) != len(old["folders"])):
+        live = {n.stat.ref.id for n in _folders(root_node)}
+        _memo_save(memo_key, {"taken_at": taken_at, "root": root.ref.id, "changes_token": token,
+                              "folders": {k: v for k, v in raw.items() if k in live}})
+    elif use_memo and old is not None and token and token != old.get("changes_token"):
+        old["changes_token"] = token  # unchanged here; skip the changes elsewhere next time
+        old["taken_at"] = taken_at
+        _memo_save(memo_key, old)
+    stats.requests = lister.requests
+    stats.seconds = time.monotonic() - started
+    logger.info("listed %s: %d requests, %d folders listed%s", root.name, stats.requests,
+                stats.folders_listed, " (remembered)" if stats.remembered else "")
+    return Tree(root_node, stats)
+
+
+def _child_key(stat: RemoteStat) -> str:
+    return stat.ref.id or stat.name
+
+
+def _folders(node: TreeNode) -> Iterator[TreeNode]:
+    yield node
+    for child in node.children or ():
+        if child.children is not None:
+            yield from _folders(child)
+
+
+def _resolve_shortcut(drive: TreeRequests, node: TreeNode) -> None:
+    """Point a shortcut node at its target (Drive's ``shortcutDetails.targetId``)."""
+    details = node.info.get("shortcutDetails") or {}
+    target = details.get("targetId")
+    node.shortcut = node.stat
+    if not target:
+        node.problem = f"shortcut {node.rel} names no target"
+        return
+    try:
+        item = drive.get(target, f"the target of shortcut {node.rel}")
+    except (NotFoundError, AuthError) as e:
+        node.problem = (f"shortcut {node.rel} points to a file you cannot read ({e}); ask its "
+                        "owner to share it with you")
+        return
+    parent_ref = node.stat.ref
+    stat = stat_from_meta(parent_ref, item)
+    node.stat = replace(stat, ref=replace(stat.ref, path=parent_ref.path))
+    node.info = {**node.info, **{k: item[k] for k in ("thumbnailLink", "imageMediaMetadata")
+                                 if k in item}}
