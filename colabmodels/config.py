@@ -25,9 +25,9 @@ naming the variable and what it accepts.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
+from . import presentation
 from .errors import ConfigError
 
 __all__ = [
@@ -52,7 +52,6 @@ DRIVE_SCOPES = ("https://www.googleapis.com/auth/drive",)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtp])(i)?)?(b)?", re.IGNORECASE)
 
 
 def _env(name: str) -> str | None:
@@ -63,32 +62,16 @@ def _env(name: str) -> str | None:
 def parse_size(text: str | int) -> int:
     """A size in bytes from ``5000000000``, ``500MB``/``500 mb`` (decimal), ``5GiB``/``5G`` (binary).
 
-    The one size parser: ``COLABMODELS_CACHE_MAX_BYTES``, the CLI and the magics all use it.
-    A unit with ``i`` (``KiB``, ``MiB``, ``GiB``, ``TiB``, ``PiB``) or without ``B`` (``5G``) is a
-    power of 1024; with ``B`` only (``KB``, ``MB``, ``GB``) a power of 1000.
+    :func:`colabmodels.presentation.parse_size` (the one size parser, which the CLI and the
+    magics use) with its errors as :class:`~colabmodels.errors.ConfigError`.
 
     Raises:
         ConfigError: (a ``ValueError``) not a size, or a negative one.
     """
-    if isinstance(text, bool):
-        raise ConfigError(f"{text!r} is not a size (examples: 1000000, 500MB, 5GiB)")
-    if isinstance(text, int):
-        if text < 0:
-            raise ConfigError(f"{text} is not a size: sizes cannot be negative")
-        return text
-    m = _SIZE.fullmatch(str(text).strip())
-    if m is None:
-        raise ConfigError(f"{text!r} is not a size (examples: 1000000, 500MB, 5GiB)")
-    number, unit, binary, byte = m.group(1), (m.group(2) or "").lower(), m.group(3), m.group(4)
-    power = "kmgtp".find(unit) + 1 if unit else 0
-    base = 1024 if binary or (unit and not byte) else 1000
     try:
-        value = float(number) * base**power
-    except (OverflowError, ValueError):
-        raise ConfigError(f"{text!r} is not a usable size") from None
-    if value != value or value == float("inf"):
-        raise ConfigError(f"{text!r} is not a usable size")
-    return int(value)
+        return presentation.parse_size(text)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _int(name: str, default: int) -> int:

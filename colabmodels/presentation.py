@@ -66,29 +66,38 @@ def format_size(n: float | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?)\s*([kmgt]?)(i?)(b?)\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtp])(i)?)?(b)?", re.IGNORECASE)
 
 
 def parse_size(text: str | int) -> int:
-    """A size as people type it -> bytes.
+    """A size as people type it -> bytes: the one size parser (the CLI, the magics and
+    ``COLABMODELS_CACHE_MAX_BYTES`` through :func:`colabmodels.config.parse_size`).
 
-    ``"500000"``; decimal with ``B``: ``"500MB"``, ``"1.5KB"``; binary with ``iB`` or a bare
-    unit letter: ``"2GiB"``, ``"2G"``, ``"2k"``.
+    ``"500000"``; decimal with ``B`` only: ``"500MB"``, ``"1.5KB"``; binary with ``iB`` or a
+    bare unit letter: ``"2GiB"``, ``"2G"``, ``"2k"``, ``".5G"``; units up to ``P``/``PiB``.
 
     Raises:
-        ValueError: not a size (the message gives examples).
+        ValueError: not a size, a negative or an unusable one (the message gives examples).
     """
-    if isinstance(text, int) and not isinstance(text, bool):
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is not a size (examples: 1000000, 500MB, 5GiB)")
+    if isinstance(text, int):
         if text < 0:
-            raise ValueError(f"{text} is not a size (it is negative)")
+            raise ValueError(f"{text} is not a size: sizes cannot be negative")
         return text
-    m = _SIZE.match(str(text))
-    if not m:
-        raise ValueError(f"{text!r} is not a size (examples: 1000000, 500MB, 2GiB)")
-    number, unit, binary, b = float(m.group(1)), m.group(2).lower(), m.group(3), m.group(4)
-    power = "kmgt".index(unit) + 1 if unit else 0
-    base = 1024 if binary or (unit and not b) else 1000
-    return int(number * base**power)
+    m = _SIZE.fullmatch(str(text).strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a size (examples: 1000000, 500MB, 5GiB)")
+    number, unit, binary, byte = m.group(1), (m.group(2) or "").lower(), m.group(3), m.group(4)
+    power = "kmgtp".find(unit) + 1 if unit else 0
+    base = 1024 if binary or (unit and not byte) else 1000
+    try:
+        value = float(number) * base**power
+    except (OverflowError, ValueError):
+        raise ValueError(f"{text!r} is not a usable size") from None
+    if value != value or value == float("inf"):
+        raise ValueError(f"{text!r} is not a usable size")
+    return int(value)
 
 
 def format_age(seconds: float) -> str:

@@ -84,3 +84,34 @@ def test_bad_setting_through_a_public_call(monkeypatch, tmp_path):
 
     with pytest.raises(ConfigError, match="COLABMODELS_CACHE_MAX_BYTES"):
         cache_prune()
+
+
+# -- one size parser, whichever face reads it ----------------------------------------------------
+
+SIZES_BOTH_FACES_READ = [
+    ("5PiB", 5 * 2**50), ("5P", 5 * 2**50), ("5PB", 5 * 10**15), (".5G", 2**29),
+    ("0.5GiB", 2**29), ("1.5KB", 1500), ("2k", 2048), (" 7 mb ", 7 * 10**6), ("2048.0 TiB", 2**51),
+    ("0", 0), (12, 12),
+]
+NOT_SIZES = ["", "lots", "5 XB", "-3", "1e6", "5ib", "5 GiB extra", "1" + "0" * 400 + "PiB", -1, True]
+
+
+@pytest.mark.parametrize(("text", "expected"), SIZES_BOTH_FACES_READ)
+def test_the_cli_and_the_environment_read_a_size_alike(monkeypatch, tmp_path, text, expected):
+    from colabmodels import presentation
+
+    assert presentation.parse_size(text) == expected  # --max-bytes of the CLI and %cache
+    assert config.parse_size(text) == expected
+    monkeypatch.setenv("COLABMODELS_CACHE_MAX_BYTES", str(text))
+    assert config.cache_max_bytes() == expected
+
+
+@pytest.mark.parametrize("text", NOT_SIZES)
+def test_the_cli_and_the_environment_refuse_the_same_sizes(text):
+    from colabmodels import presentation
+
+    with pytest.raises(ValueError, match="is not a (usable )?size") as cli:
+        presentation.parse_size(text)
+    with pytest.raises(ConfigError) as env:
+        config.parse_size(text)
+    assert str(env.value) == str(cli.value)
