@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import browser, cache_hit, checkpoint, datasets, download, listing, resume, upload
+from . import archives, browser, cache_hit, checkpoint, datasets, download, listing, resume, upload
 
 SCENARIOS = {
     "download": download,
@@ -12,6 +12,7 @@ SCENARIOS = {
     "listing": listing,
     "browser": browser,
     "datasets": datasets,
+    "archives": archives,
     "checkpoint": checkpoint,
 }
 

@@ -178,12 +178,17 @@ def image_dataset_from_drive(
 
     if seed is None:
         seed = int(np.random.randint(1_000_000))
-    backend, root = resolve_folder(ref)
+    backend, root = resolve_folder(ref, archives=True)
     from ..tree import walk_tree
     from .shards import open_packed
+    from .zipped import open_zip_dataset
 
-    tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)
-    packed = open_packed(backend, root, tree)
+    zipped = None if root.is_dir else open_zip_dataset(backend, root)
+    if zipped is not None:  # a .zip, read by ranges as the folder it holds
+        root, tree, packed = zipped.root, zipped.tree, None
+    else:
+        tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)
+        packed = open_packed(backend, root, tree)
     skipped: list[str] = []
     if packed is not None:
         files, labels_arr, class_names_out = packed.select(labels, class_names, shuffle, seed)
@@ -197,6 +202,8 @@ def image_dataset_from_drive(
                                    follow_links=follow_links, refresh=refresh,
                                    folder=(backend, root), tree=tree)
         files, labels_arr, class_names_out = index.stats.files, index.labels, index.class_names
+        if zipped is not None:
+            zipped.check(files)  # encrypted members raise now, naming archive and member
         if not include_hidden:  # as Keras would list the folder without them
             files, labels_arr = _without_hidden(files, labels_arr, labels == "inferred")
             if shuffle:
@@ -210,11 +217,16 @@ def image_dataset_from_drive(
             skipped.append(where)
 
         def make_feeder(part: list[DatasetFile], lookahead: int) -> Any:
+            if zipped is not None:
+                return zipped.feeder(part, on_error=on_error, skipped=skipped, workers=workers,
+                                     lookahead=lookahead)
             feeder = Feeder(backend, part, on_error=on_error, skipped=skipped, workers=workers,
                             lookahead=lookahead)
             feeder.find_cached()
             return feeder
-    if on_error == "skip" and packed is None:
+    if on_error == "skip" and zipped is not None:
+        files, labels_arr = zipped.checked_up_front(files, labels_arr, skipped, workers)
+    elif on_error == "skip" and packed is None:
         files, labels_arr = _checked_up_front(backend, files, labels_arr, skipped, workers,
                                               verbose)
     if labels_arr is None:

@@ -120,8 +120,13 @@ def as_ref(ref: str | os.PathLike[str] | Ref) -> Ref:
     return ref if isinstance(ref, Ref) else parse_ref(os.fspath(ref))
 
 
-def resolve_folder(ref: str | os.PathLike[str] | Ref) -> tuple[StorageBackend, RemoteStat]:
+def resolve_folder(ref: str | os.PathLike[str] | Ref, *,
+                   archives: bool = False) -> tuple[StorageBackend, RemoteStat]:
     """The backend and the stat of a dataset folder.
+
+    Args:
+        archives: also accept a ``.zip`` file (the caller reads it as a folder; see
+            :mod:`colabmodels.datasets.zipped`).
 
     Raises:
         NotFoundError: it does not exist, cannot be seen, or is a file, not a folder.
@@ -140,6 +145,8 @@ def resolve_folder(ref: str | os.PathLike[str] | Ref) -> tuple[StorageBackend, R
     stat = backend.stat(parsed)
     if alias and stat.ref.id and (not known or known.get("id") != stat.ref.id):
         cache.remember_info(alias, {"id": stat.ref.id})
+    if not stat.is_dir and archives and stat.name.lower().endswith(".zip"):
+        return backend, stat
     if not stat.is_dir:
         raise NotFoundError(f"{parsed.raw or parsed.path or parsed.id} is a file, not a folder of "
                             "images. Pass the folder that holds one subfolder per class.")

@@ -79,10 +79,17 @@ def _make_class() -> type:
                                  "be set to `True`.")
             if seed is None:
                 seed = int(np.random.randint(1_000_000))
-            backend, root = resolve_folder(ref)
-            index = index_drive_folder(ref, labels, class_names=class_names, shuffle=shuffle,
-                                       seed=seed, follow_links=follow_links, refresh=refresh,
-                                       folder=(backend, root))
+            from .zipped import open_zip_dataset
+
+            backend, root = resolve_folder(ref, archives=True)
+            zipped = None if root.is_dir else open_zip_dataset(backend, root)
+            if zipped is not None:  # a .zip, read by ranges as the folder it holds
+                root = zipped.root
+                index = zipped.index(labels, class_names=class_names, shuffle=shuffle, seed=seed)
+            else:
+                index = index_drive_folder(ref, labels, class_names=class_names, shuffle=shuffle,
+                                           seed=seed, follow_links=follow_links, refresh=refresh,
+                                           folder=(backend, root))
             if label_mode == "binary" and len(index.class_names or []) != 2:
                 raise ValueError('When passing `label_mode="binary"`, there must be exactly 2 '
                                  f"class_names. Received: class_names={index.class_names}")
@@ -102,8 +109,11 @@ def _make_class() -> type:
                               data_format=standardize_data_format(data_format),
                               crop_to_aspect_ratio=crop_to_aspect_ratio,
                               pad_to_aspect_ratio=pad_to_aspect_ratio)
-            self._feeder = Feeder(backend, files, on_error=on_error, skipped=self.skipped,
-                                  workers=fetch_workers, lookahead=0)
+            self._feeder = (zipped.feeder(files, on_error=on_error, skipped=self.skipped,
+                                          workers=fetch_workers, lookahead=0)
+                            if zipped is not None else
+                            Feeder(backend, files, on_error=on_error, skipped=self.skipped,
+                                   workers=fetch_workers, lookahead=0))
             self._prefetch_batches = prefetch_batches
             self._epoch = 0
             self._order = np.arange(len(files))

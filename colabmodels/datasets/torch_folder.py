@@ -80,10 +80,19 @@ def _make_class() -> type:
             check_on_error(on_error)
             if download not in ("ahead", "lazy"):
                 raise ValueError(f'download must be "ahead" or "lazy", received: {download!r}')
-            backend, root = resolve_folder(ref)
-            index = index_drive_folder(ref, "inferred", formats=tuple(extensions),
-                                       follow_links=follow_links, refresh=refresh,
-                                       folder=(backend, root))
+            from .zipped import open_zip_dataset
+
+            backend, root = resolve_folder(ref, archives=True)
+            # A .zip: the constructor reads its central directory only; members are read by
+            # range (neighbours coalesced) when first asked for, as with download="lazy".
+            zipped = None if root.is_dir else open_zip_dataset(backend, root)
+            if zipped is not None:
+                root = zipped.root
+                index = zipped.index("inferred", formats=tuple(extensions))
+            else:
+                index = index_drive_folder(ref, "inferred", formats=tuple(extensions),
+                                           follow_links=follow_links, refresh=refresh,
+                                           folder=(backend, root))
             files = index.stats.files
             self.root = root.ref.path or root.name
             self.classes: list[str] = list(index.class_names or [])
@@ -92,9 +101,12 @@ def _make_class() -> type:
             self.target_transform = target_transform
             self.loader = loader
             self.skipped: list[str] = []
-            self._feeder: Feeder | None = None
+            self._feeder: Any = None
             self._local: list[str] | None = None
-            if download == "ahead":
+            if zipped is not None:
+                self._feeder = zipped.feeder(files, on_error="raise", workers=workers,
+                                             check_images=False)
+            elif download == "ahead":
                 feeder = Feeder(backend, files, on_error=on_error, skipped=self.skipped,
                                 workers=workers)
                 feeder.find_cached()

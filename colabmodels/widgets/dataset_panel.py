@@ -312,7 +312,7 @@ class DatasetPanel:
         for name, files in samples.items():
             cells = []
             for f in files:
-                if not f.thumbnail_link:
+                if not f.thumbnail_link and "zip_member" not in f.info:  # zips: decoded previews
                     continue
                 image = w.Image(value=b"", format="png",
                                 layout=w.Layout(width="96px", height="96px", object_fit="contain",

@@ -186,7 +186,7 @@ class DatasetPanelModel(BackgroundModel):
         self._submit(self._list, True)
 
     def _list(self, generation: int, refresh: bool) -> None:
-        from ..datasets.summary import summarize
+        from ..datasets.zip_preview import summarize_source as summarize  # folders and zips
 
         def update(found: DatasetSummary) -> None:
             with self._lock:
@@ -217,11 +217,17 @@ class DatasetPanelModel(BackgroundModel):
         if summary is None or not summary.complete:
             return
         wanted = [f for files in self.samples(summary).values() for f in files]
-        wanted = [f for f in wanted if f.thumbnail_link]
-        if not wanted or summary.session is None:
-            return
+        from ..datasets.zip_preview import is_zip_summary, zip_thumbnails
+
+        if is_zip_summary(summary):  # a zip: previews decoded from a few members
+            thumbs = zip_thumbnails(wanted, size=self.thumbnail_size)
+        else:
+            wanted = [f for f in wanted if f.thumbnail_link]
+            if not wanted or summary.session is None:
+                return
+            thumbs = fetch_thumbnails(wanted, size=self.thumbnail_size, session=summary.session)
         got = []
-        for thumb in fetch_thumbnails(wanted, size=self.thumbnail_size, session=summary.session):
+        for thumb in thumbs:
             with self._lock:
                 if not self._current(generation):
                     return

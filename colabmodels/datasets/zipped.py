@@ -1,0 +1,370 @@
+"""A ``.zip`` of images as a dataset folder: Keras' rules on the archive as if extracted.
+
+:func:`open_zip_dataset` reads the archive's central directory (at most three ranged
+requests, remembered in the cache; :class:`colabmodels.archives.ZipArchive`) and turns the
+member names into the same listing tree a folder gives (:class:`colabmodels.tree.Tree`), so
+:func:`~colabmodels.datasets.listing.index_drive_folder` applies exactly Keras' selection to it:
+the class folders, hidden folders, extensions, order, labels and split are those
+``keras.utils.image_dataset_from_directory`` gives on the extracted archive.
+
+- A zip holding one top folder (what zipping a folder makes), with nothing beside it but
+  hidden entries, is descended into, as if the user had pointed Keras at that folder.
+- ``__MACOSX/`` is left out; so are members whose names would escape the folder, links and
+  devices (each named in a warning; see :mod:`colabmodels.archives.limits`).
+- Encrypted members and unsupported compression among the selected files raise when the
+  dataset is made, naming the archive and the member.
+
+:class:`ZipFeeder` serves the dataset readers as :class:`~colabmodels.datasets.feeder.Feeder`
+does for folders: members are read by range, neighbours coalesced into large requests, in the
+order they are needed, each into its own cache entry (CRC-32 checked), so a second epoch and a
+new kernel read local disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..archives import MACOSX, MemberFetcher, ZipArchive, ZipMember, check_readable, member_relpath
+from ..archives.limits import check_member, warn_refused
+from ..errors import ColabModelsError
+from ..tree import ListingStats, Tree, TreeNode
+from .feeder import BrokenImageError, check_on_error, image_problem
+from .listing import ALLOWLIST_FORMATS, DatasetFile, DriveIndex, index_drive_folder
+
+if TYPE_CHECKING:
+    from ..storage.base import RemoteStat, StorageBackend
+
+__all__ = ["ZipDataset", "ZipFeeder", "is_zip", "open_zip_dataset"]
+
+logger = logging.getLogger(__name__)
+
+
+def is_zip(stat: RemoteStat) -> bool:
+    """Whether a dataset source that is a file is a zip (by its name; reading the directory
+    then confirms it by content)."""
+    return not stat.is_dir and stat.name.lower().endswith(".zip")
+
+
+@dataclass
+class ZipDataset:
+    """A zip archive seen as an image folder.
+
+    Attributes:
+        archive: the archive.
+        tree: its members as a listing tree, rooted at the dataset folder (the single top
+            folder when there is one).
+        root: a stat standing for that folder (``ref.path`` is ``<archive path>/<top folder>``).
+        top: the top folder descended into ("" when none).
+        left_out: member names left out because they are unsafe (escaping paths, links,
+            devices).
+        macosx_left_out: how many ``__MACOSX/`` entries were left out.
+    """
+
+    archive: ZipArchive
+    tree: Tree
+    root: RemoteStat
+    top: str = ""
+    left_out: list[str] = field(default_factory=list)
+    macosx_left_out: int = 0
+
+    @property
+    def base(self) -> str:
+        """The dataset folder's display path (``MyDrive/data/flowers.zip/flowers``)."""
+        return (self.root.ref.path or self.root.name).rstrip("/")
+
+    def index(self, labels: Any = "inferred", *, formats: tuple[str, ...] = ALLOWLIST_FORMATS,
+              class_names: list[str] | None = None, shuffle: bool = False,
+              seed: int | None = None) -> DriveIndex:
+        """Keras' selection from the archive's members, checked for encryption.
+
+        Raises:
+            ValueError: bad ``labels``/``class_names`` (Keras' checks).
+            UnknownFormatError: a selected member is encrypted or compressed with a method
+                other than stored/deflate (naming the archive and the member).
+            UnsafeArchiveError: a selected member claims an absurd expansion.
+        """
+        index = index_drive_folder(self.base, labels, formats=formats, class_names=class_names,
+                                   shuffle=shuffle, seed=seed,
+                                   folder=(self.archive.backend, self.root), tree=self.tree)
+        self.check(index.stats.files)
+        return index
+
+    def check(self, files: Sequence[DatasetFile]) -> None:
+        """Raise for the first selected member that cannot be read (encrypted, bombs)."""
+        where = self.archive.where
+        for f in files:
+            member = member_of(f)
+            check_readable(member, where=where)
+            check_member(member.name, member.size, member.compressed_size, where=where)
+
+    def feeder(self, files: Sequence[DatasetFile], *, on_error: str = "raise",
+               skipped: list[str] | None = None, lookahead: int = 512,
+               workers: int | None = None, check_images: bool = True) -> ZipFeeder:
+        feeder = ZipFeeder(self.archive, files, on_error=on_error, skipped=skipped,
+                           lookahead=lookahead, workers=workers, check_images=check_images)
+        feeder.find_cached()
+        return feeder
+
+    def checked_up_front(self, files: list[DatasetFile], labels: Any, skipped: list[str],
+                         workers: int | None) -> tuple[list[DatasetFile], Any]:
+        """``on_error="skip"``: read and check every file now; keep the good ones."""
+        import numpy as np
+
+        feeder = self.feeder(files, on_error="skip", skipped=skipped, workers=workers)
+        try:
+            paths = feeder.fetch_all()
+        finally:
+            feeder.close()
+        keep = [i for i, p in enumerate(paths) if p is not None]
+        if len(keep) == len(files):
+            return files, labels
+        out = [files[i] for i in keep]
+        if labels is None:
+            return out, None
+        if isinstance(labels, np.ndarray):
+            return out, labels[keep]
+        return out, [labels[i] for i in keep]
+
+
+def member_of(f: DatasetFile) -> ZipMember:
+    member = f.info.get("zip_member")
+    assert isinstance(member, ZipMember), f"{f.path} is not a zip member"
+    return member
+
+
+def open_zip_dataset(backend: StorageBackend, stat: RemoteStat) -> ZipDataset:
+    """The zip ``stat`` describes, as an image folder (its directory read by range).
+
+    Raises:
+        UnknownFormatError: not a zip archive.
+        IntegrityError: a truncated or corrupt directory.
+    """
+    archive = ZipArchive.open(backend, stat)
+    where = archive.where
+    root_stat = replace(stat, is_dir=True, size=None, mime=None)
+    root = TreeNode(parts=(), local="", stat=root_stat, children=[])
+    dirs: dict[tuple[str, ...], TreeNode] = {(): root}
+    files: dict[tuple[str, ...], TreeNode] = {}
+    left_out: list[str] = []
+    macosx = 0
+
+    def folder(parts: tuple[str, ...]) -> TreeNode | None:
+        node = dirs.get(parts)
+        if node is not None:
+            return node
+        if parts in files:
+            return None  # a file of that name: the folder cannot exist beside it
+        parent = folder(parts[:-1])
+        if parent is None:
+            return None
+        node = TreeNode(parts=parts, local="/".join(parts),
+                        stat=replace(root_stat, name=parts[-1]), children=[])
+        assert parent.children is not None
+        parent.children.append(node)
+        dirs[parts] = node
+        return node
+
+    for m in archive.members:
+        rel, why = member_relpath(m.name)
+        if rel is not None and (m.is_symlink or m.is_special):
+            rel, why = None, "a symbolic link" if m.is_symlink else "a device or FIFO entry"
+        if rel is None:
+            if why is not None:
+                warn_refused(where, m.name, why)
+                left_out.append(m.name)
+            elif m.name.replace("\\", "/").lstrip("/").startswith(MACOSX + "/"):
+                macosx += 1
+            continue
+        parts = tuple(rel.split("/"))
+        if m.is_dir:
+            folder(parts)
+            continue
+        parent = folder(parts[:-1])
+        if parent is None or parts in dirs:
+            warn_refused(where, m.name, "a file where the archive also has a folder of that name")
+            left_out.append(m.name)
+            continue
+        node = TreeNode(parts=parts, local=rel,
+                        stat=replace(stat, name=parts[-1], size=m.size, checksum=None,
+                                     identity=f"zip-member:{archive.identity}:{m.header_offset}",
+                                     mime=None),
+                        info={"zip_member": m, "zip_archive": archive})
+        old = files.get(parts)
+        assert parent.children is not None
+        if old is not None:  # the same name twice: the later one wins, as unzip -o does
+            parent.children.remove(old)
+        files[parts] = node
+        parent.children.append(node)
+    for node in dirs.values():
+        assert node.children is not None
+        node.children.sort(key=lambda c: c.name)
+
+    top = ""
+    visible = [c for c in root.children or () if not c.name.startswith(".")]
+    if len(visible) == 1 and visible[0].is_dir:
+        top = visible[0].name
+        root = visible[0]
+    base = (stat.ref.path or stat.name).rstrip("/")
+    root_stat = replace(root_stat, ref=replace(stat.ref, path=f"{base}/{top}" if top else base),
+                        name=top or stat.name)
+    root = replace(root, stat=root_stat)
+    if macosx:
+        logger.info("%s: left out %d __MACOSX/ entries (macOS resource forks)", where, macosx)
+    tree = Tree(root, ListingStats(requests=archive.directory.requests))
+    return ZipDataset(archive, tree, root_stat, top, left_out, macosx)
+
+
+class ZipFeeder:
+    """Cache paths of zip members, read by coalesced ranges ahead of use.
+
+    The interface of :class:`~colabmodels.datasets.feeder.Feeder` (``local``, ``paths``,
+    ``prefetch``, ``start_all``, ``fetch_all``, ``find_cached``, ``close``, ``on_all_local``);
+    pickles without connections (DataLoader workers re-open what they need).
+    """
+
+    def __init__(self, archive: ZipArchive, files: Sequence[DatasetFile], *,
+                 on_error: str = "raise", skipped: list[str] | None = None,
+                 lookahead: int = 512, workers: int | None = None,
+                 check_images: bool = True) -> None:
+        check_on_error(on_error)
+        self.archive = archive
+        self.files = list(files)
+        self.members = [member_of(f) for f in self.files]
+        self.on_error = on_error
+        self.skipped: list[str] = skipped if skipped is not None else []
+        self.lookahead = lookahead
+        self.workers = workers
+        self.check_images = check_images
+        self._paths: list[str | None] = [None] * len(self.files)
+        self._bad: dict[int, str] = {}
+        self._asked = 0
+        self._wanted = 0
+        self._lock = threading.Lock()
+        self._fetcher: MemberFetcher | None = None
+        self._pid = os.getpid()
+        self._resolved = 0
+        self.on_all_local: Callable[[list[str]], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _pool(self) -> MemberFetcher:
+        if self._fetcher is None or self._pid != os.getpid():
+            from ..archives.members import WORKERS
+
+            self._fetcher = MemberFetcher(self.archive, self.members,
+                                          workers=min(self.workers or WORKERS, WORKERS))
+            self._pid = os.getpid()
+            self._wanted = 0
+        return self._fetcher
+
+    def find_cached(self) -> int:
+        """Take every member already in the cache (one ``stat`` each); returns how many."""
+        found = 0
+        for i, m in enumerate(self.members):
+            path = self.archive.cached_path(m)
+            if path is not None:
+                self._paths[i] = str(path)
+                found += 1
+        self._resolved = found
+        return found
+
+    def paths(self) -> list[str]:
+        return [p or "" for p in self._paths]
+
+    def prefetch(self, indices: Sequence[int] | range) -> None:
+        self._pool().want(self.members[i] for i in indices if self._paths[i] is None)
+
+    def start_all(self) -> None:
+        with self._lock:
+            self._asked = len(self.files)
+        self._read_ahead()
+
+    def _read_ahead(self) -> None:
+        with self._lock:
+            limit = min(len(self.files), self._asked + self.lookahead)
+            start, self._wanted = self._wanted, max(self._wanted, limit)
+        if limit > start:
+            self.prefetch(range(start, limit))
+
+    def local(self, index: int) -> str | None:
+        """The cache path of file ``index`` (None when skipped with ``on_error="skip"``).
+
+        Raises:
+            BrokenImageError: not a readable image (naming the archive path and member).
+            IntegrityError, UnknownFormatError, UnsafeArchiveError, TransferError: reading
+                it failed (the message names the archive and the member).
+        """
+        path = self._paths[index]
+        if path is not None and os.path.exists(path):
+            return path
+        if index in self._bad:
+            return None
+        with self._lock:
+            self._asked = max(self._asked, index + 1)
+        self._read_ahead()
+        f = self.files[index]
+        try:
+            got = str(self._pool().path(self.members[index]))
+            if self.check_images:
+                problem = image_problem(got)
+                if problem:
+                    raise BrokenImageError(f"{f.path}: {problem}")
+        except Exception as exc:
+            self._failed(index, exc)
+            return None
+        with self._lock:
+            if self._paths[index] is None:
+                self._resolved += 1
+            self._paths[index] = got
+            complete = self._resolved == len(self.files) and self.on_all_local is not None
+        if complete:
+            assert self.on_all_local is not None
+            threading.Thread(target=self.on_all_local, args=(self.paths(),), daemon=True,
+                             name="colabmodels-all-local").start()
+        return got
+
+    def _failed(self, index: int, exc: Exception) -> None:
+        f = self.files[index]
+        message = str(exc) if isinstance(exc, BrokenImageError) else f"{f.path}: {exc}"
+        if self.on_error == "skip":
+            with self._lock:
+                first = index not in self._bad
+                if first:
+                    self._bad[index] = message
+                    self.skipped.append(f.path)
+            if first:
+                logger.warning("skipped %s", message)
+            return
+        if isinstance(exc, BrokenImageError):
+            raise BrokenImageError(f'{message}. Replace it in the archive, or pass '
+                                   'on_error="skip" to leave such files out.') from exc
+        if isinstance(exc, ColabModelsError):
+            raise exc
+        raise BrokenImageError(message) from exc
+
+    def fetch_all(self, *, progress: bool = False, desc: str = "") -> list[str | None]:
+        """Every member's path (all read, coalesced); None for skipped ones."""
+        self.start_all()
+        return [self.local(i) for i in range(len(self.files))]
+
+    def close(self) -> None:
+        if self._fetcher is not None and self._pid == os.getpid():
+            self._fetcher.close()
+        self._fetcher = None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_fetcher"] = None
+        state["_lock"] = None
+        state["on_all_local"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
