@@ -231,13 +231,29 @@ def copy_executed_notebooks(docs_dir: Path) -> list[Path]:
 
 # -- MkDocs events ----------------------------------------------------------------------------
 
+def notebook_title(path: Path) -> str:
+    """The notebook's first Markdown heading, else its name."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("# "):
+                    return line[2:].replace("`", "").strip()
+    return path.stem
+
+
 def on_config(config: Any) -> Any:
     try:
-        copy_executed_notebooks(Path(config["docs_dir"]))
+        copied = copy_executed_notebooks(Path(config["docs_dir"]))
     except RuntimeError as e:
         from mkdocs.exceptions import PluginError
 
         raise PluginError(str(e)) from None
+    # the Notebooks section lists every notebook there is (a new one appears by itself)
+    for i, item in enumerate(config["nav"] or []):
+        if isinstance(item, dict) and "Notebooks" in item:
+            config["nav"][i] = {"Notebooks": [{notebook_title(p): f"notebooks/{p.name}"}
+                                              for p in copied]}
     return config
 
 
