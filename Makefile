@@ -4,6 +4,7 @@
 #   make demo NB=04  ... only notebooks/04_*;  make demo OPEN=1: open them all in JupyterLab instead
 #   make test        lint, type-check, then every test tier (+ the Colab-pinned environment)
 #   make lint        ruff, mypy and the import contracts (lint-imports) only
+#   make docs        the documentation site into build/site (runs the notebooks first; warnings are errors)
 #   make bench       benchmarks against the emulator (QUICK=1 for small sizes)
 
 PYTHON ?= python3
@@ -16,10 +17,10 @@ PIP_FLAGS := --disable-pip-version-check --no-input -q
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: test demo lint bench test-colab browser-deps clean help
+.PHONY: test demo docs lint bench test-colab browser-deps clean help
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -57,12 +58,19 @@ lint: $(VENV)/.installed
 test: $(VENV)/.installed $(COLAB)/.installed browser-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-colab
+	$(MAKE) --no-print-directory docs
 
 test-colab: $(COLAB)/.installed
 	$(CPY) -m pytest -m colab -p no:cacheprovider tests/unit tests/emulator $(PYTEST_ARGS)
 
 demo: $(VENV)/.installed
 	$(PY) -m colabmodels.demo $(if $(OPEN),--open,) $(NB)
+
+# The notebooks are executed into .demo/ first: the site shows them with their outputs.
+docs: $(VENV)/.installed
+	$(PY) -m colabmodels.demo --workdir .demo
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "documentation: build/site/index.html"
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.run $(if $(QUICK),--quick,)
