@@ -13,6 +13,8 @@ Layout under ``config.cache_dir()``::
     partial/<key>.<uuid>.stage/     an entry being assembled, renamed into entries/ at once
     locks/<key>.lock                the cross-process lock of one key
     aliases/<hash>.json             what a reference resolved to last time (for offline use)
+    by-md5/<md5>                    the key of a file entry with those bytes: a file whose md5 is
+                                    cached under another id or version is linked, not fetched
 
 A key is a hash of the source's own content identity (Drive file id + md5Checksum, GCS
 generation, S3 ETag, HTTP ETag + URL), never of the string the user typed, so one file reached
@@ -39,6 +41,7 @@ import logging
 import os
 import re
 import shutil
+import stat as stat_mod
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -73,6 +76,7 @@ PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 
 _META = "meta.json"
+_MD5_RE = re.compile(r"[0-9a-f]{32}")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 _RESERVED = re.compile(r"(?i)^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\.|$)")
 MAX_NAME_BYTES = 200
@@ -493,7 +497,9 @@ class Cache:
             _mkdir_private(stage)
             _mkdir_private(data_dir)
             target = Path(data_dir, name)
-            fill(target)
+            md5 = (known_md5 or {}).get("") if kind == "file" else None
+            if not (md5 and self._reuse_same_content(md5, target)):
+                fill(target)
             files = _describe(target, kind, known_md5 or {})
             entry = CacheEntry(key=key, identity=strip_signing_in(identity),
                                source=strip_signing_in(source), name=name, kind=kind,
@@ -520,7 +526,60 @@ class Cache:
             if not moved:
                 shutil.rmtree(stage, ignore_errors=True)
         entry.last_used = time.time()
+        if kind == "file" and files and files[0].get("md5"):
+            self._index_content(files[0]["md5"], key)
         return entry
+
+    # -- the same bytes under another identity: never fetched twice ---------------------------
+    def _content_path(self, md5: str) -> Path:
+        return self._dir("by-md5") / md5
+
+    def _index_content(self, md5: str, key: str) -> None:
+        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``."""
+        if not _MD5_RE.fullmatch(md5):
+            return
+        with contextlib.suppress(OSError):
+            path = self._content_path(md5)
+            tmp = path.with_name(f"{md5}.{uuid.uuid4().hex}.tmp")
+            _write_private(tmp, key)
+            os.replace(tmp, path)
+
+    def with_content(self, md5: str) -> CacheEntry | None:
+        """A verified file entry whose bytes have the md5 ``md5`` (another file id, another
+        version of a saved model, another source), or None."""
+        if not isinstance(md5, str) or not _MD5_RE.fullmatch(md5):
+            return None
+        try:
+            key = self._content_path(md5).read_text().strip()
+        except OSError:
+            return None
+        entry = self.entry(key)
+        if entry is None or entry.kind != "file" or len(entry.files) != 1 \
+                or entry.files[0].get("md5") != md5:
+            return None
+        return entry
+
+    def _reuse_same_content(self, md5: str, target: Path) -> bool:
+        """Put a cached file with the md5 ``md5`` at ``target`` (a hard link, or a copy on
+        another file system) instead of downloading it; False when there is none."""
+        found = self.with_content(md5)
+        if found is None:
+            return False
+        src = found.path
+        try:
+            if not stat_mod.S_ISREG(os.lstat(src).st_mode):
+                return False
+            try:
+                os.link(src, target, follow_symlinks=False)
+            except OSError:
+                shutil.copyfile(src, target, follow_symlinks=False)
+        except OSError as e:
+            logger.info("could not reuse %s for md5 %s: %s", src, md5, e)
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            return False
+        logger.debug("md5 %s already cached as %s; not fetched again", md5, found.key)
+        return True
 
     # -- maintenance -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -646,7 +705,7 @@ class Cache:
 
     def clear(self) -> None:
         """Remove every entry, alias and partial download."""
-        for name in ("entries", "partial", "aliases"):
+        for name in ("entries", "partial", "aliases", "by-md5"):
             shutil.rmtree(self.root / name, ignore_errors=True)
 
     def __repr__(self) -> str:

@@ -36,9 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from . import config
 from ._version import __version__
+from .drive import copies as drive_copies
 from .drive import files as drive_files
 from .errors import (
+    ColabModelsError,
     IntegrityError,
     MetadataError,
     NotFoundError,
@@ -51,6 +54,7 @@ from .progress import ProgressCallback, progress_bar
 from .refs import Ref
 
 if TYPE_CHECKING:
+    from .drive.session import DriveSession
     from .formats import SavedFiles
     from .storage.base import RemoteStat, StorageBackend
 
@@ -713,7 +717,7 @@ def save(obj: Any, dest: Ref, *, version: int | str = "auto", metadata: dict[str
 def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = "auto",
             metadata: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
             progress: bool = True, report: ProgressCallback | None = None,
-            backend: StorageBackend | None = None, parallel: int = 4) -> SavedModelInfo:
+            backend: StorageBackend | None = None, parallel: int | None = None) -> SavedModelInfo:
     """Upload files that :func:`~colabmodels.formats.save_object` wrote into ``folder`` as a
     new version under ``dest``: hash them, claim ``vN``, upload the files (several at once when
     there are several), then the manifest last, which makes the version complete.
@@ -723,12 +727,16 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
         saved: what ``save_object`` reported.
         extra: more manifest fields (a checkpoint's ``{"checkpoint": {...}}``).
         report: a progress callback to feed instead of a progress bar.
-        parallel: files uploaded at once.
+        parallel: files uploaded at once (default: ``COLABMODELS_CONNECTIONS``, 8).
+
+    On Drive, a file whose bytes equal a file of the previous version (same md5) is copied
+    there by Drive (``files.copy``) instead of being uploaded again.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     metadata = json_metadata(metadata)
     backend = backend or _backend(dest, write=True)
+    parallel = parallel if parallel is not None else config.connections()
     staged = folder
     files: list[dict[str, Any]] = [{"path": Path(p).as_posix(), "size": (staged / p).stat().st_size,
                                     "sha256": _sha256(staged / p)} for p in saved.files]
@@ -756,7 +764,12 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
                           enabled=progress and report is None) as bar:
             sink = report or bar
 
+            same = _unchanged_files(backend, dest, claim, staged, files)
+
             def one(f: dict[str, Any]) -> None:
+                if f["path"] in same and _copy_on_drive(backend, claim, f["path"], same[f["path"]]):
+                    sink(f["size"])
+                    return
                 backend.upload(staged / f["path"], claim.folder.child(f["path"]), progress=sink)
 
             if len(files) > 1 and parallel > 1:
@@ -779,8 +792,87 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
                        _dest_str(dest), claim.n)
         raise
     info = _info(dest, claim.n, manifest)
+    _remember_saved(dest, info)
     logger.info("saved %s (%s)", info.ref, _description(manifest))
     return info
+
+
+def _remember_saved(dest: Ref, info: SavedModelInfo) -> None:
+    """Remember the version a save made as a listing would (merged into the versions listed
+    before, if any), so ``versions(dest, offline=True)`` in a later process knows it."""
+    from .cachestore import cache
+
+    known: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):  # the save is done; this only helps offline
+        known = cache.recall(_versions_alias(dest)) or {}
+    numbers = known.get("versions")
+    manifests = known.get("manifests")
+    manifests = manifests if isinstance(manifests, dict) else {}
+    earlier = [_info(dest, n, m if isinstance(m := manifests.get(str(n)), dict) else {})
+               for n in (numbers if isinstance(numbers, list) else [])
+               if isinstance(n, int) and n != info.version]
+    _remember_versions(dest, sorted([*earlier, info], key=lambda i: i.version))
+
+
+def _unchanged_files(backend: StorageBackend, dest: Ref, claim: _Claim, staged: Path,
+                     files: list[dict[str, Any]]) -> dict[str, str]:
+    """Drive only: ``{path: Drive id}`` of the files about to be saved whose bytes a file in
+    the previous version folder has already (same size, then same md5): those are copied on
+    Drive's side, not uploaded. Any doubt (not Drive, no previous version, a listing error)
+    gives ``{}``: everything is uploaded."""
+    from .transfer import file_md5
+
+    if dest.source != "drive" or claim.n <= 1:
+        return {}
+    try:
+        previous = [st for n, st in _version_folders(backend, dest) if n < claim.n]
+        if not previous:
+            return {}
+        known: dict[tuple[int, str], str] = {}
+        pending = [previous[-1]]
+        while pending and len(known) < 10_000:
+            for child in backend.list(pending.pop().ref):
+                if child.is_dir:
+                    pending.append(child)
+                elif child.size is not None and child.checksum and child.checksum.startswith("md5:") \
+                        and child.ref.id:
+                    known[(child.size, child.checksum[4:])] = child.ref.id
+    except Exception as e:  # a failed look costs an upload, never the save
+        logger.info("could not list the previous version of %s: %s", _dest_str(dest), e)
+        return {}
+    sizes = {size for size, _ in known}
+    out = {}
+    for f in files:
+        if f["size"] in sizes and f["size"] > 0:
+            fid = known.get((f["size"], file_md5(staged / f["path"])))
+            if fid:
+                out[f["path"]] = fid
+    return out
+
+
+def _copy_on_drive(backend: StorageBackend, claim: _Claim, path: str, file_id: str) -> bool:
+    """Copy the Drive file ``file_id`` to ``path`` in the claimed version folder, on Drive's
+    side (no byte passes through this machine); False when that failed (then it is uploaded)."""
+    drive = _drive(backend)
+    session = drive.session
+    try:
+        parent_rel, _, title = path.rpartition("/")
+        if parent_rel:
+            parent = drive.makedirs(claim.folder.child(parent_rel))
+            parent_id = parent.ref.id if parent is not None else None
+        else:
+            parent_id = claim.drive_id
+        if session is None or not parent_id:
+            return False
+        meta = drive_copies.copy_file(cast("DriveSession", session), file_id, parent_id=parent_id,
+                                      title=title)
+    except ColabModelsError as e:
+        logger.info("Drive could not copy %s into %s (%s); uploading it instead", file_id, path, e)
+        return False
+    if claim.folder.path:
+        session.remember_path(f"{claim.folder.path.rstrip('/')}/{path}", str(meta["id"]))
+    logger.debug("%s equals the previous version's file: copied on Drive", path)
+    return True
 
 
 # -- pruning checkpoints ----------------------------------------------------------------------
