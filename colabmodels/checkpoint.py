@@ -508,7 +508,7 @@ class DriveCheckpoint:
                 snap.discard()  # uploaded already, or older than what dest holds
                 continue
             found.append(snap)
-        return found[-1:]  # the newest (the others are older snapshots of the same run)
+        return found  # oldest first: submitted in order, older ones are coalesced away
 
     # -- torch and anything else ----------------------------------------------------------------
     def restore(self, *, map_location: Any = "cpu") -> Any:
@@ -540,10 +540,12 @@ class DriveCheckpoint:
         """Wait for this process's uploads, upload a leftover snapshot; the versions of dest."""
         self._up.wait()
         infos = self._versions()
-        for snap in self._leftovers(infos):
+        leftovers = self._leftovers(infos)
+        for snap in leftovers:
             logger.warning("uploading the checkpoint of %s that a previous run left in the local "
                            "spool (%s)", snap.label, snap.folder)
             self._up.submit(snap)
+        if leftovers:
             self._up.wait()
             infos = self._versions()
         self._learn_best(infos)

@@ -114,3 +114,20 @@ def test_every_epochs_saves_the_last_epoch_too(drive_env):
     _fit(_model(3), 5, [cm.DriveCheckpoint(dest, every_epochs=2, keep_last=None)])
     epochs = [v.metadata["epoch"] for v in cm.versions(dest)]
     assert epochs[-1] == 5 and set(epochs) <= {2, 4, 5}  # 2 and 4 unless a lagging upload skipped one
+
+
+def test_fit_goes_on_while_drive_is_down_and_says_what_is_pending(drive_env):
+    dest = "MyDrive/runs/down"
+
+    class DriveGoesDown(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                drive_env.stop()
+
+    ckpt = cm.DriveCheckpoint(dest)
+    with pytest.warns(UserWarning, match="network or Drive is down"):
+        history = _fit(_model(5), 3, [DriveGoesDown(), ckpt])
+    assert len(history.history["loss"]) == 3  # training went on
+    drive_env.start()
+    assert ckpt.wait() == []
+    assert [v.metadata["epoch"] for v in cm.versions(dest)] == [3]  # the newest one won
