@@ -30,9 +30,10 @@ def env(tmp_path, monkeypatch):
 
 def store_entry(name: str, data: bytes, source: str = "https://example.com/x"):
     key = key_for(f"test:{name}:{len(data)}")
-    with cache.lock(key):
-        return cache.store(key, identity=f"test:{name}", source=source, name=name, kind="file",
-                           fill=lambda target: target.write_bytes(data))
+    entry, _ = cache.get_or_store(key, identity=f"test:{name}", source=source, name=name,
+                                  kind="file", fill=lambda target: target.write_bytes(data))
+    cache.touch(entry)  # used now, as a fresh fetch would leave it
+    return entry
 
 
 def corrupt(entry) -> None:

@@ -23,9 +23,10 @@ OURS = ("drive_mount", "load_model", "save_model", "models", "cache", "drive_bro
 
 def store_entry(name: str, data: bytes, source: str = "https://example.com/x"):
     key = key_for(f"test:{name}:{len(data)}")
-    with cache.lock(key):
-        return cache.store(key, identity=f"test:{name}", source=source, name=name, kind="file",
-                           fill=lambda target: target.write_bytes(data))
+    entry, _ = cache.get_or_store(key, identity=f"test:{name}", source=source, name=name,
+                                  kind="file", fill=lambda target: target.write_bytes(data))
+    cache.touch(entry)  # used now, as a fresh fetch would leave it
+    return entry
 
 
 def drive_matchers(ip):
