@@ -35,7 +35,8 @@ Semantics follow fsspec's reference implementations, with these Drive specifics:
 - **Writes** (``open("wb")``, ``pipe``, ``put``) spool to a local temporary file and upload it
   (resumable) when the file is closed: nothing is visible on Drive before, and an exception
   inside ``with fs.open(..., "wb")`` uploads nothing. Missing parent folders are created.
-  Overwriting a file uploads the new one, then removes the old one the way ``rm`` does.
+  Overwriting a file uploads new content into it (``files.update``): it keeps its id, its
+  sharing and its place, and Drive keeps the old bytes as a revision.
   ``"ab"`` downloads the current bytes first (Drive cannot append).
 - **rm** moves to the Drive trash (restorable for 30 days); ``trash=False`` deletes for good.
   A folder goes in one request, with everything inside it. ``MyDrive`` and shared drives
@@ -596,17 +597,20 @@ class GDriveFileSystem(AbstractFileSystem):
 
     def _store(self, local: Path, path: str, *,
                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-        """Upload ``local`` to ``path`` (resumable), then remove the file it replaces."""
+        """Upload ``local`` to ``path`` (resumable): a new file, or new content for the file
+        already there (it keeps its id; readers see the old bytes until the upload is done)."""
         self._writable(path)
         old = self._existing_file(path)
+        if old is not None:
+            meta = copies.replace_content(self.session(), old["id"], local, progress=progress,
+                                          what=f"uploading {path}")
+            self.invalidate_cache(self._parent(path))
+            return self._meta_entry(path, meta)
         for parent in self._ancestors(path):
             with contextlib.suppress(FileNotFoundError):
                 if self.info(parent)["type"] != "directory":
                     raise NotAFolderError(f"{parent} is a file, not a folder")
         st = self._backend().upload(local, Ref("drive", path=path, raw=path), progress=progress)
-        if old is not None and old["id"] != st.ref.id:
-            self._drop_id(old["id"], path)
-        self.invalidate_cache(path)
         self.invalidate_cache(self._parent(path))
         return self._entry(path, st)
 

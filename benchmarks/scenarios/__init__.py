@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from . import archives, browser, cache_hit, checkpoint, datasets, download, listing, resume, upload
+from . import (
+    archives,
+    browser,
+    cache_hit,
+    checkpoint,
+    datasets,
+    download,
+    gdrivefs,
+    listing,
+    resume,
+    upload,
+)
 
 SCENARIOS = {
     "download": download,
@@ -14,6 +25,7 @@ SCENARIOS = {
     "datasets": datasets,
     "archives": archives,
     "checkpoint": checkpoint,
+    "gdrivefs": gdrivefs,
 }
 
 __all__ = ["SCENARIOS"]

@@ -8,6 +8,8 @@ nothing else made before:
   a move (a folder moves with everything in it) in one request;
 - :func:`delete_forever`: ``files.delete`` (the filesystem trashes by default; this is its
   ``trash=False``);
+- :func:`replace_content`: ``files.update`` with a resumable upload: new bytes for an existing
+  file, which keeps its id, its place and its sharing (Drive keeps the old bytes as a revision);
 - :func:`shared_drives` and :func:`shared_with_me`: what ``Shareddrives/`` and
   ``SharedWithMe/`` contain, one page at a time.
 
@@ -19,14 +21,19 @@ colabmodels errors (the session translates them and retries transient ones).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import config
+from ..progress import ProgressCallback
+from .files import Uploads, _run_resumable
 from .wire import FILE_FIELDS
 
 if TYPE_CHECKING:
     from .session import DriveSession
 
-__all__ = ["copy_file", "delete_forever", "move", "shared_drives", "shared_with_me"]
+__all__ = ["copy_file", "delete_forever", "move", "replace_content", "shared_drives",
+           "shared_with_me"]
 
 
 def copy_file(session: DriveSession, file_id: str, *, parent_id: str, title: str) -> dict[str, Any]:
@@ -54,6 +61,23 @@ def delete_forever(session: DriveSession, file_id: str) -> None:
     """Delete a file or folder for good (no trash; a folder takes its contents with it)."""
     session.execute(lambda s: s.files().delete(fileId=file_id, supportsAllDrives=True),
                     what=f"deleting {file_id}")
+
+
+def replace_content(session: Uploads, file_id: str, src: Path, *,
+                    mime: str = "application/octet-stream",
+                    progress: ProgressCallback | None = None, what: str) -> dict[str, Any]:
+    """Upload ``src`` as the new content of ``file_id`` (resumable, in chunks); its metadata.
+
+    Readers see the old bytes until the last chunk is in, then the new ones: never a mix.
+    """
+    from googleapiclient.http import MediaFileUpload
+
+    size = src.stat().st_size
+    media = MediaFileUpload(str(src), mimetype=mime, resumable=True,
+                            chunksize=config.chunk_bytes())
+    request = session.service.files().update(fileId=file_id, media_body=media,
+                                             supportsAllDrives=True, fields=FILE_FIELDS)
+    return _run_resumable(session, request, size, progress, what=what)
 
 
 def shared_drives(session: DriveSession, *, page_size: int = 100) -> Iterator[dict[str, Any]]:

@@ -298,14 +298,17 @@ def test_an_exception_in_the_with_block_leaves_no_file(fs, fd, root):
     assert fs.cat_file(f"{root}/keep.bin") == b"old"
 
 
-def test_overwrite_leaves_one_file_and_the_old_in_the_trash(fs, fd, root):
+def test_overwrite_updates_the_file_in_place(fs, fd, root):
     fs.pipe_file(f"{root}/o.bin", b"first")
     first_id = fs.info(f"{root}/o.bin")["id"]
+    start = len(fd.requests)
     with fs.open(f"{root}/o.bin", "wb") as f:
         f.write(b"second")
-    assert fs.ls(root, detail=False) == [f"{root}/o.bin"]
-    assert fs.cat_file(f"{root}/o.bin") == b"second"
-    assert fd.metadata(first_id)["labels"]["trashed"] is True
+    assert next(r.method for r in fd.requests[start:] if r.path.startswith("/upload/")) == "PUT"
+    assert fs.ls(root) == [fs.info(f"{root}/o.bin")]  # one file, the same one
+    assert fs.info(f"{root}/o.bin")["id"] == first_id
+    assert fs.cat_file(f"{root}/o.bin") == b"second" and fd.get(first_id) == b"second"
+    assert fs.ukey(f"{root}/o.bin") == hashlib.md5(b"second").hexdigest()
     with pytest.raises(FileExistsError) as info:
         fs.open(f"{root}/o.bin", "xb")
     assert isinstance(info.value, AlreadyExistsError)
