@@ -30,11 +30,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..cachestore import CacheEntry, cache, key_for
+from ..cachestore import CacheEntry, cache, identity_of, key_for
 from ..errors import IntegrityError, RetryableError, UnknownFormatError, UnsafeArchiveError
 from ..retry import Retry
 from . import limits
-from .members import copy_member, display, identity_of
+from .members import copy_member, display
 from .zipdir import read_directory
 
 if TYPE_CHECKING:
@@ -96,36 +96,31 @@ def extract_entry(backend: StorageBackend, stat: RemoteStat, *,
         and the backend's and transfer engine's errors.
     """
     key = extract_key(stat)
-    entry = cache.entry(key)
-    if entry is not None:
-        return entry
     where = display(stat)
-    with cache.lock(key):
-        entry = cache.entry(key)
-        if entry is not None:
-            return entry
+    known: dict[str, str] = {}
+    left_out: list[str] = []
+    macosx = [0]
+    extra: dict[str, Any] = {"left_out": left_out}
+
+    def fill(target: Path) -> None:
         head = backend.read_range(stat.ref, 0, min(512, stat.size or 512)) if stat.size != 0 else b""
         kind = sniff_kind(head) or archive_kind(stat.name)
         if kind is None:
             raise UnknownFormatError(f"{where} is not a zip or tar archive (by its first bytes); "
                                      "extract=True reads .zip, .tar, .tar.gz and .tgz")
-        known: dict[str, str] = {}
-        left_out: list[str] = []
-        macosx = [0]
+        extra["archive"] = kind
+        target.mkdir()
+        if kind == "zip":
+            _extract_zip(backend, stat, key, target, known, left_out, macosx, progress)
+        else:
+            _extract_tar(backend, stat, target, known, left_out, macosx, progress)
+        extra["macosx_left_out"] = macosx[0]
 
-        extra: dict[str, Any] = {"archive": kind, "left_out": left_out}
-
-        def fill(target: Path) -> None:
-            target.mkdir()
-            if kind == "zip":
-                _extract_zip(backend, stat, key, target, known, left_out, macosx, progress)
-            else:
-                _extract_tar(backend, stat, target, known, left_out, macosx, progress)
-            extra["macosx_left_out"] = macosx[0]
-
-        entry = cache.store(key, identity="extracted:" + identity_of(stat), source=str(stat.ref),
-                            name=extracted_name(stat.name), kind="tree", fill=fill,
-                            known_md5=known, extra=extra)
+    entry, made = cache.get_or_store(key, identity="extracted:" + identity_of(stat),
+                                     source=str(stat.ref), name=extracted_name(stat.name),
+                                     kind="tree", fill=fill, known_md5=known, extra=extra)
+    if not made:
+        return entry
     logger.info("%s: extracted %d files to %s", where, len(entry.files), entry.path)
     return entry
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..cachestore import cache, key_for, sanitize_name
+from ..cachestore import CacheEntry, cache, identity_of, key_for, sanitize_name
 from ..errors import IntegrityError, UnknownFormatError
 from ..transfer import call_with_retries
 from . import limits
@@ -66,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 BLOCK_BYTES = 4 * 1024 * 1024
 """Largest coalesced range (bigger blocks: fewer requests; smaller: an earlier first batch)."""
+MIN_BLOCK_BYTES = 512 * 1024
+"""Smallest coalesced range a fetcher plans (when the members it reads are few)."""
 MAX_GAP = 64 * 1024
 """Bytes of unwanted members a block may read through to join two wanted ones."""
 ENGINE_BYTES = 16 * 1024 * 1024
@@ -74,11 +76,6 @@ WORKERS = 16
 """Blocks read at the same time."""
 _OUT_BLOCK = 1024 * 1024
 _DIR_FORMAT = "colabmodels.zipdir/1"
-
-
-def identity_of(stat: RemoteStat) -> str:
-    """The archive's content identity (the same one a plain ``cm.fetch`` of it uses)."""
-    return stat.identity or f"{stat.ref}:size={stat.size}:modified={stat.modified}"
 
 
 def display(stat: RemoteStat) -> str:
@@ -230,7 +227,7 @@ class ZipArchive:
 
     def __getstate__(self) -> dict[str, object]:
         """Pickled (torch DataLoader workers under spawn) without a connection or session."""
-        return {**self.__dict__, "_backend": None}
+        return {**self.__dict__, "_backend": None, "_entries": {}}
 
     @property
     def members(self) -> list[ZipMember]:
@@ -292,8 +289,8 @@ class ZipArchive:
     def _members_alias(self) -> str:
         return f"zip-members:{self.identity}"
 
-    def _index(self) -> dict[str, str]:
-        """``{header offset: path of the member's file relative to the cache root}``."""
+    def _index(self) -> dict[str, list[str]]:
+        """``{header offset: [key of the block entry holding it, its name there]}``."""
         with _INDEX_LOCK:
             found = getattr(self, "_known", None)
             if found is None:
@@ -302,7 +299,7 @@ class ZipArchive:
                 found = self._known = dict(members) if isinstance(members, dict) else {}
             return found
 
-    def _remember(self, paths: dict[int, str]) -> None:
+    def _remember(self, paths: dict[int, list[str]]) -> None:
         with _INDEX_LOCK:
             known = self._index()
             known.update({str(k): v for k, v in paths.items()})
@@ -315,16 +312,30 @@ class ZipArchive:
         base = member.name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or "member"
         return sanitize_name(f"{member.header_offset}-{base}")
 
+    def _entry(self, key: str) -> CacheEntry | None:
+        """The block entry ``key`` (looked up once per archive object, then remembered)."""
+        entries: dict[str, CacheEntry | None] = self.__dict__.setdefault("_entries", {})
+        if key not in entries:
+            entries[key] = cache.entry(key)
+        return entries[key]
+
     def cached_path(self, member: ZipMember) -> Path | None:
         """The member's cache file when it is already there (one ``stat``; no full check)."""
-        rel = self._index().get(str(member.header_offset))
-        if not isinstance(rel, str) or ".." in rel.split("/"):
+        found = self._index().get(str(member.header_offset))
+        if not isinstance(found, list) or len(found) != 2:
             return None
-        path = cache.root / rel
+        key, name = found
+        entry = self._entry(key)
+        if entry is None or name != sanitize_name(name):
+            return None
+        path = entry.path / name
         try:
-            return path if os.stat(path).st_size == member.size else None
+            if os.stat(path).st_size == member.size:
+                return path
         except OSError:
-            return None
+            pass
+        self.__dict__.get("_entries", {}).pop(key, None)  # looked up again next time
+        return None
 
     def store_members(self, members: Sequence[ZipMember], src: Callable[[ZipMember], IO[bytes]],
                       *, block: tuple[int, int]) -> dict[ZipMember, Path | BaseException]:
@@ -351,20 +362,17 @@ class ZipArchive:
                     dest.unlink(missing_ok=True)  # never a half-written member in the entry
                     out[m] = e
 
-        with cache.lock(key):
-            entry = cache.entry(key)
-            if entry is None:
-                entry = cache.store(key, identity=ident, source=f"{self.stat.ref} (zip members)",
-                                    name="members", kind="tree", fill=fill, known_md5=known)
-        rel = entry.path.relative_to(cache.root).as_posix()
-        paths: dict[int, str] = {}
+        entry, _ = cache.get_or_store(key, identity=ident, source=f"{self.stat.ref} (zip members)",
+                                      name="members", kind="tree", fill=fill, known_md5=known)
+        self.__dict__.setdefault("_entries", {})[key] = entry
+        paths: dict[int, list[str]] = {}
         for m in members:
             if m in out:
                 continue
             path = entry.path / self.member_name(m)
             if path.is_file():
                 out[m] = path
-                paths[m.header_offset] = f"{rel}/{self.member_name(m)}"
+                paths[m.header_offset] = [key, self.member_name(m)]
             else:
                 out[m] = IntegrityError(f"{self.where}: member {m.name!r} is missing from its "
                                         "cache entry; it will be read again")
@@ -483,6 +491,10 @@ class MemberFetcher:
                  max_gap: int = MAX_GAP) -> None:
         self.archive = archive
         self.workers = workers
+        # Blocks small enough that every connection has work from the start (an early first
+        # batch), large enough that latency is paid rarely.
+        span = sum(m.span_end - m.header_offset for m in set(members))
+        block_bytes = max(MIN_BLOCK_BYTES, min(block_bytes, span // max(1, 2 * workers)))
         self._blocks = plan_blocks(members, block_bytes=block_bytes, max_gap=max_gap)
         self._block_of: dict[ZipMember, int] = {}
         for i, block in enumerate(self._blocks):
