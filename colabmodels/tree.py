@@ -39,13 +39,14 @@ from .drive.treewalk import TreeRequests
 from .drive.wire import SHORTCUT_MIME, is_google_doc
 from .errors import AuthError, NotFoundError
 from .refs import Ref
+from .storage.base import RemoteStat
 from .storage.drive import DriveBackend, stat_from_meta
 
 if TYPE_CHECKING:
-    from .storage.base import RemoteStat, StorageBackend
+    from .storage.base import StorageBackend
 
-__all__ = ["LIST_WORKERS", "MEMO_SKEW_S", "ListingStats", "Tree", "TreeNode", "forget_listings",
-           "walk_tree"]
+__all__ = ["LIST_WORKERS", "MEMO_SKEW_S", "ListingStats", "RememberedStat", "Tree", "TreeNode",
+           "forget_listings", "walk_tree"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,17 @@ class TreeNode:
                 yield from child.files()
             elif not child.is_dir:
                 yield child
+
+
+@dataclass(frozen=True)
+class RememberedStat(RemoteStat):
+    """A Drive folder's stat remembered from an earlier process, not asked for again.
+
+    :func:`walk_tree` accepts it as the root and trusts it while Drive's change feed (which the
+    walk of a remembered listing reads anyway) does not name the folder itself; otherwise
+    (renamed, moved, trashed, no remembered listing, no feed) it asks Drive for the stat first.
+    So a new kernel on a warm cache makes one metadata request, the change feed's.
+    """
 
 
 @dataclass
@@ -251,6 +263,17 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
         if dirty is None:  # no change feed: ask for anything modified since the listing
             dirty = drive.changed_since(raw, float(old["taken_at"]) - MEMO_SKEW_S)
         stats.remembered = not dirty
+    if isinstance(root, RememberedStat) and (
+            old is None or drive is None or dirty is None or not token
+            or root.ref.id in drive.touched):
+        fresh = backend.stat(root.ref)  # the feed cannot vouch for it: ask once
+        stats.requests += 1
+        if not fresh.is_dir:
+            raise NotFoundError(f"{root.ref.path or root.name} is no longer a folder")
+        if fresh.ref.id != root.ref.id:  # another folder took the path: walk that one
+            return walk_tree(backend, fresh, follow_links=follow_links, remember=remember,
+                             refresh=refresh, workers=workers)
+        root = fresh
     root_node = TreeNode(parts=(), local="", stat=root, children=[])
     visited: set[str] = set()
 
@@ -311,7 +334,7 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
         old["changes_token"] = token  # unchanged here; skip the changes elsewhere next time
         old["taken_at"] = taken_at
         _memo_save(memo_key, old)
-    stats.requests = lister.requests
+    stats.requests += lister.requests
     stats.seconds = time.monotonic() - started
     logger.info("listed %s: %d requests, %d folders listed%s", root.name, stats.requests,
                 stats.folders_listed, " (remembered)" if stats.remembered else "")

@@ -139,18 +139,65 @@ def resolve_folder(ref: str | os.PathLike[str] | Ref, *,
     parsed = as_ref(ref)
     backend = backend_for(parsed)
     alias = f"dataset-folder:{parsed.source}:{parsed.path}" if parsed.path and not parsed.id else None
+    if parsed.source == "drive" and parsed.id and not parsed.path:
+        alias = f"dataset-folder:drive:id:{parsed.id}"
     known = cache.recall(alias) if alias else None
     if known and known.get("id"):  # one metadata request instead of a path walk
         parsed = replace(parsed, id=known["id"])
+    remembered = _remembered_folder(parsed, known)
+    if remembered is not None:  # the walk's change feed vouches for it (no request here)
+        return backend, remembered
     stat = backend.stat(parsed)
-    if alias and stat.ref.id and (not known or known.get("id") != stat.ref.id):
-        cache.remember_info(alias, {"id": stat.ref.id})
+    seen = _folder_facts(stat)
+    if alias and stat.ref.id and (not known or known.get("id") != stat.ref.id
+                                  or known.get("folder") != seen):
+        cache.remember_info(alias, {"id": stat.ref.id, "folder": seen})
     if not stat.is_dir and archives and stat.name.lower().endswith(".zip"):
         return backend, stat
     if not stat.is_dir:
         raise NotFoundError(f"{parsed.raw or parsed.path or parsed.id} is a file, not a folder of "
                             "images. Pass the folder that holds one subfolder per class.")
     return backend, stat
+
+
+_FOLDER_FACTS = ("name", "mime", "modified", "created", "description", "version")
+
+
+def _folder_facts(stat: RemoteStat) -> dict[str, Any] | None:
+    """What to remember of a Drive folder's stat for the next process (None for others)."""
+    if stat.ref.source != "drive" or not stat.is_dir or not stat.ref.id:
+        return None
+    return {**{k: getattr(stat, k) for k in _FOLDER_FACTS}, "identity": stat.identity,
+            "properties": dict(stat.properties)}
+
+
+def _remembered_folder(parsed: Ref, known: dict[str, Any] | None) -> RemoteStat | None:
+    """The remembered stat of a Drive folder (:class:`~colabmodels.tree.RememberedStat`), or
+    None when there is none or it does not look right."""
+    from dataclasses import replace
+
+    from ..tree import RememberedStat
+
+    facts = known.get("folder") if known else None
+    if parsed.source != "drive" or not parsed.id or not isinstance(facts, dict):
+        return None
+    try:
+        values = {k: facts.get(k) for k in _FOLDER_FACTS}
+        if not isinstance(values["name"], str) or not all(
+                v is None or isinstance(v, str) for v in values.values()):
+            return None
+        props = facts.get("properties") or {}
+        if not isinstance(props, dict):
+            return None
+        identity = facts.get("identity")
+        return RememberedStat(ref=replace(parsed, folder=True), name=str(values["name"]),
+                              size=None, is_dir=True, version=values["version"],
+                              mime=values["mime"], modified=values["modified"],
+                              created=values["created"], description=values["description"],
+                              identity=identity if isinstance(identity, str) else None,
+                              properties={str(k): str(v) for k, v in props.items()})
+    except (TypeError, ValueError):
+        return None
 
 
 def _display_root(root: RemoteStat) -> str:

@@ -48,6 +48,9 @@ class TreeRequests:
     def __init__(self, session: Executes) -> None:
         self.session = session
         self.requests = 0
+        self.touched: set[str] = set()
+        """Folders of a remembered listing that the change feed names themselves (renamed,
+        moved, trashed, their metadata changed), filled by :meth:`changed_in_feed`."""
         self._lock = threading.Lock()
 
     def _count(self, n: int = 1) -> None:
@@ -113,6 +116,8 @@ class TreeRequests:
                 self._count()
                 for change in page.get("items", []):
                     dirty |= where.get(change.get("fileId", ""), set())
+                    if change.get("fileId") in raw:
+                        self.touched.add(change["fileId"])
                     parents = ((change.get("file") or {}).get("parents")) or []
                     dirty |= {p.get("id") for p in parents if p.get("id") in raw}
                 page_token = page.get("nextPageToken")
