@@ -389,3 +389,46 @@ def test_panel_on_a_zip_counts_classes_and_decodes_a_few_members(zenv):
 def archive_cd_start(data: bytes) -> int:
     pos = data.rfind(b"PK\x05\x06")
     return struct.unpack_from("<I", data, pos + 16)[0]
+
+
+def test_zip64_archive_listed_in_at_most_three_requests_and_read(zenv):
+    from colabmodels.archives import MemberFetcher
+
+    fd = zenv
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # more than 65,535 members: zip64 end records
+        for i in range(65_600):
+            zf.writestr(f"d/{i}", b"")
+        with zf.open("d/big.bin", "w", force_zip64=True) as fh:  # zip64 extra fields too
+            fh.write(b"z" * 10_000)
+    data = buf.getvalue()
+    assert b"PK\x06\x06" in data[-200:] and b"PK\x06\x07" in data[-200:]
+    fd.put("MyDrive/arch/zip64.zip", data)
+    fd.reset_requests()
+    archive = _open("MyDrive/arch/zip64.zip")
+    assert len(_media(fd.requests)) <= 3
+    assert len(archive.members) == 65_601
+    big = archive.members[-1]
+    assert big.name == "d/big.bin" and big.size == 10_000
+    assert MemberFetcher(archive, [big]).path(big).read_bytes() == b"z" * 10_000
+
+
+def test_local_tar_gz_bomb_refused_while_streaming(isolated, tmp_path, monkeypatch):
+    import colabmodels as cm
+    from colabmodels.archives import limits
+    from colabmodels.cachestore import cache
+    from colabmodels.errors import IntegrityError, UnsafeArchiveError
+
+    # the rule's numbers scaled down (1 MiB free, then 100:1) so a small archive can break it
+    monkeypatch.setattr(limits, "FREE_EXPANSION", 1024 * 1024)
+    archive = tmp_path / "bomb.tgz"
+    archive.write_bytes(_tar([_ti("ok.txt", b"fine"), _ti("zeros.bin", b"\0" * (3 * 1024 * 1024))]))
+    assert archive.stat().st_size < 20_000  # 3 MiB of zeros: far past 100:1
+    with pytest.raises(UnsafeArchiveError, match=r"zeros\.bin"):
+        cm.fetch(archive, extract=True, progress=False)
+    assert not [e for e in cache.entries() if e.identity.startswith("extracted:")]
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(_tar([_ti("a.bin", os.urandom(50_000))])[:30_000])
+    with pytest.raises(IntegrityError, match=r"cut\.tar\.gz"):
+        cm.fetch(cut, extract=True, progress=False)
+    assert not [e for e in cache.entries() if e.identity.startswith("extracted:")]
