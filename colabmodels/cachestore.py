@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 from . import config
 from .errors import ConfigError, IntegrityError, TransferError
 from .refs import strip_signing_in
-from .transfer import O_NOFOLLOW, describe_bytes, file_md5
+from .transfer import O_BINARY, O_NOFOLLOW, describe_bytes, file_md5
 
 if TYPE_CHECKING:
     from .storage.base import RemoteStat
@@ -392,14 +393,18 @@ class Cache:
 
         An exclusive ``flock`` on ``locks/<key>.lock`` (the lock ``filelock`` takes on POSIX),
         taken with one open and one system call when nobody else holds it: this runs once per
-        file of a dataset, so it stays cheap. ``timeout`` < 0 waits as long as it takes.
+        file of a dataset, so it stays cheap. Where there is no ``fcntl`` (Windows) it is
+        ``filelock``'s lock on the same file. ``timeout`` < 0 waits as long as it takes.
 
         Raises:
             TransferError: ``timeout`` seconds passed and another process still holds it.
         """
-        import fcntl
-
+        fcntl = _fcntl()
         path = os.path.join(self._dir("locks"), f"{key}.lock")
+        if fcntl is None:
+            with _portable_lock(path, timeout, key):
+                yield
+            return
         # Read-only is enough for flock, and opens even if an odd umask took the write bit.
         fd = os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
@@ -584,9 +589,17 @@ class Cache:
     # -- maintenance -------------------------------------------------------------------------
     @contextlib.contextmanager
     def in_use(self, entry: CacheEntry) -> Iterator[CacheEntry]:
-        """Hold a shared lock on ``entry`` so :meth:`prune` leaves it alone."""
-        import fcntl
+        """Hold a shared lock on ``entry`` so :meth:`prune` leaves it alone.
 
+        Without ``fcntl`` (Windows) there is no shared lock: the entry is only marked as used
+        now (the least recently used go first), and Windows itself refuses to move a folder
+        whose files are open.
+        """
+        fcntl = _fcntl()
+        if fcntl is None:
+            self.touch(entry)
+            yield entry
+            return
         try:
             fh = open(entry.dir / "inuse.lock", "a+b")  # noqa: SIM115
         except OSError:
@@ -598,8 +611,9 @@ class Cache:
             yield entry
 
     def _try_exclusive(self, entry: CacheEntry) -> Any:
-        import fcntl
-
+        fcntl = _fcntl()
+        if fcntl is None:
+            return io.BytesIO()  # nothing to take (see in_use); closing it releases nothing
         try:
             fh = open(entry.dir / "inuse.lock", "a+b")  # noqa: SIM115
         except OSError:
@@ -712,6 +726,43 @@ class Cache:
         return f"<colabmodels cache at {self.root}>"
 
 
+def _fcntl() -> Any:
+    """The ``fcntl`` module where the OS has it (POSIX), else None (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
+
+
+def _busy(key: str, waited: float) -> TransferError:
+    return TransferError(f"another process has been fetching the same file (cache key {key}) for "
+                         f"{waited:.0f} s. Wait for it to finish, or stop it and try again.")
+
+
+@contextlib.contextmanager
+def _portable_lock(path: str, timeout: float, key: str) -> Iterator[None]:
+    """``filelock``'s exclusive lock on ``path`` (where there is no ``fcntl``): released by the
+    OS if the holder dies, polled so Ctrl-C and ``timeout`` work while waiting."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path, mode=PRIVATE_FILE_MODE)
+    start = time.monotonic()
+    try:
+        lock.acquire(timeout=0.05, poll_interval=0.01)
+    except Timeout:
+        logger.info("waiting for another process that is fetching the same file")
+        rest = -1.0 if timeout < 0 else max(0.0, timeout - (time.monotonic() - start))
+        try:
+            lock.acquire(timeout=rest, poll_interval=0.05)
+        except Timeout:
+            raise _busy(key, time.monotonic() - start) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _wait_for_flock(fd: int, fcntl: Any, timeout: float, key: str) -> None:
     """Take an exclusive ``flock`` on ``fd``: polled, so Ctrl-C and ``timeout`` work while waiting."""
     start = time.monotonic()
@@ -727,9 +778,7 @@ def _wait_for_flock(fd: int, fcntl: Any, timeout: float, key: str) -> None:
             logger.info("waiting for another process that is fetching the same file")
             said = True
         if 0 <= timeout <= waited:
-            raise TransferError(f"another process has been fetching the same file (cache key "
-                                f"{key}) for {waited:.0f} s. Wait for it to finish, or stop it "
-                                "and try again.")
+            raise _busy(key, waited)
         time.sleep(0.01 if waited < 0.05 else 0.05)
 
 
@@ -762,9 +811,11 @@ def _check_own_folder(d: Path, root: Path) -> None:
 
 def _write_private(path: Path | str, text: str) -> None:
     """Write ``path`` (created ``0600`` whatever the umask; a symbolic link there is not followed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_NOFOLLOW, PRIVATE_FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_NOFOLLOW | O_BINARY,
+                 PRIVATE_FILE_MODE)
     try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
+        if hasattr(os, "fchmod"):  # not on Windows (and no such modes there)
+            os.fchmod(fd, PRIVATE_FILE_MODE)
         data = memoryview(text.encode("utf-8"))
         while data:
             data = data[os.write(fd, data):]

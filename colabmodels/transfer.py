@@ -2,10 +2,10 @@
 
 A file is split into parts of ``config.chunk_bytes()``; up to ``config.connections()`` workers
 each stream one part at a time through ``backend.open_range`` and write it at its offset in a
-preallocated partial file (``os.pwrite``), so memory use does not depend on file size. Which
-parts are complete is recorded next to the partial file (``<partial>.parts.json``), so a
-download interrupted by an error, a kernel restart or ``kill -9`` continues where it stopped:
-each part in flight resumes from its last checkpoint (every ``CHECKPOINT_BYTES``), so at most
+preallocated partial file (``os.pwrite``, or a seek and a write where the OS has none), so
+memory use does not depend on file size. Which parts are complete is recorded next to the
+partial file (``<partial>.parts.json``), so a download interrupted by an error, a kernel
+restart or ``kill -9`` continues where it stopped: each part in flight resumes from its last checkpoint (every ``CHECKPOINT_BYTES``), so at most
 that much per connection is fetched twice. The md5 is computed while the file arrives (a
 thread follows the finished prefix), so verification costs almost nothing at the end.
 
@@ -57,6 +57,8 @@ __all__ = [
     "file_sha256",
     "open_private",
     "part_size",
+    "pread_at",
+    "pwrite_at",
     "state_path",
     "supports_ranges",
     "verify_file",
@@ -107,6 +109,31 @@ def verify_file(path: Path, *, size: int | None, checksum: str | None,
             raise IntegrityError(f"{path.name}: md5 {got} does not match the source's {expected}")
 
 
+_SEEK_LOCK = threading.Lock()
+
+
+def pread_at(fd: int, n: int, offset: int) -> bytes:
+    """``os.pread`` where the OS has it; elsewhere (Windows) a seek and a read under one lock."""
+    pread = getattr(os, "pread", None)
+    if pread is not None:
+        return bytes(pread(fd, n, offset))
+    with _SEEK_LOCK:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, n)
+
+
+def pwrite_at(fd: int, data: memoryview | bytes, offset: int) -> int:
+    """``os.pwrite`` where the OS has it; elsewhere (Windows) a seek and a write under one lock."""
+    pwrite = getattr(os, "pwrite", None)
+    if pwrite is not None:
+        return int(pwrite(fd, data, offset))
+    with _SEEK_LOCK:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.write(fd, data)
+
+
+O_BINARY = getattr(os, "O_BINARY", 0)
+"""No newline translation in ``os.read``/``os.write`` (Windows; 0 elsewhere)."""
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 """Opening a path whose last component is a symbolic link fails (0 where the OS has no such flag)."""
 PRIVATE_FILE_MODE = 0o600
@@ -128,7 +155,7 @@ def open_private(path: Path | str, flags: int) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
     try:
-        fd = os.open(path, flags | os.O_CREAT | O_NOFOLLOW, PRIVATE_FILE_MODE)
+        fd = os.open(path, flags | os.O_CREAT | O_NOFOLLOW | O_BINARY, PRIVATE_FILE_MODE)
     except OSError as e:
         if os.path.islink(path):
             raise TransferError(
@@ -136,8 +163,9 @@ def open_private(path: Path | str, flags: int) -> int:
                 "this folder. Point COLABMODELS_CACHE_DIR at a folder only you can write to."
             ) from e
         raise
-    with contextlib.suppress(OSError):
-        os.fchmod(fd, PRIVATE_FILE_MODE)
+    if hasattr(os, "fchmod"):  # POSIX (whatever the umask); Windows has no such modes
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, PRIVATE_FILE_MODE)
     return fd
 
 
@@ -252,7 +280,7 @@ class _PrefixHasher(threading.Thread):
             start, end = self.parts[self.next]
             pos = start
             while pos < end:
-                block = os.pread(self.fd, min(WRITE_BLOCK, end - pos), pos)
+                block = pread_at(self.fd, min(WRITE_BLOCK, end - pos), pos)
                 if not block:
                     return
                 self.digest.update(block)
@@ -493,7 +521,7 @@ def _close(stream: object) -> None:
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        written = os.pwrite(fd, view, offset)
+        written = pwrite_at(fd, view, offset)
         view = view[written:]
         offset += written
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import struct
 
+from ..transfer import O_BINARY, pread_at
+
 PIL_DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 """PIL's default ``Image.MAX_IMAGE_PIXELS`` (used when PIL is not installed)."""
 
@@ -40,11 +42,11 @@ def declared_size(path: str) -> tuple[int, int] | None:
     """``(width, height)`` that the PNG, GIF, BMP, WebP or JPEG file at ``path`` declares, or
     None for other formats and headers that cannot be read. One ``pread`` for most files."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | O_BINARY)
     except OSError:
         return None
     try:
-        head = os.pread(fd, _HEAD_BYTES, 0)
+        head = pread_at(fd, _HEAD_BYTES, 0)
         if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
             w, h = struct.unpack(">II", head[16:24])
             return w, h
@@ -83,7 +85,7 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
 def _jpeg_size(fd: int, head: bytes) -> tuple[int, int] | None:
     """Walk a JPEG's segments (their lengths only) up to its frame header."""
     def read(pos: int, n: int) -> bytes:
-        return head[pos:pos + n] if pos + n <= len(head) else os.pread(fd, n, pos)
+        return head[pos:pos + n] if pos + n <= len(head) else pread_at(fd, n, pos)
 
     pos = 2
     for _ in range(_JPEG_MAX_SEGMENTS):

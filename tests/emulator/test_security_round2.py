@@ -238,3 +238,58 @@ def test_signed_links_stay_out_of_the_drive_browser(drive_env):
     browser.model.wait(60)
     shown = _widget_texts(browser.widget) + repr(browser) + repr(browser.model)
     assert SECRET not in shown
+
+
+# -- the cache's locks without fcntl (Windows) -----------------------------------------------
+
+NO_FCNTL = "import sys, filelock; sys.modules['fcntl'] = None  # as on Windows\n"
+
+
+@pytest.fixture
+def no_fcntl(monkeypatch):
+    """As on Windows: no ``fcntl`` module (the cache falls back to ``filelock``'s lock), and no
+    ``os.pread``/``os.pwrite`` (the engine seeks and reads/writes instead). ``os.fchmod`` stays:
+    filelock's POSIX lock, which stands in for its Windows one here, needs it."""
+    import sys
+
+    import filelock  # noqa: F401  (it picks its own platform lock on import)
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    for name in ("pread", "pwrite"):
+        monkeypatch.delattr(os, name)
+    with pytest.raises(ImportError):
+        import fcntl  # noqa: F401
+
+
+def test_the_cache_works_without_fcntl(drive_env, no_fcntl):
+    data = os.urandom(2 * 1024 * 1024 + 3)
+    drive_env.put("MyDrive/portable/m.bin", data)
+    drive_env.put("MyDrive/portable/tree/a.bin", b"a")
+    assert cm.fetch("MyDrive/portable/m.bin", progress=False).read_bytes() == data
+    assert (cm.fetch("MyDrive/portable/tree", progress=False) / "a.bin").read_bytes() == b"a"
+    entry = next(e for e in cache.entries() if e.name == "m.bin")
+    with cache.in_use(entry):
+        assert cache.entry(entry.key) is not None
+    assert {e.key for e in cache.prune(max_bytes=0)} >= {entry.key}
+    assert cache.entries() == []
+
+
+def test_without_fcntl_the_lock_still_excludes_another_process(drive_env, no_fcntl):
+    import subprocess
+    import sys
+
+    key = "cd" * 20
+    code = (NO_FCNTL + "from colabmodels.cachestore import cache, TransferError\n"
+            "try:\n"
+            "    with cache.lock(sys.argv[1], timeout=0.5):\n"
+            "        print('got it')\n"
+            "except TransferError as e:\n"
+            "    print('refused:', e)\n")
+    with cache.lock(key):
+        held = subprocess.run([sys.executable, "-c", code, key], capture_output=True, text=True,
+                              timeout=120)
+    assert held.stdout.startswith("refused:"), held.stdout + held.stderr
+    assert "another process" in held.stdout and "Wait for it" in held.stdout
+    free = subprocess.run([sys.executable, "-c", code, key], capture_output=True, text=True,
+                          timeout=120)
+    assert free.stdout.strip() == "got it", free.stdout + free.stderr
