@@ -41,11 +41,18 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_drive():
-    """A fresh Drive emulator on 127.0.0.1 (no shaping, no faults)."""
-    from colabmodels.testing import FakeDrive
+    """A fresh Drive emulator on 127.0.0.1 (no shaping, no faults), the one for every tier.
 
-    with FakeDrive() as fd:
+    Every JSON body it sends is kept and, at teardown, checked against Drive's v2 discovery
+    schemas (:func:`tests.drive_checks.validate_logged_responses`), so each test that uses it
+    also checks the emulator's wire format. ``fake_drive.key_path`` is the last key written.
+    """
+    from colabmodels.testing import FakeDrive
+    from tests.drive_checks import validate_logged_responses
+
+    with FakeDrive(keep_json=True) as fd:
         yield fd
+        validate_logged_responses(fd)
 
 
 @pytest.fixture
