@@ -116,12 +116,17 @@ def service_account_file() -> str | None:
     return _env("GOOGLE_APPLICATION_CREDENTIALS")
 
 
-def cache_dir() -> Path:
-    raw = _env("COLABMODELS_CACHE_DIR")
+def _user_dir(variable: str, xdg_variable: str, default: str) -> Path:
+    """``$variable``, else ``$xdg_variable/colabmodels``, else ``~/<default>/colabmodels``."""
+    raw = _env(variable)
     if raw:
         return Path(raw).expanduser()
-    base = _env("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = _env(xdg_variable) or os.path.join(os.path.expanduser("~"), default)
     return Path(base) / "colabmodels"
+
+
+def cache_dir() -> Path:
+    return _user_dir("COLABMODELS_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
 
 
 def cache_max_bytes() -> int | None:
@@ -156,11 +161,7 @@ def offline(override: bool | None = None) -> bool:
 
 
 def config_dir() -> Path:
-    raw = _env("COLABMODELS_CONFIG_DIR")
-    if raw:
-        return Path(raw).expanduser()
-    base = _env("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "colabmodels"
+    return _user_dir("COLABMODELS_CONFIG_DIR", "XDG_CONFIG_HOME", ".config")
 
 
 def connections() -> int:
