@@ -11,6 +11,13 @@ Broken files: a file that cannot be fetched, or is not a readable image, raises
 :class:`BrokenImageError` (or the fetch's own error) naming its Drive path; with
 ``on_error="skip"`` it is skipped, one logged warning names its Drive path (never a cache
 path), and it is added to ``skipped``.
+
+Stopping: a KeyboardInterrupt (Ctrl-C, Kernel > Interrupt) while a caller waits for a file
+stops the feeder: files not yet started are dropped, downloads under way stop at their next
+block (what arrived is kept, and the next call resumes), and its fetch threads end before the
+interrupt goes on. At interpreter exit every feeder is stopped before Python joins the fetch
+threads, so nothing queued keeps a finished script alive (TensorFlow's Python-function ops
+waiting on a fetch included).
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING
 
 from ..errors import ColabModelsError, IntegrityError
@@ -38,6 +46,46 @@ ON_ERROR = ("raise", "skip")
 
 class BrokenImageError(IntegrityError):
     """A dataset file is not a readable image (the message names its Drive path)."""
+
+
+class FetchStopped(ColabModelsError):
+    """The feeder was stopped (an interrupt, or interpreter exit) before this file arrived."""
+
+
+_LIVE: weakref.WeakSet[Feeder] = weakref.WeakSet()
+
+
+_EXITING = threading.Event()
+
+
+def stop_all() -> None:
+    """Stop every live feeder (run at interpreter exit, before the fetch threads are joined);
+    none starts fetching again after this."""
+    _EXITING.set()
+    for feeder in list(_LIVE):
+        try:
+            feeder.stop()
+        except Exception as e:  # exit must go on
+            logger.debug("stopping a feeder at exit: %s", e)
+
+
+def _stop_at_exit() -> None:
+    """Register :func:`stop_all` to run before ``concurrent.futures`` joins its workers at exit
+    (threading's exit hooks run newest first; the executor registered its own on import)."""
+    import atexit
+    import concurrent.futures.thread  # noqa: F401  (its hook first, so ours runs before it)
+
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(stop_all)
+            return
+    except RuntimeError:  # already shutting down
+        return
+    atexit.register(stop_all)
+
+
+_stop_at_exit()
 
 
 def check_on_error(on_error: str) -> None:
@@ -167,7 +215,9 @@ class Feeder:
         self._fetcher: BulkFetcher | None = None
         self._pid = os.getpid()
         self._resolved = 0
+        self._stopped = threading.Event()
         self.on_all_local: Callable[[list[str]], None] | None = None
+        _LIVE.add(self)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -212,15 +262,41 @@ class Feeder:
             from ..storage import backend_for
 
             self.backend = backend_for(self.files[0].stat.ref)
-        if self._fetcher is None or self._pid != os.getpid():
-            self._fetcher = BulkFetcher(self.backend, workers=self.workers)
+        if _EXITING.is_set():
+            raise FetchStopped("the interpreter is exiting")
+        if self._fetcher is None or self._pid != os.getpid() or self._stopped.is_set():
+            if self._stopped.is_set():  # used again after a stop: start over (resumes)
+                self._stopped.clear()
+                self._next = 0
+            self._fetcher = BulkFetcher(self.backend, workers=self.workers,
+                                        progress=self._check_stopped)
             self._pid = os.getpid()
             self._futures.clear()
         return self._fetcher
 
-    def _fetch_and_check(self, index: int) -> str:
+    def _check_stopped(self, _: int = 0) -> None:
+        """The fetcher's progress callback: a download under way ends at its next block once
+        the feeder is stopped (what arrived is kept for the next call)."""
+        if self._stopped.is_set():
+            raise FetchStopped("stopped")
+
+    def stop(self) -> None:
+        """Stop fetching: drop what has not started, end downloads under way at their next
+        block, and wait for the fetch threads to end (a second or so). Asking for a file
+        afterwards starts again, resuming what was cut short."""
+        self._stopped.set()
+        with self._lock:
+            futures, self._futures = list(self._futures.values()), {}
+            fetcher, self._fetcher = self._fetcher, None
+        for fut in futures:
+            fut.cancel()
+        if fetcher is not None and self._pid == os.getpid():
+            fetcher.close()
+
+    def _fetch_and_check(self, index: int, fetcher: BulkFetcher) -> str:
         f = self.files[index]
-        path = str(self._pool().fetch(f.stat))
+        self._check_stopped()
+        path = str(fetcher.fetch(f.stat))
         if self.check_images:
             problem = image_problem(path)
             if problem:
@@ -232,7 +308,7 @@ class Feeder:
         """Start fetching file ``index`` (caller holds the lock)."""
         if self._paths[index] is None and index not in self._futures and index not in self._bad:
             fetcher = self._pool()
-            self._futures[index] = fetcher.run(self._fetch_and_check, index)
+            self._futures[index] = fetcher.run(self._fetch_and_check, index, fetcher)
 
     def prefetch(self, indices: Sequence[int]) -> None:
         """Start fetching these files now (e.g. the next batches of a sequence)."""
@@ -269,6 +345,12 @@ class Feeder:
             fut = self._futures[index]
         try:
             path = fut.result()
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        except (CancelledError, FetchStopped) as exc:
+            raise FetchStopped(f"{self.files[index].path}: not fetched, the feeder was "
+                               "stopped (an interrupt); ask again to resume") from exc
         except Exception as exc:
             with self._lock:
                 self._futures.pop(index, None)
@@ -322,6 +404,13 @@ class Feeder:
         bytes: Drive's sizes are unknown for some files, and a byte bar of a partly cached
         folder shows nothing useful.
         """
+        try:
+            return self._fetch_all(progress, desc)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def _fetch_all(self, progress: bool, desc: str) -> list[str | None]:
         self.start_all()
         n = len(self.files)
         if not progress or n == 0:
@@ -352,8 +441,11 @@ class Feeder:
         state["_lock"] = None
         state["backend"] = None
         state["on_all_local"] = None
+        state["_stopped"] = None
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        _LIVE.add(self)
