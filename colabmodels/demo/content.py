@@ -172,6 +172,7 @@ def stage(fd: Any, work: Path, content_dir: Path | None = None) -> dict[str, str
                       description="demo torch state dict")
     for rel, path in _tree_files(content["shapes"]):  # the image dataset of notebook 03
         fd.put(f"{SHAPES_DATASET.rsplit('/', 1)[0]}/{rel}", path)
+    fd.put(f"{SHAPES_DATASET}.zip", _zipped(content["shapes"]))  # the same, zipped (notebook 03)
     key = work / "service-account.json"
     fd.write_service_account(key)
     return {
@@ -183,6 +184,18 @@ def stage(fd: Any, work: Path, content_dir: Path | None = None) -> dict[str, str
         "DEMO_TORCH_LINK": f"https://drive.google.com/open?id={torch_id}",
         **QUIET_TF_ENV,
     }
+
+
+def _zipped(folder: Path) -> bytes:
+    """``folder`` as a zip holding one top folder (what zipping a folder makes)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for rel, path in _tree_files(folder):
+            zf.write(path, rel)
+    return buf.getvalue()
 
 
 def _tree_files(root: Path) -> Iterator[tuple[str, Path]]:

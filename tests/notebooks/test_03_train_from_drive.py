@@ -32,12 +32,21 @@ def test_train_from_drive_notebook(run_notebook, kernel):
     assert "torch classes: ['circles', 'squares', 'triangles'] samples: 60" in text
     assert "batch: (16, 3, 64, 64) torch.float32" in text
     assert "torch epoch 2: loss" in text
+    assert ("zip: MyDrive/datasets/shapes.zip/shapes | classes ['circles', 'squares', 'triangles'] "
+            "| same split as the folder's: True") in text
+    assert "zip batch: (16, 64, 64, 3)" in text
 
     # Drive: the preview read thumbnails only; every image was downloaded once, for all of
     # Keras' two epochs and the torch dataset (then the cache served it)
     log = done.drive_requests()
     thumbs = [i for i, r in enumerate(log) if r["path"].startswith("/thumbnail/")]
     media = [i for i, r in enumerate(log) if r["alt"] == "media"]
+    from collections import Counter
+
+    per_file = Counter(log[i]["path"] for i in media)
+    zipped = [path for path, n in per_file.items() if n > 1]  # the zip: a few ranged requests
+    assert len(zipped) == 1 and 2 <= per_file[zipped[0]] <= 4, per_file.most_common(3)
+    media = [i for i in media if log[i]["path"] not in zipped]
     assert len(thumbs) == 18 and all(log[i]["status"] == 200 for i in thumbs)
     assert len(media) == 60 and len({log[i]["path"] for i in media}) == 60
     assert max(thumbs) < min(media)  # nothing was downloaded before Create was pressed
