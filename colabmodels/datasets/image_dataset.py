@@ -149,7 +149,9 @@ def image_dataset_from_drive(
 
     Args:
         ref: the dataset folder: ``MyDrive/datasets/flowers``, a folder link or id (also
-            ``gs://``, ``s3://`` or a local folder), or a folder written by :func:`cm.pack`.
+            ``gs://``, ``s3://`` or a local folder), or a folder written by :func:`cm.pack`;
+            or a ``.zip`` of it, read by ranges as if extracted (one top folder is descended
+            into; see :mod:`colabmodels.datasets.zipped`).
         on_error: ``"raise"`` (a broken image raises an error naming its Drive path, when it
             is read) or ``"skip"``: every file is fetched and checked before the dataset is
             returned (with a progress bar counting files), broken ones are left out with one

@@ -56,7 +56,8 @@ def _make_class() -> type:
         process then opens its own connections (none is shared across a fork).
 
         Args:
-            ref: the dataset folder.
+            ref: the dataset folder, or a ``.zip`` of it: then the constructor reads only the
+                zip's central directory, and members are read by range when first asked for.
             transform: called on each PIL image (e.g. ``to_tensor`` from this module, or
                 torchvision transforms when installed).
             target_transform: called on each class index.
