@@ -5,9 +5,10 @@ each stream one part at a time through ``backend.open_range`` and write it at it
 preallocated partial file (``os.pwrite``, or a seek and a write where the OS has none), so
 memory use does not depend on file size. Which parts are complete is recorded next to the
 partial file (``<partial>.parts.json``), so a download interrupted by an error, a kernel
-restart or ``kill -9`` continues where it stopped: each part in flight resumes from its last checkpoint (every ``CHECKPOINT_BYTES``), so at most
-that much per connection is fetched twice. The md5 is computed while the file arrives (a
-thread follows the finished prefix), so verification costs almost nothing at the end.
+restart or ``kill -9`` continues where it stopped: each part in flight resumes from its last
+checkpoint (every ``CHECKPOINT_BYTES``), so at most that much per connection is fetched
+twice. The md5 is computed while the file arrives (a thread follows the finished prefix), so
+verification costs almost nothing at the end.
 
 Transient failures (:class:`~colabmodels.errors.RetryableError`: 429, 5xx, rate-limit 403,
 dropped connections) are retried under the one policy of :mod:`colabmodels.retry`

@@ -43,7 +43,9 @@ def test_get_returns_exactly_the_selected_fields_in_drive_shape(fake_drive, serv
     for name, value in full.items():
         assert service.files().get(fileId=fid, fields=name).execute() == {name: value}, name
     # '*' and an absent optional field
-    assert service.files().get(fileId=fid, fields="*").execute() == full
+    star = service.files().get(fileId=fid, fields="*").execute()
+    assert [p["role"] for p in star.pop("permissions")] == ["owner"]  # only when asked for
+    assert star == full
     assert service.files().get(fileId=fid, fields="id,trashedDate").execute() == {"id": fid}
 
 

@@ -57,8 +57,9 @@ def test_pydrive2_anyone_permission_makes_a_file_readable_by_link_and_delete_rev
     assert (perm["id"], perm["type"], perm["role"], perm["withLink"]) == ("anyoneWithLink", "anyone", "reader", True)
     assert signed_out_download(fake_drive, fid) == 200
     perms = f.GetPermissions()
-    assert [(p["type"], p["role"]) for p in perms] == [("user", "owner"), ("anyone", "reader")]
-    assert USER_ID.match(perms[0]["id"]) and perms[0]["id"] == drive.GetAbout()["permissionId"]
+    # real Drive lists an anyone permission first
+    assert [(p["type"], p["role"]) for p in perms] == [("anyone", "reader"), ("user", "owner")]
+    assert USER_ID.match(perms[1]["id"]) and perms[1]["id"] == drive.GetAbout()["permissionId"]
     assert f["shared"] is True
 
     f.DeletePermission(perm["id"])

@@ -635,3 +635,52 @@ def test_gdrive_filesystem_retries_injected_errors(fake_drive, gauth):
 def test_pydrive2_auth_helper_builds_service_on_emulator(fake_drive, sa_key):
     gauth = pydrive2_auth(fake_drive, sa_key)
     assert gauth.service._baseUrl == fake_drive.url + "drive/v2/"
+
+
+# ------------------------------------------------------------------- permissions, as real Drive gives them
+# PyDrive2's own suite (shipped as pydrive2/test, written against real Drive) checks these;
+# the same facts are checked here through PyDrive2's public calls.
+
+
+def test_file_permissions_only_when_asked_for(fake_drive, drive):
+    f = drive.CreateFile({"title": "perm.txt"})
+    f.SetContentString("x")
+    f.Upload()
+    assert "permissions" not in f  # not among the fields Drive returns by default
+
+    f.FetchMetadata(fields="permissions")
+    assert [(p["type"], p["role"]) for p in f["permissions"]] == [("user", "owner")]
+    assert f["permissions"][0]["emailAddress"] == fake_drive.default_user
+
+    g = drive.CreateFile({"id": f["id"]})
+    g.FetchMetadata(fetch_all=True)  # fields="*"
+    assert "hasThumbnail" in g and "thumbnailVersion" in g
+    assert [p["role"] for p in g["permissions"]] == ["owner"]
+    validate_resource(g.metadata, "File")
+
+    listed = drive.ListFile({"q": f"'{f['parents'][0]['id']}' in parents and trashed=false",
+                             "fields": "items(id,permissions)"}).GetList()
+    assert [p["role"] for p in next(i for i in listed if i["id"] == f["id"])["permissions"]] == ["owner"]
+    plain = drive.ListFile({"q": f"'{f['parents'][0]['id']}' in parents"}).GetList()
+    assert all("permissions" not in i for i in plain)
+
+
+@pytest.mark.parametrize("body", [
+    {"type": "anyone", "value": "anyone", "role": "reader"},
+    {"type": "anyone", "role": "writer", "withLink": True},
+])
+def test_an_anyone_permission_is_listed_first_and_deleting_it_keeps_the_owner(fake_drive, drive, body):
+    f = drive.CreateFile({"title": "shared.txt"})
+    f.SetContentString("x")
+    f.Upload()
+    assert len(f.GetPermissions()) == 1
+
+    f.InsertPermission(body)
+    assert [p["type"] for p in f["permissions"]] == ["anyone", "user"]
+    again = drive.CreateFile({"id": f["id"]})
+    listed = again.GetPermissions()
+    assert [p["type"] for p in listed] == ["anyone", "user"]
+
+    f.DeletePermission(listed[0]["id"])  # the first one: the anyone permission, not the owner
+    assert [(p["type"], p["role"]) for p in drive.CreateFile({"id": f["id"]}).GetPermissions()] \
+        == [("user", "owner")]

@@ -62,6 +62,7 @@ from .errors import (
     not_found,
     rate_limit_exceeded,
 )
+from .fields import parse_strict
 from .handlers import Handler, truthy
 from .permissions import PermissionsApi
 from .resources import Renderer, etag_of, rfc3339
@@ -743,6 +744,9 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
                         break
                     page.append(r)
             items = [self._resource(r, user) for r in page]
+            if _wants_permissions(req.query.get("fields"), within="items"):
+                for r, item in zip(page, items, strict=True):
+                    self._add_permissions(item, r, user)
         body: dict[str, Any] = {
             "kind": "drive#fileList",
             "etag": etag_of("list", q, *(i["id"] for i in items)),
@@ -818,7 +822,15 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             if rev_id and rec.is_binary and not rec.is_folder:
                 return self.media_file(req, rec, self.find_revision(rec, rev_id))
             return self.media(req, rec)
-        return json_response(self._resource(rec, user))
+        res = self._resource(rec, user)
+        if _wants_permissions(req.query.get("fields")):
+            self._add_permissions(res, rec, user)
+        return json_response(res)
+
+    def _add_permissions(self, res: dict[str, Any], rec: FileRecord, user: User) -> None:
+        """Drive's ``permissions`` of a file resource (not populated in shared drives)."""
+        if rec.drive_id is None:
+            res["permissions"] = self.renderer.permissions(rec, user.email)
 
     def files_insert(self, req: Request, user: User) -> Response:
         """``POST files``: create a file from metadata only (folders, empty files)."""
@@ -1478,3 +1490,18 @@ class _Desc:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Desc) and other.v == self.v
+
+
+def _wants_permissions(fields: str | None, *, within: str | None = None) -> bool:
+    """Whether a ``fields`` selection asks for ``permissions`` (by name, or ``*``): real Drive
+    leaves them out of file resources unless asked (``within``: the list's ``items``)."""
+    if not fields:
+        return False
+    tree = parse_strict(fields)
+    if tree is None:  # "*"
+        return True
+    if within is not None:
+        tree = tree.get(within)
+        if not isinstance(tree, dict):
+            return False
+    return "permissions" in tree or "*" in tree

@@ -105,7 +105,8 @@ def permission_list(renderer: Renderer, rec: FileRecord) -> list[dict[str, Any]]
             domain=g.get("domain"),
             with_link=g.get("withLink"),
         ))
-    return out
+    # Drive lists an "anyone" permission first (the owner after it), whenever it was added.
+    return sorted(out, key=lambda p: p["type"] != "anyone")
 
 
 class PermissionsApi(ApiMixin):
