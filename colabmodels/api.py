@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,22 +19,27 @@ from typing import TYPE_CHECKING, Any
 from . import config
 from .bulk import fetch_tree
 from .cachestore import CacheEntry, cache, identity_of, key_for, md5_of
+from .drive import copies as drive_copies
 from .drive import files as drive_files
 from .drive.session import current_session, mount
 from .errors import (
     AuthError,
+    ColabModelsError,
     NotFoundError,
     OfflineError,
+    QuotaError,
     UnknownFormatError,
     UntrustedFormatError,
 )
+from .httpstatus import DOWNLOAD_QUOTA_MESSAGE
 from .progress import progress_bar
 from .refs import Ref, parse_ref, strip_signing, strip_signing_in
 from .storage import backend_for  # re-exported: choosing a backend belongs to storage
-from .storage.drive import DriveBackend
+from .storage.drive import DriveBackend, stat_from_meta
 from .tree import walk_tree
 
 if TYPE_CHECKING:
+    from .drive.session import DriveSession
     from .registry import SavedModelInfo
     from .storage.base import RemoteStat, StorageBackend
 
@@ -224,7 +229,14 @@ def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
         have = partial.stat().st_size if partial.exists() else 0
         cache.ensure_space(max(0, (stat.size or 0) - have))
         with progress_bar(stat.size, stat.name, enabled=progress) as report:
-            download_to(backend, stat, partial, progress=report)
+            try:
+                download_to(backend, stat, partial, progress=report)
+            except QuotaError as e:
+                drive = backend if isinstance(backend, DriveBackend) else None
+                if drive is None or drive.session is None or not stat.ref.id \
+                        or DOWNLOAD_QUOTA_MESSAGE not in str(e):
+                    raise
+                _download_a_copy(drive, drive.session, stat, partial, report, e)
         os.replace(partial, target)
 
     md5 = md5_of(stat)
@@ -234,6 +246,39 @@ def _fetch_file(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
     if made:
         _enforce_cap(entry)
     return entry
+
+
+def _download_a_copy(backend: DriveBackend, session: DriveSession, stat: RemoteStat,
+                     partial: Path, report: Callable[[int], None], quota: QuotaError) -> None:
+    """Drive refused to serve ``stat`` (download quota): copy it into the user's Drive (Drive
+    copies the bytes itself, with no quota on copies), download the copy, delete it (also
+    when the download fails).
+
+    Raises:
+        QuotaError: the copy could not be made (the message says both what happened and what
+            to do).
+    """
+    from .transfer import download_to
+
+    assert stat.ref.id is not None
+    title = f"{stat.name} (temporary copy by colabmodels)"
+    logger.warning("%s: Drive's download quota for this file is exceeded; downloading a "
+                   "temporary copy made in your Drive (%r, deleted afterwards)", stat.name, title)
+    try:
+        made = drive_copies.copy_file(session, stat.ref.id, parent_id=session.root_id, title=title)
+    except ColabModelsError as e:
+        raise QuotaError(f"{quota} Copying it into your Drive did not work either ({e}): wait "
+                         "up to 24 hours, or ask the owner for another copy.") from e
+    try:
+        copy = replace(stat_from_meta(Ref("drive", id=made["id"]), made), name=stat.name)
+        partial.unlink(missing_ok=True)  # the parts on disk were the original's
+        download_to(backend, copy, partial, progress=report)
+    finally:
+        try:
+            drive_copies.delete_forever(session, made["id"])
+        except ColabModelsError as e:
+            logger.warning("could not delete the temporary copy %r (id %s) from your Drive: %s; "
+                           "delete it by hand", title, made["id"], e)
 
 
 def walk(backend: StorageBackend, stat: RemoteStat, prefix: str = "") -> Iterator[tuple[str, RemoteStat]]:

@@ -49,8 +49,9 @@ __all__ = [
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 DOWNLOAD_QUOTA_MESSAGE = (
     "Drive's download quota for this file is exceeded (too many users have viewed or "
-    "downloaded it). Sign in and use the API (cm.mount()), wait up to 24 hours, or copy the "
-    "file to your own Drive and load the copy."
+    "downloaded it). Sign in (cm.mount() or %drive_mount) and load it again: colabmodels then "
+    "downloads a temporary copy made in your own Drive. Or wait up to 24 hours, or copy the "
+    "file to your Drive yourself (in Drive: Make a copy) and load the copy."
 )
 _STORAGE_QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded",
                                     "teamDriveFileLimitExceeded"})

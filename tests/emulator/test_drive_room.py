@@ -123,3 +123,47 @@ def test_typed_requests_and_the_account_key(drive_env):
     assert [f["title"] for f in drive_files.folders_named(session, folder, "sub", what="t")] == ["sub"]
     assert drive_files.owned_md5s(session, folder, what="t") is not None
     assert session.account().endswith(".iam.gserviceaccount.com") or "@" in session.account()
+
+
+# -- Drive's download quota: a temporary copy in the user's Drive ---------------------------------
+
+def _copies(fd) -> list[dict]:
+    return [f for f in fd.files_of() if "temporary copy by colabmodels" in f.get("title", "")]
+
+
+def test_download_quota_is_beaten_by_a_temporary_copy(drive_env, caplog):
+    fd = drive_env
+    data = bytes(range(256)) * 40
+    fid = fd.put("MyDrive/popular/model.bin", data)
+    fd.fail_next("quota", path_contains=fid)
+    fd.reset_requests()
+    with caplog.at_level("WARNING", logger="colabmodels"):
+        path = cm.fetch(fid, progress=False)
+    assert path.read_bytes() == data
+    assert any("download quota" in r.getMessage() and "temporary copy" in r.getMessage()
+               for r in caplog.records)
+    assert [r for r in fd.requests if r.method == "POST" and r.path.endswith(f"/{fid}/copy")]
+    assert [r for r in fd.requests if r.method == "DELETE"]
+    assert _copies(fd) == []  # deleted for good, not left in the trash
+    fd.reset_requests()
+    assert cm.fetch(fid, progress=False) == path  # cached under the original's identity
+
+
+def test_the_temporary_copy_is_deleted_when_its_download_fails(drive_env):
+    fd = drive_env
+    fid = fd.put("MyDrive/popular/other.bin", b"x" * 5000)
+    fd.fail_next("quota", path_contains="alt=media", count=2)  # the original, then the copy
+    with pytest.raises(cm.errors.QuotaError, match="download quota"):
+        cm.fetch(fid, progress=False)
+    assert _copies(fd) == []
+    assert not [e for e in cm.cache.entries() if e.name == "other.bin"]
+
+
+def test_download_quota_without_sign_in_says_what_to_do(isolated, fake_drive, monkeypatch):
+    fd = fake_drive
+    monkeypatch.setenv("COLABMODELS_DRIVE_ENDPOINT", fd.url)
+    fid = fd.put("MyDrive/popular/public.bin", b"p" * 3000, public=True)
+    fd.fail_next("quota", path_contains=fid)
+    with pytest.raises(cm.errors.QuotaError) as info:
+        cm.fetch(fid, progress=False)
+    assert "Sign in (cm.mount() or %drive_mount) and load it again" in str(info.value)
