@@ -137,3 +137,24 @@ def test_s3_zip_dataset_and_extract(isolated, moto_server, monkeypatch, tmp_path
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == \
         sorted(f"ds/{k}" for k in files)
     assert not (root / "__MACOSX").exists()
+
+
+def test_url_zip_dataset_read_by_ranges(isolated, http_server, tmp_path):
+    files = {k: v for k, v in awkward_dataset().items() if k.startswith(("cats/", "birds/"))}
+    data = _zip_bytes(files)
+    http_server.reset()
+    url = http_server.write("sets/ds.zip", data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        zf.extractall(tmp_path / "x")
+    http_server.requests.clear()
+    from colabmodels import image_dataset_from_drive
+
+    expected = keras.utils.image_dataset_from_directory(str(tmp_path / "x" / "ds"), seed=4,
+                                                        image_size=(12, 12), verbose=False)
+    got = image_dataset_from_drive(url, seed=4, image_size=(12, 12), verbose=False)
+    assert got.class_names == expected.class_names
+    assert [p.rsplit("/ds/", 1)[1] for p in got.file_paths] == [
+        str(Path(p).relative_to(tmp_path / "x" / "ds")) for p in expected.file_paths]
+    assert _assert_same(expected, got) > 0
+    gets = [r for r in http_server.requests if r.method == "GET"]
+    assert gets and all(r.range for r in gets)  # never the whole archive in one plain GET
