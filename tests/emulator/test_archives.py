@@ -432,3 +432,28 @@ def test_local_tar_gz_bomb_refused_while_streaming(isolated, tmp_path, monkeypat
     with pytest.raises(IntegrityError, match=r"cut\.tar\.gz"):
         cm.fetch(cut, extract=True, progress=False)
     assert not [e for e in cache.entries() if e.identity.startswith("extracted:")]
+
+
+def test_folder_from_zip_pickles_without_connections_and_reads_after(zenv):
+    import pickle
+
+    import colabmodels as cm
+
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    fd = zenv
+    files = {}
+    for i in range(6):
+        b = io.BytesIO()
+        Image.new("RGB", (10 + i, 6), (0, i * 30, 0)).save(b, "PNG")
+        files[f"set/{'xy'[i % 2]}/{i}.png"] = b.getvalue()
+    fd.put("MyDrive/arch/pickled.zip", _zip(files))
+    folder = cm.DriveImageFolder("MyDrive/arch/pickled.zip")
+    blob = pickle.dumps(folder)  # what DataLoader workers get under spawn
+    assert b"BEGIN PRIVATE KEY" not in blob and b"access_token" not in blob
+    fd.reset_requests()
+    copy = pickle.loads(blob)
+    img, target = copy[1]
+    assert img.size == (12, 6) and target == 0  # x/ holds 0, 2, 4 (sorted as names)
+    assert len(_media(fd.requests)) == 1  # one coalesced block, from the unpickled copy
