@@ -17,7 +17,19 @@ from ..errors import RefError
 from .content import make_content
 from .runner import NOTEBOOKS_DIR, notebooks, run_notebooks
 from .runner import _summary as _summary
-from .servers import default_workdir, demo_servers, running, serve, start_emulator, stop_emulator
+from .servers import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LINGER,
+    IDLE_VAR,
+    LINGER_VAR,
+    default_workdir,
+    demo_servers,
+    how_to_stop,
+    running,
+    serve,
+    start_emulator,
+    stop_emulator,
+)
 
 __all__ = ["main"]
 
@@ -43,13 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "start":
         parser.add_argument("--print-env", action="store_true",
                             help="print `export NAME=VALUE` lines for a shell to eval")
+    if command in ("serve", "start"):
+        parser.add_argument("--linger", type=float, default=None, metavar="SECONDS",
+                            help="stop this long after the last kernel using the servers exits "
+                                 f"(default ${LINGER_VAR} or {DEFAULT_LINGER:.0f})")
+        parser.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
+                            help="stop after this long without a request, 0: never "
+                                 f"(default ${IDLE_VAR} or {DEFAULT_IDLE_TIMEOUT:.0f})")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir).resolve() if args.workdir else None
 
     if command == "serve":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
-        return serve(workdir or default_workdir(), args.ready_file, content_dir=args.content)
+        return serve(workdir or default_workdir(), args.ready_file, content_dir=args.content,
+                     linger=args.linger, idle_timeout=args.idle_timeout)
     if command == "prepare":
         made = make_content(args.content or (workdir or default_workdir()) / "content")
         print("demo content:", ", ".join(str(p) for p in made.values()))
@@ -57,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     if command == "stop":
         return 0 if stop_emulator(workdir) else 1
     if command == "start":
-        servers = start_emulator(workdir, content=args.content)
+        servers = start_emulator(workdir, content=args.content, user=False, linger=args.linger,
+                                 idle_timeout=args.idle_timeout)
         if args.print_env:
             for name, value in sorted(servers.env.items()):
                 print(f"export {name}={shlex.quote(value)}")
         else:
             print(f"demo servers (pid {servers.pid}): "
                   + ", ".join(f"{k} {v}" for k, v in servers.services.items()))
+        print(f"colabmodels demo: {how_to_stop(servers.workdir)}", file=sys.stderr)
         return 0
 
     try:

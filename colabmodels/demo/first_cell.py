@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import config
 from ..errors import ColabModelsError, RefError
-from .servers import DemoServers, start_emulator
+from .servers import DemoServers, how_to_stop, start_emulator
 
 __all__ = ["PLACEHOLDER", "NotebookFiles", "setup"]
 
@@ -29,6 +29,7 @@ class NotebookFiles(dict):
         lines = [self.note]
         if self.emulator is not None:
             lines.append("servers: " + ", ".join(f"{k} {v}" for k, v in self.emulator.services.items()))
+            lines.append(how_to_stop(self.emulator.workdir))
         lines += [f"  {k} = {v}" for k, v in self.items()]
         return "\n".join(lines)
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ from .content import QUIET_TF_ENV, SHAPES_DATASET, _atomic_target, _tree_files, 
 
 __all__ = [
     "GCS_BUCKET",
+    "IDLE_VAR",
+    "LINGER_VAR",
     "LOOPBACK",
     "S3_BUCKET",
     "STATE_VAR",
@@ -38,6 +41,8 @@ __all__ = [
     "DemoServers",
     "default_workdir",
     "demo_servers",
+    "how_to_stop",
+    "register_user",
     "running",
     "s3_requests",
     "serve",
@@ -51,6 +56,12 @@ STATE_VAR = "COLABMODELS_DEMO_STATE"
 """Environment variable naming the running demo servers' state file."""
 WORKDIR_VAR = "COLABMODELS_DEMO_DIR"
 """Environment variable naming the demo work folder (default ``~/.colabmodels-demo``)."""
+LINGER_VAR = "COLABMODELS_DEMO_LINGER"
+"""Seconds the servers keep running after the last process that uses them exits (default 300)."""
+IDLE_VAR = "COLABMODELS_DEMO_IDLE_TIMEOUT"
+"""Seconds without a request after which the servers stop (default 3600; 0: never)."""
+DEFAULT_LINGER = 300.0
+DEFAULT_IDLE_TIMEOUT = 3600.0
 LOOPBACK = "127.0.0.1"
 GCS_BUCKET = "demo-models"
 S3_BUCKET = "demo-weights"
@@ -92,7 +103,7 @@ class _S3Server:
         from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = _CountingApp(DomainDispatcherApplication(create_backend_app))
+        app = self.app = _CountingApp(DomainDispatcherApplication(create_backend_app))
         self.server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=MotoRequestHandler)
         self.endpoint = f"http://{LOOPBACK}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -172,8 +183,15 @@ def _has(module: str) -> bool:
 
 
 def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
-          stop: threading.Event | None = None) -> int:
-    """Run the demo servers with the demo content until SIGTERM/SIGINT (or ``stop`` is set).
+          stop: threading.Event | None = None, linger: float | None = None,
+          idle_timeout: float | None = None) -> int:
+    """Run the demo servers with the demo content until SIGTERM/SIGINT (or ``stop`` is set), or
+    until they are no longer used.
+
+    They are no longer used ``linger`` seconds after the last process that registered as a
+    user (see :func:`start_emulator`; a kernel restart fits in that time) has exited, or after
+    ``idle_timeout`` seconds without a request (0: never). Defaults: ``$COLABMODELS_DEMO_LINGER``
+    (300) and ``$COLABMODELS_DEMO_IDLE_TIMEOUT`` (3600).
 
     Writes the state (pid, environment, references) to ``ready_file`` once everything serves,
     and the Drive emulator's request log to ``workdir/drive-requests.json`` when stopping.
@@ -195,9 +213,11 @@ def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
         files = {"KERAS_LINK": drive_env["DEMO_KERAS_LINK"], "TORCH_LINK": drive_env["DEMO_TORCH_LINK"],
                  "DATASET": SHAPES_DATASET}
         services = {"drive": fd.url}
+        requests_seen: list[Callable[[], int]] = [lambda: len(fd.requests)]
         if _has("moto") and _has("s3fs"):
             s3 = stack.enter_context(_S3Server())
             s3.put_tree(S3_BUCKET, "small_vgg/", content["vgg"])
+            requests_seen.append(lambda: len(s3.app.seen))
             env.update({"AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                         "AWS_EC2_METADATA_DISABLED": "true"})
@@ -218,13 +238,89 @@ def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
         tmp = _atomic_target(ready_file)
         tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
         os.replace(tmp, ready_file)
-        logger.info("demo servers ready: %s", services)
+        logger.info("demo servers ready: %s; %s", services, how_to_stop(workdir))
+        watch = _UseWatch(workdir / "clients",
+                          _seconds(linger, LINGER_VAR, DEFAULT_LINGER),
+                          _seconds(idle_timeout, IDLE_VAR, DEFAULT_IDLE_TIMEOUT))
         while not stop.wait(0.5):
-            pass
+            reason = watch.done(sum(count() for count in requests_seen))
+            if reason:
+                logger.info("demo servers stopping: %s", reason)
+                break
     with contextlib.suppress(OSError):
         if json.loads(ready_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
             ready_file.unlink()
     return 0
+
+
+def _seconds(value: float | None, var: str, default: float) -> float:
+    if value is not None:
+        return float(value)
+    raw = os.environ.get(var, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ColabModelsError(f"{var}={raw!r} is not a number of seconds") from None
+
+
+class _UseWatch:
+    """When the servers are no longer used: no registered user alive for ``linger`` seconds
+    (once one has registered), or no request for ``idle_timeout`` seconds."""
+
+    def __init__(self, clients: Path, linger: float, idle_timeout: float) -> None:
+        self.clients, self.linger, self.idle_timeout = clients, linger, idle_timeout
+        self.had_users = False
+        self.last_user = self.last_request = time.monotonic()
+        self.requests = -1
+        self.next_look = 0.0
+
+    def users(self) -> list[int]:
+        alive = []
+        for entry in self.clients.glob("*") if self.clients.is_dir() else []:
+            try:
+                pid = int(entry.name)
+            except ValueError:
+                continue
+            if _alive(pid):
+                alive.append(pid)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+        return alive
+
+    def done(self, requests: int) -> str | None:
+        now = time.monotonic()
+        if requests != self.requests:
+            self.requests, self.last_request = requests, now
+        if now < self.next_look:
+            return None
+        self.next_look = now + 1.0
+        if self.users():
+            self.had_users, self.last_user = True, now
+        elif self.had_users and now - self.last_user >= self.linger:
+            return f"the last process using them exited {now - self.last_user:.0f} s ago"
+        if self.idle_timeout > 0 and now - self.last_request >= self.idle_timeout:
+            return f"no request for {now - self.last_request:.0f} s"
+        return None
+
+
+def register_user(workdir: Path, pid: int | None = None) -> None:
+    """Count process ``pid`` (default: this one) as a user of the servers of ``workdir``: they
+    keep running while it lives (and ``linger`` seconds after)."""
+    clients = workdir / "clients"
+    clients.mkdir(mode=0o700, exist_ok=True)
+    (clients / str(pid or os.getpid())).touch()
+
+
+def how_to_stop(workdir: Path | None = None) -> str:
+    """One line for users: how to stop the demo servers, and when they stop by themselves."""
+    shown = workdir is not None and Path(workdir).resolve() != default_workdir()
+    where = f" --workdir {shlex.quote(str(workdir))}" if shown else ""
+    linger = _seconds(None, LINGER_VAR, DEFAULT_LINGER)
+    idle = _seconds(None, IDLE_VAR, DEFAULT_IDLE_TIMEOUT)
+    alone = f", or after {idle / 60:.0f} min without a request" if idle > 0 else ""
+    return (f"stop them with `colabmodels demo stop{where}`; they stop by themselves "
+            f"{linger / 60:.0f} min after the last kernel using them exits{alone}")
 
 
 # -- starting and finding the servers ---------------------------------------------------------
@@ -307,17 +403,25 @@ def running(state_file: Path | None = None) -> DemoServers | None:
 
 def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
                    content: str | os.PathLike[str] | None = None,
-                   timeout: float = 600) -> DemoServers:
+                   timeout: float = 600, user: bool = True, linger: float | None = None,
+                   idle_timeout: float | None = None) -> DemoServers:
     """Start the demo servers in a background process, or find the ones already running.
 
-    The process outlives the caller (and a kernel restart); stop it with
-    :func:`stop_emulator` or :meth:`DemoServers.stop`. The first start generates the demo
-    content (TensorFlow, Keras and torch are needed for that), later ones reuse it.
+    The process outlives the caller, long enough for a kernel restart: it stops by itself
+    ``linger`` seconds after the last process that uses it (this one, with ``user=True``) has
+    exited, or after ``idle_timeout`` seconds without a request (see :func:`serve`). Stop it
+    sooner with :func:`stop_emulator`, :meth:`DemoServers.stop` or ``colabmodels demo stop``.
+    The first start generates the demo content (TensorFlow, Keras and torch are needed for
+    that), later ones reuse it.
 
     Args:
         workdir: demo content, cache, key file, state and log (default ``~/.colabmodels-demo``).
         content: where the generated demo content is kept (default ``workdir/content``).
         timeout: seconds to wait for the servers.
+        user: count this process as a user of the servers (False for a launcher that exits
+            right away, such as ``colabmodels demo start``).
+        linger, idle_timeout: for servers started here (default: the environment's, see
+            :func:`serve`).
 
     Returns:
         the servers; call :meth:`DemoServers.apply` to point this process at them.
@@ -327,6 +431,8 @@ def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
     """
     found = running()
     if found is not None and (workdir is None or Path(workdir).resolve() == found.workdir):
+        if user:
+            register_user(found.workdir)
         return found
     work = Path(workdir).resolve() if workdir is not None else default_workdir()
     work.mkdir(parents=True, exist_ok=True)
@@ -334,11 +440,19 @@ def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
     state_file = work / "state.json"
     found = running(state_file)
     if found is not None:
+        if user:
+            register_user(work)
         return found
+    if user:  # before the servers start watching, so they never see an unused moment
+        register_user(work)
     with contextlib.suppress(OSError):
         state_file.unlink()
     log_path = work / "servers.log"
     extra = ["--content", str(Path(content).resolve())] if content is not None else []
+    if linger is not None:
+        extra += ["--linger", str(linger)]
+    if idle_timeout is not None:
+        extra += ["--idle-timeout", str(idle_timeout)]
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "colabmodels.demo", "serve", "--workdir", str(work),
