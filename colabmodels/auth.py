@@ -43,6 +43,7 @@ from .errors import AuthError, MissingDependencyError
 
 __all__ = [
     "GOOGLE_TOKEN_URI",
+    "SIGN_IN_AGAIN",
     "USER_LOGIN_FILE",
     "WAYS_TO_SIGN_IN",
     "PyDrive2Credentials",
@@ -55,6 +56,7 @@ __all__ = [
     "load_service_account",
     "redact",
     "refresh_credentials",
+    "refused_sign_in",
     "save_login",
     "saved_login_path",
     "sign_in",
@@ -370,6 +372,21 @@ class PyDrive2Credentials:
         return f"<PyDrive2Credentials for {type(self.google_credentials).__name__}>"
 
 
+SIGN_IN_AGAIN = ("Sign in again without restarting: run %drive_mount --force (or "
+                 "cm.mount(force_remount=True)), then run the cell again.")
+
+
+def refused_sign_in(what: str, exc: BaseException) -> AuthError:
+    """The error for a token refresh that was refused. An expired or revoked grant
+    (``invalid_grant``: a password change, a revoked app, a sign-in too old) says how to sign
+    in again in the running notebook; anything else says what the token endpoint said."""
+    detail = redact(str(exc))
+    if "invalid_grant" in detail:
+        return AuthError(f"{what}: your Drive sign-in has expired or was revoked (invalid_grant). "
+                         f"{SIGN_IN_AGAIN}")
+    return AuthError(f"{what}: the sign-in was refused: {detail}")
+
+
 def refresh_credentials(credentials: Any) -> None:
     """Refresh google-auth credentials, translating failures to :class:`AuthError`."""
     import google.auth.exceptions
@@ -378,7 +395,7 @@ def refresh_credentials(credentials: Any) -> None:
     try:
         credentials.refresh(gtr.Request())
     except google.auth.exceptions.RefreshError as e:
-        raise AuthError(f"could not refresh the sign-in: {redact(str(e))}") from None
+        raise refused_sign_in("could not refresh the sign-in", e) from None
     except google.auth.exceptions.TransportError as e:
         raise AuthError(f"could not reach the token endpoint: {redact(str(e))}") from None
 

@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from .. import config
-from ..auth import redact
+from ..auth import refused_sign_in
 from ..errors import (
     AuthError,
     ColabModelsError,
@@ -134,7 +134,7 @@ def translate_drive_error(exc: BaseException, what: str) -> BaseException:
     if down is not None:
         return down
     if type(exc).__name__ == "RefreshError":  # google.auth.exceptions.RefreshError
-        return AuthError(f"{what}: the sign-in was refused: {redact(str(exc))}")
+        return refused_sign_in(what, exc)
     inner = getattr(exc, "error", None)  # pydrive2.files.ApiRequestError wraps HttpError
     http_error = inner if inner is not None and hasattr(inner, "resp") else exc
     resp = getattr(http_error, "resp", None)

@@ -167,3 +167,26 @@ def test_download_quota_without_sign_in_says_what_to_do(isolated, fake_drive, mo
     with pytest.raises(cm.errors.QuotaError) as info:
         cm.fetch(fid, progress=False)
     assert "Sign in (cm.mount() or %drive_mount) and load it again" in str(info.value)
+
+
+# -- a sign-in that expires mid-session -----------------------------------------------------------
+
+def test_an_expired_sign_in_says_how_to_sign_in_again_and_a_save_can_be_retried(
+        drive_env, isolated, monkeypatch):
+    torch = pytest.importorskip("torch")
+    fd = drive_env
+    cm.mount(interactive=False)
+    src = {"w": torch.arange(6, dtype=torch.float32)}
+    cm.save_model(src, "MyDrive/models/net", progress=False)
+    fd.revoke_sign_ins()  # the grant expired or was revoked while the notebook ran
+    with pytest.raises(cm.errors.AuthError) as info:
+        cm.save_model(src, "MyDrive/models/net", progress=False)
+    message = str(info.value)
+    assert "invalid_grant" in message and "%drive_mount --force" in message
+    assert "Traceback" not in message and "ya29." not in message
+    # sign in again in the same process (here: a new key; in Colab: the OAuth prompt)
+    fd.write_service_account(isolated / "key-again.json")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(fd.key_path))
+    cm.mount(interactive=False, force_remount=True)
+    info2 = cm.save_model(src, "MyDrive/models/net", progress=False)
+    assert [v.ref for v in cm.versions("MyDrive/models/net")][-1] == info2.ref

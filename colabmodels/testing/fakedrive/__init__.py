@@ -291,6 +291,13 @@ class FakeDrive:
         """Invalidate every issued access token; clients get 401 until they refresh."""
         self.auth.expire_all()
 
+    def revoke_sign_ins(self) -> None:
+        """Revoke every sign-in made so far (a password change, an expired or revoked grant):
+        clients get 401, and their refresh fails with ``invalid_grant``. Keys written after
+        this (:meth:`write_service_account`) sign in again."""
+        self.auth.revoke_all()
+        self.store.dirty = True
+
     @property
     def token_lifetime_s(self) -> float:
         """Lifetime of access tokens issued from now on."""

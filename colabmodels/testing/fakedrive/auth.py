@@ -187,6 +187,14 @@ class AuthService:
         with self._lock:
             self._access.clear()
 
+    def revoke_all(self) -> None:
+        """Revoke every sign-in: access tokens, refresh tokens and service-account keys are
+        forgotten, so the next refresh gets ``invalid_grant`` (keys made later work)."""
+        with self._lock:
+            self._access.clear()
+            self._refresh.clear()
+            self._accounts.clear()
+
     def token_endpoint(self, form: dict[str, str], *, token_uri: str, users: set[str]) -> dict[str, Any]:
         """Handle ``POST /token``; returns the JSON body or raises :class:`TokenError`.
 
