@@ -13,7 +13,6 @@ from colabmodels.drive import files as drive_files
 from colabmodels.drive.thumbnails import fetch_thumbnail, may_send_token
 
 
-
 def _png() -> bytes:
     import io
 
@@ -37,7 +36,7 @@ class _Recorder(ThreadingHTTPServer):
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 recorder.seen.append({k.lower(): v for k, v in self.headers.items()})
                 if recorder.redirect_to:
                     self.send_response(302)

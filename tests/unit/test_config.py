@@ -110,7 +110,7 @@ def test_the_cli_and_the_environment_read_a_size_alike(monkeypatch, tmp_path, te
 def test_the_cli_and_the_environment_refuse_the_same_sizes(text):
     from colabmodels import presentation
 
-    with pytest.raises(ValueError, match="is not a (usable )?size") as cli:
+    with pytest.raises(ValueError, match=r"is not a (usable )?size") as cli:
         presentation.parse_size(text)
     with pytest.raises(ConfigError) as env:
         config.parse_size(text)
