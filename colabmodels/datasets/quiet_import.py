@@ -11,15 +11,17 @@ line as a warning, so real errors are still seen.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from types import ModuleType
 
-__all__ = ["NOISE", "is_noise", "quiet_import"]
+__all__ = ["NOISE", "held_native_stderr", "is_noise", "quiet_import"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +45,53 @@ NOISE = (
 """Fragments of TensorFlow's start-up lines that say nothing about the user's work."""
 
 _HEAVY = ("tensorflow", "keras")
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered when a held block imports TensorFlow
 
 
 def is_noise(line: str) -> bool:
     """Whether a native stderr line is TensorFlow start-up noise (blank lines count)."""
     return not line.strip() or any(fragment in line for fragment in NOISE)
+
+
+@contextlib.contextmanager
+def held_native_stderr() -> Iterator[None]:
+    """Within this block, lines written to descriptor 2 by native code are held back; at its
+    end the known TensorFlow start-up noise is dropped and every other line logged as a
+    warning. Does nothing once TensorFlow is imported (it says nothing more after that) or
+    where there is no descriptor 2. For calls that may import TensorFlow on the way, such as
+    loading a Keras model."""
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    with _lock:
+        try:
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+        try:
+            saved = os.dup(2)
+        except OSError:
+            saved = -1
+        if saved < 0:
+            yield
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                held.seek(0)
+                _report(held.read().decode("utf-8", "replace"))
+
+
+def _report(text: str) -> None:
+    for line in text.splitlines():
+        if is_noise(line):
+            logger.debug("tensorflow start-up: %s", line)
+        else:
+            logger.warning("%s", line)
 
 
 def quiet_import(name: str) -> ModuleType:
@@ -63,29 +106,5 @@ def quiet_import(name: str) -> ModuleType:
     """
     if name in sys.modules or "tensorflow" in sys.modules or name.split(".")[0] not in _HEAVY:
         return importlib.import_module(name)
-    with _lock:
-        if "tensorflow" in sys.modules:
-            return importlib.import_module(name)
-        try:
-            sys.stderr.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
-        try:
-            saved = os.dup(2)
-        except OSError:  # no descriptor 2 (some embedded interpreters): nothing to hold back
-            return importlib.import_module(name)
-        with tempfile.TemporaryFile() as held:
-            os.dup2(held.fileno(), 2)
-            try:
-                module = importlib.import_module(name)
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                held.seek(0)
-                text = held.read().decode("utf-8", "replace")
-        for line in text.splitlines():
-            if is_noise(line):
-                logger.debug("tensorflow start-up: %s", line)
-            else:
-                logger.warning("%s", line)
-        return module
+    with held_native_stderr():
+        return importlib.import_module(name)

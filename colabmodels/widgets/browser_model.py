@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import browse
 from ..auth import redact
 from ..browse import Details, DriveItem, Place, Trouble
+from ..datasets.quiet_import import held_native_stderr
 from .background import BackgroundModel, reporting_to, user_namespace
 
 if TYPE_CHECKING:
@@ -427,7 +428,7 @@ class BrowserModel(BackgroundModel):
         from .. import api
 
         target = namespace if namespace is not None else user_namespace()
-        with reporting_to(progress):
+        with reporting_to(progress), held_native_stderr():  # TF's start-up lines stay out
             obj = api.load_model(item.load_ref, **load_kwargs)
         target[name] = obj
         return obj
