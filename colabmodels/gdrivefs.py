@@ -155,7 +155,7 @@ class GDriveFileSystem(AbstractFileSystem):
     def __init__(self, service_account: str | os.PathLike[str] | None = None,
                  endpoint: str | None = None, *, trash: bool = True, connections: int | None = None,
                  read_ahead: int = 1024 * 1024, max_read_ahead: int = 32 * 1024 * 1024,
-                 parallel_min_bytes: int = 8 * 1024 * 1024, **kwargs: Any) -> None:
+                 parallel_min_bytes: int = 2 * 1024 * 1024, **kwargs: Any) -> None:
         secrets = sorted(k for k in kwargs if k in _SECRET_OPTIONS)
         if secrets or (service_account is not None and not isinstance(service_account, (str, os.PathLike))):
             raise OptionError(
@@ -285,7 +285,7 @@ class GDriveFileSystem(AbstractFileSystem):
         if path in _VIRTUAL:
             return {"name": path, "size": 0, "type": "directory", "id": None}
         parent = self._parent(path)
-        if not refresh:
+        if not refresh and parent != "":  # (the root's listing names MyDrive without its id)
             with contextlib.suppress(KeyError):
                 listing = self.dircache[parent]
                 found = [e for e in listing if e["name"] == path]
@@ -802,9 +802,10 @@ class GDriveFileSystem(AbstractFileSystem):
 
 
 class _ReadAhead(BaseCache):
-    """One buffer of bytes around the reader: the read-ahead doubles (from ``blocksize`` up to
-    ``max_ahead``) while reads continue where the last fetch ended, and is nothing after a
-    jump, so random reads fetch what they ask for and sequential ones few, large ranges."""
+    """One buffer of bytes around the reader: the read-ahead doubles (from ``blocksize``, or
+    the size of the read, up to ``max_ahead``) while reads continue where the last fetch
+    ended, and is nothing after a jump, so random reads fetch what they ask for and sequential
+    ones few, large ranges (which the filesystem splits over several connections)."""
 
     name = "gdrive-readahead"
 
@@ -830,7 +831,9 @@ class _ReadAhead(BaseCache):
         else:
             part, begin = b"", start
             sequential = start == self.end  # (also the first read at byte 0)
-        self.ahead = min(self.max_ahead, max(self.blocksize, self.ahead * 2)) if sequential else 0
+        # A sequential reader gets at least as much again as it asks for, doubling each time.
+        self.ahead = (min(self.max_ahead, max(self.blocksize, self.ahead * 2, end - start))
+                      if sequential else 0)
         stop = min(self.size, end + self.ahead)
         self.total_requested_bytes += stop - begin
         self.cache = self.fetcher(begin, stop)

@@ -5,9 +5,13 @@ Three parts, every contender in its own process (``python -m benchmarks.scenario
 SPEC.json``), signed in before its clock starts:
 
 * ``read``: a file of ``download_bytes`` (256 MiB in the full run), cold each time:
-  ``cm.fetch(id)`` (the reference), ``fs.open(path, "rb").read()``, ``fs.get(path, local)``,
-  and PyDrive2's filesystem doing the same two (``open().read()``, ``get``). Throughput =
-  size / the call's time; the content is checked (md5) after the clock stops.
+  ``cm.fetch(id)`` (the reference), ``fs.open(path, "rb").read()``, the same file read in
+  8 MiB ``read(n)`` calls to the end (how streaming readers use a file), ``fs.get(path, local)``,
+  and PyDrive2's filesystem doing the block loop and ``get``. Throughput = size / the call's
+  time; the content is checked (md5) after the clock stops. PyDrive2's ``open().read()`` of the
+  whole file is not a contender: its ``IterStream`` copies the rest of a 100 MiB chunk for every
+  8 KiB that ``read()`` takes, so it did not finish 256 MiB within the 600 s child timeout (16
+  MiB took 5.8 s in a quick run); its 8 MiB block loop is the fair comparison.
 * ``random``: ``random_reads`` reads of 1 MiB at seeded random offsets of a 1 GiB file (64 MiB
   in the quick run) through one ``fs.open(path, "rb")``; the emulator counts the media bytes it
   sent in the window: read-ahead is bounded when that stays within 2x the bytes read.
@@ -15,8 +19,9 @@ SPEC.json``), signed in before its clock starts:
   20 folders, against PyDrive2's ``find`` (which lists many folders per query). Each process
   starts with empty listing caches.
 
-Targets (issue 22): ``open().read()`` and ``get`` >= 0.9x ``cm.fetch`` and >= 4x the same
-operation through PyDrive2's filesystem; random reads: bytes sent <= 2x bytes read; ``find``
+Targets (issue 22): ``open().read()`` and ``get`` >= 0.9x ``cm.fetch``, and >= 4x the whole
+file through PyDrive2's filesystem (``get``; for ``open()``, PyDrive2's 8 MiB block loop, its
+fastest way through ``open()``); random reads: bytes sent <= 2x bytes read; ``find``
 >= 2x PyDrive2's (time ratio).
 """
 
@@ -41,6 +46,7 @@ from ..common import (
     MiB,
     Params,
     media_bytes,
+    median,
     ratio,
     rotated,
     scratch,
@@ -51,10 +57,12 @@ from .base import contender, fmt, med, new_result, row, target
 READ_CONTENDERS = {
     "cm_fetch": "cm.fetch (cold cache; reference)",
     "fs_read": "gdrive:// fs.open().read()",
+    "fs_read_blocks": "gdrive:// fs.open(), read(8 MiB) to the end",
     "fs_get": "gdrive:// fs.get()",
-    "pydrive2_read": "pydrive2.fs open().read()",
+    "pydrive2_read_blocks": "pydrive2.fs fs.open(), read(8 MiB) to the end",
     "pydrive2_get": "pydrive2.fs get()",
 }
+BLOCK = 8 * MiB
 FIND_CONTENDERS = {"fs_find": "gdrive:// fs.find()", "pydrive2_find": "pydrive2.fs find()"}
 VS_FETCH_TARGET = 0.9
 VS_PYDRIVE2_TARGET = 4.0
@@ -186,6 +194,13 @@ def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
     return Child(proc, result_file, log_file, t_spawn)
 
 
+def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[float | None]:
+    """Throughput ratios of ``a`` over ``b`` within each repetition."""
+    by_rep = {r["rep"]: r for r in b}
+    return [ratio(r.get("throughput_mib_s"), by_rep[r["rep"]].get("throughput_mib_s"))
+            for r in a if r["rep"] in by_rep]
+
+
 def _summarise(result: dict[str, Any]) -> None:
     c = result["contenders"]
     for entry in c.values():
@@ -197,18 +212,24 @@ def _summarise(result: dict[str, Any]) -> None:
     r = result["ratios"] = {
         "fs_read_vs_cm_fetch": ratio(tput["fs_read"], tput["cm_fetch"]),
         "fs_get_vs_cm_fetch": ratio(tput["fs_get"], tput["cm_fetch"]),
-        "fs_read_vs_pydrive2_read": ratio(tput["fs_read"], tput["pydrive2_read"]),
+        "fs_read_blocks_vs_cm_fetch": ratio(tput["fs_read_blocks"], tput["cm_fetch"]),
+        "fs_read_vs_pydrive2_read_blocks": ratio(tput["fs_read"], tput["pydrive2_read_blocks"]),
+        "fs_read_blocks_vs_pydrive2_read_blocks": ratio(tput["fs_read_blocks"],
+                                                        tput["pydrive2_read_blocks"]),
         "fs_get_vs_pydrive2_get": ratio(tput["fs_get"], tput["pydrive2_get"]),
         "random_sent_over_read": m["fs_random"]["sent_over_read"],
         "find_speedup_vs_pydrive2": ratio(m["pydrive2_find"]["wall_s"], m["fs_find"]["wall_s"]),
     }
+    for key in ("fs_read", "fs_read_blocks", "fs_get"):
+        r[f"{key}_vs_cm_fetch_paired_median"] = median(_paired(c[key]["reps"], c["cm_fetch"]["reps"]))
     target(result, "S10-read-fetch", "fs_read", f"open().read() >= {VS_FETCH_TARGET}x cm.fetch",
            r["fs_read_vs_cm_fetch"], VS_FETCH_TARGET, higher_is_better=True, unit="x")
     target(result, "S10-get-fetch", "fs_get", f"get() >= {VS_FETCH_TARGET}x cm.fetch",
            r["fs_get_vs_cm_fetch"], VS_FETCH_TARGET, higher_is_better=True, unit="x")
     target(result, "S10-read-pydrive2", "fs_read",
-           f"open().read() >= {VS_PYDRIVE2_TARGET:.0f}x pydrive2.fs", r["fs_read_vs_pydrive2_read"],
-           VS_PYDRIVE2_TARGET, higher_is_better=True, unit="x")
+           f"open().read() >= {VS_PYDRIVE2_TARGET:.0f}x pydrive2.fs (its open() + read(8 MiB))",
+           r["fs_read_vs_pydrive2_read_blocks"], VS_PYDRIVE2_TARGET, higher_is_better=True,
+           unit="x")
     target(result, "S10-get-pydrive2", "fs_get", f"get() >= {VS_PYDRIVE2_TARGET:.0f}x pydrive2.fs",
            r["fs_get_vs_pydrive2_get"], VS_PYDRIVE2_TARGET, higher_is_better=True, unit="x")
     target(result, "S10-random", "fs_random",
@@ -221,7 +242,12 @@ def _summarise(result: dict[str, Any]) -> None:
                "fs_get": ("S10-get-fetch", "S10-get-pydrive2")}.get(key, ())
         row(result, key, wall_s=m[key]["wall_s"], throughput_mib_s=tput[key],
             rss_growth_mib=m[key]["rss_growth_mib"], requests=m[key]["requests"],
-            ratio=f"{fmt(ratio(tput[key], tput['cm_fetch']), '.2f')}x cm.fetch", target_ids=ids)
+            ratio=(f"{fmt(ratio(tput[key], tput['cm_fetch']), '.2f')}x cm.fetch"
+                   + (f" (paired {fmt(r.get(key + '_vs_cm_fetch_paired_median'), '.2f')}x)"
+                      if key.startswith("fs_") else "")
+                   + (f"; {fmt(r['fs_read_blocks_vs_pydrive2_read_blocks'], '.1f')}x pydrive2.fs "
+                      "blocks" if key == "fs_read_blocks" else "")),
+            target_ids=ids)
     row(result, "fs_random", wall_s=m["fs_random"]["wall_s"],
         rss_growth_mib=m["fs_random"]["rss_growth_mib"], requests=m["fs_random"]["requests"],
         ratio=f"sent/read {fmt(r['random_sent_over_read'], '.2f')}", target_ids=("S10-random",),
@@ -267,7 +293,7 @@ def task_read(spec: dict[str, Any]) -> dict[str, Any]:
 
         def op() -> bytes | Path:
             return cm.fetch(spec["file_id"], progress=False)
-    elif key in ("fs_read", "fs_get"):
+    elif key.startswith("fs_"):
         fs = _ours()
         full = f"MyDrive/{path}"
 
@@ -276,7 +302,7 @@ def task_read(spec: dict[str, Any]) -> dict[str, Any]:
                 fs.get(full, str(out))
                 return out
             with fs.open(full, "rb") as f:
-                return f.read()
+                return f.read() if key == "fs_read" else _blocks(f)
     else:
         pfs = _theirs(spec)
         full = f"root/{path}"
@@ -286,7 +312,7 @@ def task_read(spec: dict[str, Any]) -> dict[str, Any]:
                 pfs.get(full, str(out))
                 return out
             with pfs.open(full, "rb") as f:
-                return f.read()
+                return _blocks(f)
     with Measure() as m:
         got = op()
     digest = hashlib.md5(usedforsecurity=False)
@@ -297,6 +323,14 @@ def task_read(spec: dict[str, Any]) -> dict[str, Any]:
             for block in iter(lambda: fh.read(8 * MiB), b""):
                 digest.update(block)
     return {**m.result, "md5_ok": digest.hexdigest() == spec["md5"]}
+
+
+def _blocks(f: Any) -> bytes:
+    """Read ``f`` to the end in ``BLOCK`` calls, as a streaming reader does."""
+    parts = []
+    while block := f.read(BLOCK):
+        parts.append(block)
+    return b"".join(parts)
 
 
 def task_random(spec: dict[str, Any]) -> dict[str, Any]:

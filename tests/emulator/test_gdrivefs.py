@@ -355,6 +355,10 @@ def test_cp_is_a_drive_side_copy(fs, fd, root):
     assert fd.get(f"{root}/dst/m2.bin") == data
     fs.cp(f"{root}/src", f"{root}/tree", recursive=True)
     assert fs.find(f"{root}/tree") == [f"{root}/tree/deep/n.bin", f"{root}/tree/m.bin"]
+    fs.ls("")  # the root's listing names MyDrive without an id: a copy into MyDrive still works
+    top = f"MyDrive/top-{uuid.uuid4().hex[:6]}.bin"
+    fs.cp(f"{root}/src/deep/n.bin", top)
+    assert fd.get(top) == b"n"
 
 
 def test_mv_is_one_request_for_a_file_or_a_folder(fs, fd, root):
@@ -516,6 +520,19 @@ def test_an_unknown_key_is_a_permission_error(fd, tmp_path):
     with pytest.raises(PermissionError) as info:
         fs.ls("MyDrive")
     assert isinstance(info.value, AuthError)
+
+
+def test_credentials_go_only_where_they_were_issued(fd, tmp_path):
+    key = json.loads(fd.key_file.read_text())
+    key["token_uri"] = "https://oauth2.googleapis.com/token"  # a key Google issued...
+    google_key = tmp_path / "google-key.json"
+    google_key.write_text(json.dumps(key))
+    fs = GDriveFileSystem(service_account=str(google_key), endpoint=fd.url,  # ...to the emulator
+                          skip_instance_cache=True)
+    before = len(fd.requests)
+    with pytest.raises(PermissionError, match="refused"):
+        fs.ls("MyDrive")
+    assert len(fd.requests) == before  # refused before anything was sent
 
 
 def test_fsspec_open_with_storage_options(fd, root):
