@@ -61,3 +61,26 @@ def test_zip_holding_a_keras_file_and_a_keras_file_itself(isolated, tmp_path):
     outer.write_bytes(_zip({"bundle/m.keras": (tmp_path / "m.keras").read_bytes()}))
     inner = cm.load_model(outer, progress=False)
     np.testing.assert_allclose(inner.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_zip_holding_a_savedmodel_needs_trust_then_loads(isolated, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    import colabmodels as cm
+    from colabmodels.errors import UntrustedFormatError
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def __call__(self, x):
+            return 2.0 * x
+
+    tf.saved_model.save(Doubler(), str(tmp_path / "doubler"))
+    files = {f"doubler/{p.relative_to(tmp_path / 'doubler').as_posix()}": p.read_bytes()
+             for p in (tmp_path / "doubler").rglob("*") if p.is_file()}
+    archive = tmp_path / "doubler.zip"
+    archive.write_bytes(_zip(files))
+    with pytest.raises(UntrustedFormatError):
+        cm.load_model(archive, progress=False)
+    model = cm.load_model(archive, trust=True, progress=False)
+    out = model(tf.constant([1.5, 2.0]))
+    out = next(iter(out.values())) if isinstance(out, dict) else out  # a serving signature's dict
+    assert out.numpy().tolist() == [3.0, 4.0]
