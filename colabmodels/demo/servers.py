@@ -71,13 +71,28 @@ _STATS_PATH = "/_colabmodels_demo/requests"
 class _CountingApp:
     """WSGI middleware: counts requests by method and path, and answers the count query."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, refuse_prefixes: tuple[str, ...] = (),
+                 signed_only: bool = False) -> None:
         self.app = app
+        self.refuse_prefixes = refuse_prefixes
+        self.signed_only = signed_only
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
+        refused = self.refuse_prefixes and path.startswith(self.refuse_prefixes)
+        unsigned = self.signed_only and path != _STATS_PATH and not (
+            environ.get("HTTP_AUTHORIZATION") or "X-Amz-Signature=" in environ.get("QUERY_STRING", ""))
+        if refused or unsigned:
+            # moto's control API could switch its authentication off; an unsigned request
+            # would make moto's signature check fail with a 500 instead of a clean 403
+            body = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+                    b"<Message>the colabmodels demo's S3 server takes signed requests only"
+                    b"</Message></Error>")
+            start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
         if path == _STATS_PATH:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             needle = (query.get("path") or [""])[0]
@@ -96,14 +111,33 @@ class _CountingApp:
 
 
 class _S3Server:
-    """moto's S3 on 127.0.0.1 behind :class:`_CountingApp`."""
+    """moto's S3 on 127.0.0.1 behind :class:`_CountingApp`, answering only requests signed with
+    this run's own key (:attr:`key_id`, :attr:`secret`; moto's IAM checks the signature)."""
 
     def __enter__(self) -> _S3Server:
+        import secrets
+
+        from moto import settings
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.iam.models import iam_backends
         from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
+        # One IAM user with one fresh key, allowed S3 and nothing else; then every request
+        # must carry a valid signature by that key (moto checks none by default).
+        iam = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
+        iam.create_user("us-east-1", "colabmodels-demo")
+        iam.put_user_policy("colabmodels-demo", "s3", json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+        key = iam.create_access_key("colabmodels-demo")
+        key.secret_access_key = secrets.token_urlsafe(30)  # from the OS's generator, not moto's
+        self.key_id, self.secret = key.access_key_id, key.secret_access_key
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = self.app = _CountingApp(DomainDispatcherApplication(create_backend_app))
+        app = self.app = _CountingApp(DomainDispatcherApplication(create_backend_app),
+                                      refuse_prefixes=("/moto-api",), signed_only=True)
         self.server = make_server(LOOPBACK, 0, app, threaded=True, request_handler=MotoRequestHandler)
         self.endpoint = f"http://{LOOPBACK}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -114,12 +148,19 @@ class _S3Server:
         self.server.shutdown()
         self.thread.join(timeout=10)
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that points boto3/s3fs at this server with its key."""
+        return {"AWS_ENDPOINT_URL_S3": self.endpoint, "AWS_ACCESS_KEY_ID": self.key_id,
+                "AWS_SECRET_ACCESS_KEY": self.secret, "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true"}
+
     def put_tree(self, bucket: str, prefix: str, root: Path) -> None:
         import botocore.session
 
         client = botocore.session.Session().create_client(
             "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing")
+            aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
         for name, path in _tree_files(root):
@@ -127,16 +168,64 @@ class _S3Server:
         client.close()
 
 
+def _read_only_gcs_handler(token: str) -> Any:
+    """gcp-storage-emulator's request handler, refusing every request that could change a
+    bucket (anything but GET and HEAD) unless it carries ``token`` (the emulator itself checks
+    no credentials): the demo content is put there by this process only."""
+    from gcp_storage_emulator.server import RequestHandler
+
+    class ReadOnlyHandler(RequestHandler):  # type: ignore[misc]
+        def _allowed(self) -> bool:
+            if self.headers.get(_GCS_TOKEN_HEADER) == token:
+                return True
+            body = json.dumps({"error": {"code": 403, "message": "the colabmodels demo's GCS "
+                                         "server is read-only"}}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return False
+
+        def do_POST(self) -> None:
+            if self._allowed():
+                super().do_POST()
+
+        def do_PUT(self) -> None:
+            if self._allowed():
+                super().do_PUT()
+
+        def do_PATCH(self) -> None:
+            if self._allowed():
+                super().do_PATCH()
+
+        def do_DELETE(self) -> None:
+            if self._allowed():
+                super().do_DELETE()
+
+    return ReadOnlyHandler
+
+
+_GCS_TOKEN_HEADER = "X-Colabmodels-Demo-Token"
+
+
 class _GCSServer:
-    """gcp-storage-emulator (JSON API, in memory) on 127.0.0.1."""
+    """gcp-storage-emulator (JSON API, in memory) on 127.0.0.1, read-only to everyone else:
+    the demo content is uploaded with a token only this process knows."""
 
     def __enter__(self) -> _GCSServer:
+        import functools
+        import secrets
+
         from gcp_storage_emulator.server import create_server
 
+        self.token = secrets.token_urlsafe(24)
         self.server = create_server(LOOPBACK, _free_port(), in_memory=True)
         self.server.start()
-        port = self.server._api._httpd.server_address[1]
-        self.endpoint = f"http://{LOOPBACK}:{port}"
+        httpd = self.server._api._httpd
+        httpd.RequestHandlerClass = functools.partial(_read_only_gcs_handler(self.token),
+                                                      self.server._storage)
+        self.endpoint = f"http://{LOOPBACK}:{httpd.server_address[1]}"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -159,7 +248,8 @@ class _GCSServer:
             url = (f"{self.endpoint}/upload/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o"
                    "?uploadType=multipart")
             req = urllib.request.Request(url, data=body, method="POST", headers={
-                "Content-Type": f"multipart/related; boundary={boundary}"})
+                "Content-Type": f"multipart/related; boundary={boundary}",
+                _GCS_TOKEN_HEADER: self.token})
             with urllib.request.urlopen(req, timeout=60) as resp:
                 resp.read()
 
@@ -218,9 +308,7 @@ def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
             s3 = stack.enter_context(_S3Server())
             s3.put_tree(S3_BUCKET, "small_vgg/", content["vgg"])
             requests_seen.append(lambda: len(s3.app.seen))
-            env.update({"AWS_ENDPOINT_URL_S3": s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                        "AWS_EC2_METADATA_DISABLED": "true"})
+            env.update(s3.env)
             files["S3_WEIGHTS"] = f"s3://{S3_BUCKET}/small_vgg/small_vgg.pth"
             files["S3_VERSIONS"] = f"s3://{S3_BUCKET}/runs/small-vgg"
             services["s3"] = s3.endpoint
@@ -235,8 +323,10 @@ def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
             services["gcs"] = gcs.endpoint
         state = {"pid": os.getpid(), "workdir": str(workdir), "env": env, "files": files,
                  "services": services}
-        tmp = _atomic_target(ready_file)
-        tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        tmp = _atomic_target(ready_file)  # private: it holds the S3 key
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w",
+                       encoding="utf-8") as f:
+            json.dump(state, f, indent=1)
         os.replace(tmp, ready_file)
         logger.info("demo servers ready: %s; %s", services, how_to_stop(workdir))
         watch = _UseWatch(workdir / "clients",

@@ -69,3 +69,63 @@ def test_servers_started_from_a_shell_say_how_to_stop_and_stop_when_idle(tmp_pat
         assert "no request for" in (work / "servers.log").read_text()
     finally:
         demo.stop_emulator(work)
+
+
+def test_the_demo_s3_and_gcs_servers_take_no_anonymous_writes(tmp_path, demo_content):
+    """Another local user must not be able to plant a model in the demo's buckets (notebook 04
+    loads a SavedModel from GCS with trust=True and saves versions to S3)."""
+    import json
+    import stat
+    import urllib.error
+    import urllib.request
+
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    servers = demo.start_emulator(tmp_path / "demo", content=demo_content)
+    try:
+        endpoint = servers.env["AWS_ENDPOINT_URL_S3"]
+        session = botocore.session.Session()
+
+        def client(**kw):
+            return session.create_client("s3", endpoint_url=endpoint, region_name="us-east-1", **kw)
+
+        anonymous = client(config=Config(signature_version=UNSIGNED))
+        guessed = client(aws_access_key_id="testing", aws_secret_access_key="testing")
+        forged = client(aws_access_key_id=servers.env["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key="not-the-secret")
+        for who in (anonymous, guessed, forged):
+            for call in (lambda c: c.list_objects_v2(Bucket=demo.S3_BUCKET),
+                         lambda c: c.put_object(Bucket=demo.S3_BUCKET, Key="small_vgg/x.pth", Body=b"x")):
+                with pytest.raises(botocore.exceptions.ClientError) as e:
+                    call(who)
+                assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        own = client(aws_access_key_id=servers.env["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=servers.env["AWS_SECRET_ACCESS_KEY"])
+        keys = [o["Key"] for o in own.list_objects_v2(Bucket=demo.S3_BUCKET)["Contents"]]
+        assert keys == ["small_vgg/small_vgg.pth"]
+        # moto's control API could switch authentication off again: not reachable
+        req = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=b"1000", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(req, timeout=10)
+        assert denied.value.code == 403
+        assert stat.S_IMODE((tmp_path / "demo" / "state.json").stat().st_mode) == 0o600
+
+        gcs = servers.env["STORAGE_EMULATOR_HOST"]
+        upload = urllib.request.Request(
+            f"{gcs}/upload/storage/v1/b/{demo.GCS_BUCKET}/o?uploadType=media&name=standardizer/saved_model.pb",
+            data=b"planted", method="POST", headers={"Content-Type": "application/octet-stream"})
+        for request in (upload, urllib.request.Request(
+                f"{gcs}/storage/v1/b/{demo.GCS_BUCKET}/o/classifier.h5", method="DELETE")):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 403
+        with urllib.request.urlopen(f"{gcs}/storage/v1/b/{demo.GCS_BUCKET}/o", timeout=10) as resp:
+            names = {item["name"] for item in json.loads(resp.read())["items"]}
+        assert "standardizer/saved_model.pb" in names and "classifier.h5" in names
+        with urllib.request.urlopen(f"{gcs}/storage/v1/b/{demo.GCS_BUCKET}/o/"
+                                    "standardizer%2Fsaved_model.pb?alt=media", timeout=10) as resp:
+            assert resp.read() != b"planted"
+    finally:
+        servers.stop()
