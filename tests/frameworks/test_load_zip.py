@@ -84,3 +84,12 @@ def test_zip_holding_a_savedmodel_needs_trust_then_loads(isolated, tmp_path):
     out = model(tf.constant([1.5, 2.0]))
     out = next(iter(out.values())) if isinstance(out, dict) else out  # a serving signature's dict
     assert out.numpy().tolist() == [3.0, 4.0]
+
+
+def test_load_model_magic_on_a_zip(new_shell, tmp_path):
+    net = torch.nn.Linear(2, 2)
+    archive = tmp_path / "w.zip"
+    archive.write_bytes(_zip({"w/weights.pt": _torch_bytes(net.state_dict())}))
+    shell = new_shell()
+    shell.run_cell(f"sd = %load_model {archive}")
+    torch.testing.assert_close(shell.user_ns["sd"]["bias"], net.bias.detach())
