@@ -50,7 +50,7 @@ MOUNT_WRITE_BYTES = 8 * MiB
 
 def sizes(params: Params) -> dict[str, Any]:
     if params.quick:
-        return {"inputs": 64, "hidden": 256, "samples": 512, "batch_size": 64, "epochs": 3,
+        return {"inputs": 32, "hidden": 128, "samples": 256, "batch_size": 64, "epochs": 2,
                 "reps": 1}
     # 512 -> 5120 -> 5120 -> 10: 28.9 M float32 parameters, ~110 MiB
     return {"inputs": 512, "hidden": 5120, "samples": 2304, "batch_size": 64, "epochs": 10,
