@@ -249,6 +249,13 @@ def parse_directory(raw: bytes, *, size: int, cd_start: int, cd_size: int, entri
             raise IntegrityError(f"{where}: member {name!r} points outside the archive's data; "
                                  "the archive is truncated or corrupt")
         nxt = ends[bisect.bisect_right(ends, offset)]
+        if offset + LOCAL_HEADER.size + csize > nxt:
+            from ..errors import UnsafeArchiveError
+
+            raise UnsafeArchiveError(
+                f"{where}: member {name!r} claims {csize} bytes of data, more than lie before "
+                "the next member: members overlap (a zip-bomb trick) or the archive is corrupt; "
+                "refusing it")
         out.append(ZipMember(name=name, header_offset=offset, span_end=nxt, compressed_size=csize,
                              size=usize, crc=crc, method=method, flags=flags, mode=mode))
     return ZipDirectory(out, size, cd_start, cd_size, shift=shift)

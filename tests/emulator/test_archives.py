@@ -457,3 +457,18 @@ def test_folder_from_zip_pickles_without_connections_and_reads_after(zenv):
     img, target = copy[1]
     assert img.size == (12, 6) and target == 0  # x/ holds 0, 2, 4 (sorted as names)
     assert len(_media(fd.requests)) == 1  # one coalesced block, from the unpickled copy
+
+
+def test_overlapping_members_refused_when_listed(isolated, tmp_path):
+    from colabmodels.archives import ZipArchive
+    from colabmodels.errors import UnsafeArchiveError
+    from colabmodels.refs import Ref
+    from colabmodels.storage import get_backend
+
+    data = _zip({"a.bin": b"a" * 1000, "b.bin": b"b" * 1000}, deflate_every=0)
+    # a.bin's directory record claims its data runs on through b.bin (overlapping members)
+    path = tmp_path / "overlap.zip"
+    path.write_bytes(_patch_cd(data, b"a.bin", csize=1800, size=1800))
+    local = get_backend("local")
+    with pytest.raises(UnsafeArchiveError, match=r"'a\.bin'.*overlap"):
+        ZipArchive.open(local, local.stat(Ref("local", path=str(path))))
