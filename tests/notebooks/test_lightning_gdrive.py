@@ -16,9 +16,8 @@ pytest.importorskip("nbclient")
 pytestmark = pytest.mark.timeout(1200)
 
 
+@pytest.mark.parametrize("kernel", ["jupyter"], indirect=True)  # no Lightning in the Colab-pinned env
 def test_lightning_resumes_from_drive_in_a_new_kernel(run_notebook, kernel):
-    if kernel.name != "jupyter":
-        pytest.skip("the Colab-pinned kernel environment has no Lightning")
     done = run_notebook("06", kernel)
     assert_ran(done)
     text = done.text
