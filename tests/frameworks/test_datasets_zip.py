@@ -158,3 +158,27 @@ def test_url_zip_dataset_read_by_ranges(isolated, http_server, tmp_path):
     assert _assert_same(expected, got) > 0
     gets = [r for r in http_server.requests if r.method == "GET"]
     assert gets and all(r.range for r in gets)  # never the whole archive in one plain GET
+
+
+def test_gcs_zip_sequence_matches_keras(isolated, gcs_emulator, monkeypatch, tmp_path):
+    import colabmodels as cm
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.endpoint)
+    bucket = gcs_emulator.create_bucket("zips-gcs")
+    files = {k: v for k, v in awkward_dataset().items() if k.startswith("dogs/")}
+    files.update({f"cats/{i}.jpg": v for i, v in enumerate(
+        v for k, v in awkward_dataset().items() if k.startswith("cats/") and k.endswith(".jpg"))})
+    data = _zip_bytes(files)
+    gcs_emulator.put_object(bucket, "sets/ds.zip", data)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        zf.extractall(tmp_path / "x")
+    expected = keras.utils.image_dataset_from_directory(str(tmp_path / "x" / "ds"), seed=3,
+                                                        image_size=(9, 9), shuffle=False,
+                                                        batch_size=4, verbose=False)
+    seq = cm.DriveImageSequence(f"gs://{bucket}/sets/ds.zip", image_size=(9, 9), seed=3,
+                                shuffle=False, batch_size=4)
+    assert seq.class_names == expected.class_names
+    assert [p.rsplit("/ds/", 1)[1] for p in seq.file_paths] == [
+        str(Path(p).relative_to(tmp_path / "x" / "ds")) for p in expected.file_paths]
+    _, y = seq[0]
+    np.testing.assert_array_equal(y, next(iter(expected))[1].numpy())
