@@ -152,6 +152,9 @@ def test_fetch_extract_zip_cached_second_call_sends_no_media(zenv):
     assert not _media(fd.requests)
     entry = next(e for e in cache.entries() if e.path == root)
     assert entry.extra["macosx_left_out"] == 1
+    fd.reset_requests()  # offline: the remembered entry, no request at all
+    assert cm.fetch("MyDrive/arch/x.zip", extract=True, offline=True, progress=False) == root
+    assert not fd.requests
 
 
 def _hostile_zip() -> bytes:
