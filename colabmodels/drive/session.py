@@ -33,6 +33,7 @@ from ..auth import PyDrive2Credentials, SignIn, bearer_token, sign_in
 from ..errors import AmbiguousPathError, NotFoundError, RefError
 from ..presentation import format_size
 from ..retry import call_with_retries
+from . import files
 from .wire import build_drive_service, quote_q, translate_drive_error
 
 __all__ = ["DriveSession", "current_session", "implicit_session", "mount", "reset"]
@@ -218,11 +219,8 @@ class DriveSession:
         return current
 
     def _one(self, q: str, walked: str) -> str:
-        found = self.execute(
-            lambda s: s.files().list(q=q, maxResults=10, supportsAllDrives=True,
-                                     includeItemsFromAllDrives=True, fields="items(id,title)"),
-            what=f"looking up {walked}",
-        ).get("items", [])
+        found = files.query_page(self, q, fields="items(id,title)", page_size=10,
+                                 what=f"looking up {walked}").get("items", [])
         if not found:
             raise NotFoundError(f"{walked} does not exist in Drive (or you cannot see it)")
         if len(found) > 1:
@@ -234,8 +232,8 @@ class DriveSession:
         return found[0]["id"]
 
     def _shared_drive_id(self, name: str) -> str:
-        page = self.execute(lambda s: s.drives().list(maxResults=100, q=f"name = {quote_q(name)}"),
-                            what=f"looking up shared drive {name}")
+        page = files.shared_drives_page(self, page_size=100, q=f"name = {quote_q(name)}",
+                                        what=f"looking up shared drive {name}")
         for d in page.get("items", []):
             if d.get("name") == name:
                 return d["id"]
