@@ -773,6 +773,9 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
                 backend.upload(staged / f["path"], claim.folder.child(f["path"]), progress=sink)
 
             if len(files) > 1 and parallel > 1:
+                # subfolders first, one at a time: parallel uploads would each create them
+                for sub in sorted({Path(f["path"]).parent.as_posix() for f in files} - {"."}):
+                    backend.makedirs(claim.folder.child(sub))
                 with ThreadPoolExecutor(min(parallel, len(files)),
                                         thread_name_prefix="colabmodels-upload") as pool:
                     for done in [pool.submit(one, f) for f in files]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 import pytest
 
@@ -67,11 +68,14 @@ def test_failing_requests_keep_the_checkpoint_until_they_pass(drive_env, monkeyp
     ckpt = cm.DriveCheckpoint(dest)
     drive_env.fail_next("503", count=2)
     ckpt.save(_state(1), step=1)
-    with pytest.warns(UserWarning):
-        left = ckpt.wait()
-    if left:  # the first attempt and this one each met a 503
-        assert left == ["step 1"]
-        assert ckpt.wait() == []
+    reported = []
+    with pytest.warns(UserWarning, match="kept in the local spool"):
+        for _ in range(4):  # each wait() tries once more; two attempts meet a 503
+            left = ckpt.wait()
+            reported.append(left)
+            if not left:
+                break
+    assert reported[0] == ["step 1"] and reported[-1] == []
     assert _steps(dest) == [1]
 
 
@@ -135,6 +139,10 @@ def test_lagging_uploads_coalesce_latest_wins_and_keep_a_best(drive_env):
     for step, val in enumerate(values, start=1):
         ckpt.save(_state(step, 100_000), step=step, metrics={"val_loss": val})
         assert len(_snapshots(ckpt)) <= 3  # uploading + a best-so-far + the newest
+        if step == 1:  # let the upload thread take step 1 before the next ones come
+            end = time.monotonic() + 30
+            while ckpt._up.current is None and time.monotonic() < end:
+                time.sleep(0.01)
     assert len(_snapshots(ckpt)) == 3
     drive_env.bandwidth_bytes_per_s = None
     assert ckpt.wait() == []
@@ -190,7 +198,7 @@ def test_a_multi_file_version_uploads_its_files_at_once(drive_env, tmp_path):
     uploads = [r for r in drive_env.requests[n0:] if r.path.startswith("/upload/")]
     spans = sorted((r.started, r.started + r.duration_s) for r in uploads
                    if r.request_bytes >= 100_000)
-    assert len(spans) == 3
+    assert len(spans) >= 3  # (more when a loaded machine made a chunk go again)
     overlapping = sum(1 for (_, e0), (s1, _) in itertools.pairwise(spans) if s1 < e0)
     assert overlapping >= 1  # not one after the other
     assert [f["path"] for f in info.files] == names
