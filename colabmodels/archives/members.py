@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ..cachestore import CacheEntry, cache, identity_of, key_for, sanitize_name
-from ..errors import IntegrityError, UnknownFormatError
+from ..errors import IntegrityError, TransferError, UnknownFormatError
 from ..transfer import call_with_retries
 from . import limits
 from .zipdir import (
@@ -182,7 +182,6 @@ class Block:
     start: int
     end: int
     members: list[ZipMember] = field(default_factory=list)
-    priority: int = 0
 
 
 def plan_blocks(members: Iterable[ZipMember], *, block_bytes: int = BLOCK_BYTES,
@@ -518,6 +517,11 @@ class MemberFetcher:
             fut = self._results.get(index)
             if fut is None:
                 fut = self._results[index] = Future()
+            if self._closed:
+                if not (fut.running() or fut.done()) and fut.set_running_or_notify_cancel():
+                    fut.set_exception(TransferError(f"reading {self.archive.where} was stopped "
+                                                    "(its reader was closed)"))
+                return fut
             if not fut.running() and not fut.done():
                 heapq.heappush(self._queue, (priority, index))
                 self._cond.notify()
@@ -576,10 +580,17 @@ class MemberFetcher:
                 fut.set_exception(e)
 
     def close(self) -> None:
+        """Stop reading: blocks not started are dropped (whoever waits for one gets an error)."""
         with self._cond:
             self._closed = True
             self._cancel.set()
+            self._queue.clear()
             self._cond.notify_all()
+            waiting = [f for f in self._results.values() if not f.running() and not f.done()]
+        for fut in waiting:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(TransferError(f"reading {self.archive.where} was stopped "
+                                                "(its reader was closed)"))
 
 
 def read_member_bytes(archive: ZipArchive, member: ZipMember) -> bytes:

@@ -475,3 +475,22 @@ def test_overlapping_members_refused_when_listed(isolated, tmp_path):
     local = get_backend("local")
     with pytest.raises(UnsafeArchiveError, match=r"'a\.bin'.*overlap"):
         ZipArchive.open(local, local.stat(Ref("local", path=str(path))))
+
+
+def test_a_closed_fetcher_fails_waiters_instead_of_hanging(zenv):
+    from colabmodels.archives import MemberFetcher
+    from colabmodels.errors import TransferError
+
+    fd = zenv
+    big = 600 * 1024  # each member its own block
+    fd.put("MyDrive/arch/closed.zip", _zip({f"{i}.bin": os.urandom(big) for i in range(3)},
+                                            deflate_every=0))
+    archive = _open("MyDrive/arch/closed.zip")
+    fetcher = MemberFetcher(archive, archive.members, workers=1)
+    assert len(fetcher.blocks) == 3
+    fd.latency_ms = 300
+    fetcher.want(archive.members[:2])  # the one worker busy, the second block waiting
+    fetcher.close()
+    for m in archive.members[1:]:  # queued before the close, and asked for after it
+        with pytest.raises(TransferError, match="stopped"):
+            fetcher.future(m).result(timeout=10)
