@@ -4,6 +4,7 @@
   by itself), rendered by mkdocstrings from the docstrings;
 - ``reference/magics.md`` and ``reference/cli.md``: the magics' and the CLI's own ``--help``;
 - ``benchmarks.md`` with its charts: from ``benchmarks/results/``;
+- ``img/*.png``: the real-browser tests' screenshots when they are newer than the committed ones;
 - ``notebooks/*.ipynb``: the demo notebooks *with their outputs*, copied from the executed copies
   that ``colabmodels demo --workdir .demo`` writes (``make docs`` runs it first); a missing or
   stale executed copy fails the build instead of showing a notebook without outputs.
@@ -209,7 +210,8 @@ def copy_executed_notebooks(docs_dir: Path) -> list[Path]:
     """Copy each ``notebooks/NN_*.ipynb``'s executed copy into ``docs/notebooks/``.
 
     Raises:
-        RuntimeError: an executed copy is missing, older than its notebook, or has no outputs.
+        RuntimeError: an executed copy is missing, older than its notebook, has no outputs,
+            or stopped at an error.
     """
     executed_dir = Path(os.environ.get(EXECUTED_VAR) or ROOT / ".demo")
     target = docs_dir / "notebooks"
@@ -222,11 +224,34 @@ def copy_executed_notebooks(docs_dir: Path) -> list[Path]:
                 f"{executed} is missing or older than {source.name}: run `make docs` (it executes "
                 f"the notebooks first) or `colabmodels demo --workdir {executed_dir}`")
         nb = json.loads(executed.read_text(encoding="utf-8"))
-        if not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        if not any(c.get("outputs") for c in code):
             raise RuntimeError(f"{executed} has no outputs")
+        failed = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        if failed:
+            raise RuntimeError(f"{executed} stopped with {failed[0].get('ename')}: "
+                               f"{failed[0].get('evalue')}; the site shows notebooks that ran")
         shutil.copyfile(executed, target / source.name)
         copied.append(target / source.name)
     return copied
+
+
+# -- screenshots ------------------------------------------------------------------------------
+
+SCREENSHOTS = ROOT / ".pytest_cache" / "screenshots"
+"""Where the real-browser tests (tests/browser) save what Chromium showed."""
+
+
+def fresh_screenshots(docs_dir: Path) -> dict[str, str | Path]:
+    """``docs/img/NAME.png`` replaced by the browser tests' newer shot of the same name, so a
+    site built after ``make test`` shows what the current code draws (``docs/img`` itself is
+    refreshed with ``COLABMODELS_SCREENSHOTS=docs``)."""
+    out: dict[str, str | Path] = {}
+    for committed in sorted((docs_dir / "img").glob("*.png")):
+        shot = SCREENSHOTS / committed.name
+        if shot.exists() and shot.stat().st_mtime > committed.stat().st_mtime:
+            out[f"img/{committed.name}"] = shot
+    return out
 
 
 # -- MkDocs events ----------------------------------------------------------------------------
@@ -266,7 +291,10 @@ def on_files(files: Any, config: Any) -> Any:
         "reference/cli.md": cli_markdown(),
         **benchmark_pages(),
     }
+    pages.update(fresh_screenshots(Path(config["docs_dir"])))
     for uri, content in pages.items():
+        if uri in files.src_uris:
+            files.remove(files.src_uris[uri])
         if isinstance(content, Path):
             files.append(File.generated(config, uri, abs_src_path=str(content)))
         else:
