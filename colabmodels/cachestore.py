@@ -540,14 +540,20 @@ class Cache:
         return self._dir("by-md5") / md5
 
     def _index_content(self, md5: str, key: str) -> None:
-        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``."""
+        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``: a symbolic
+        link ``by-md5/<md5>`` whose target text is the key (one system call per entry; the
+        link is only ever read with ``readlink``, never followed)."""
         if not _MD5_RE.fullmatch(md5):
             return
         with contextlib.suppress(OSError):
             path = self._content_path(md5)
-            tmp = path.with_name(f"{md5}.{uuid.uuid4().hex}.tmp")
-            _write_private(tmp, key)
-            os.replace(tmp, path)
+            try:
+                os.symlink(key, path)
+            except FileExistsError:
+                if os.readlink(path) != key:  # an older entry's: point at the newest
+                    tmp = path.with_name(f"{md5}.{uuid.uuid4().hex}.tmp")
+                    os.symlink(key, tmp)
+                    os.replace(tmp, path)
 
     def with_content(self, md5: str) -> CacheEntry | None:
         """A verified file entry whose bytes have the md5 ``md5`` (another file id, another
@@ -555,7 +561,7 @@ class Cache:
         if not isinstance(md5, str) or not _MD5_RE.fullmatch(md5):
             return None
         try:
-            key = self._content_path(md5).read_text().strip()
+            key = os.readlink(self._content_path(md5))
         except OSError:
             return None
         entry = self.entry(key)

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+FEED_BATCH = 16
+"""Indices looked up together on a cold cache: one Python call per this many elements."""
+FEED_CALLS = 16
+"""Such look-ups in flight at once (each waits for its batch's files while others proceed)."""
+
 SUPPORTED_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
                             "gaussian", "mitchellcubic")
 
@@ -253,8 +258,15 @@ def image_dataset_from_drive(
     from keras.src.utils import dataset_utils
 
     def split(which: str | None) -> tuple[list[DatasetFile], Any]:
-        return dataset_utils.get_training_or_validation_split(files, labels_arr,
-                                                              validation_split, which)
+        if verbose:  # Keras prints "Using N files for training." even when not verbose
+            return dataset_utils.get_training_or_validation_split(files, labels_arr,
+                                                                  validation_split, which)
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            return dataset_utils.get_training_or_validation_split(files, labels_arr,
+                                                                  validation_split, which)
 
     def finish(ds: Any, part: list[DatasetFile]) -> Any:
         feeder, known = ds._colabmodels_feeder, ds._colabmodels_paths
@@ -377,9 +389,15 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
         ds._colabmodels_paths = None
         return ds
 
-    def local(i: Any) -> tuple[Any, Any]:
-        path = feeder.local(int(i))
-        return np.bytes_((path or "").encode()), np.bool_(path is not None)
+    def local_batch(indices: Any) -> tuple[Any, Any]:
+        """One Python call per :data:`FEED_BATCH` elements: start every missing file of the
+        batch at once, then collect them (the feeder fetches ahead of this too)."""
+        wanted = [int(i) for i in indices]
+        if hasattr(feeder, "prefetch"):
+            feeder.prefetch(wanted)
+        got = [feeder.local(i) for i in wanted]
+        return (np.array([(p or "").encode() for p in got], dtype=object),
+                np.array([p is not None for p in got], dtype=bool))
 
     index_ds = tf.data.Dataset.range(len(files))
     if label_mode:
@@ -392,8 +410,11 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
     args = (image_size, num_channels, interpolation, data_format, crop_to_aspect_ratio,
             pad_to_aspect_ratio)
 
-    # Paths already local are looked up in TensorFlow (no Python per element): the files
-    # found in the cache now, and all of them once the first epoch has fetched the rest.
+    # Paths already local are looked up in TensorFlow: the files found in the cache now, and
+    # all of them once the first epoch has fetched the rest. The elements go through in
+    # batches of FEED_BATCH indices: a batch whose files are all local never leaves
+    # TensorFlow; otherwise one Python call fetches (or waits for) the batch's missing files.
+    # Decoding is Keras' own loader in TensorFlow's parallel map, one element at a time.
     known = tf.Variable(feeder.paths() if hasattr(feeder, "paths") else [""] * len(files),
                         dtype=tf.string, trainable=False, shape=(len(files),))
     if hasattr(feeder, "on_all_local"):
@@ -401,30 +422,36 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
         known.assign(feeder.paths())  # what arrived while the variable was made
 
     def ask_feeder(i: Any) -> tuple[Any, Any]:
-        path, ok = tf.numpy_function(local, [i], (tf.string, tf.bool), stateful=True)
-        path.set_shape(())
-        ok.set_shape(())
+        path, ok = tf.numpy_function(local_batch, [i], (tf.string, tf.bool), stateful=True)
+        path.set_shape(i.shape)
+        ok.set_shape(i.shape)
         return path, ok
 
     def lookup(i: Any) -> tuple[Any, Any]:
         path = tf.gather(known, i)
-        return tf.cond(tf.strings.length(path) > 0, lambda: (path, tf.constant(True)),
-                       lambda: ask_feeder(i))
+        return tf.cond(tf.reduce_all(tf.strings.length(path) > 0),
+                       lambda: (path, tf.ones_like(i, dtype=tf.bool)), lambda: ask_feeder(i))
 
     load = image_dataset_utils._load_image_tf
+    ds = ds.batch(FEED_BATCH)
+    if label_mode:
+        ds = ds.map(lambda i, y: (*lookup(i), y), num_parallel_calls=FEED_CALLS)
+    else:
+        ds = ds.map(lookup, num_parallel_calls=FEED_CALLS)
+    ds = ds.unbatch()
     if on_error == "skip":
         if label_mode:
-            ds = ds.map(lambda i, y: (*lookup(i), y), num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.filter(lambda p, ok, y: ok)
             ds = ds.map(lambda p, ok, y: (load(p, *args), y), num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            ds = ds.map(lookup, num_parallel_calls=tf.data.AUTOTUNE)
             ds = ds.filter(lambda p, ok: ok)
             ds = ds.map(lambda p, ok: load(p, *args), num_parallel_calls=tf.data.AUTOTUNE)
-    elif label_mode:
-        ds = ds.map(lambda i, y: (load(lookup(i)[0], *args), y), num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(lambda i: load(lookup(i)[0], *args), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(files)))
+        if label_mode:
+            ds = ds.map(lambda p, ok, y: (load(p, *args), y), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            ds = ds.map(lambda p, ok: load(p, *args), num_parallel_calls=tf.data.AUTOTUNE)
     ds._colabmodels_feeder = feeder  # keeps the fetcher alive as long as the dataset
     ds._colabmodels_paths = known
     return ds

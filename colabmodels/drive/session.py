@@ -127,8 +127,11 @@ class DriveSession:
         return config.drive_endpoint() == self.configured_endpoint
 
     def access_token(self) -> str:
+        creds = self.credentials
+        if creds.valid and creds.token:  # the common case, without 64 fetch threads queueing
+            return str(creds.token)
         with self._token_lock:
-            return bearer_token(self.credentials)
+            return bearer_token(creds)
 
     # -- who and how much --------------------------------------------------------------------
     def about(self, *, refresh: bool = False) -> dict[str, Any]:
