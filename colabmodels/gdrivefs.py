@@ -805,17 +805,25 @@ class _ReadAhead(BaseCache):
     """One buffer of bytes around the reader: the read-ahead doubles (from ``blocksize``, or
     the size of the read, up to ``max_ahead``) while reads continue where the last fetch
     ended, and is nothing after a jump, so random reads fetch what they ask for and sequential
-    ones few, large ranges (which the filesystem splits over several connections)."""
+    ones few, large ranges (which the filesystem splits over several connections).
+
+    While reads stay sequential, the next window is fetched in the background as soon as the
+    current one arrives, so the connections keep working while the reader consumes; a jump
+    drops it (at most ``max_ahead`` bytes fetched for nothing).
+    """
 
     name = "gdrive-readahead"
 
     def __init__(self, blocksize: int, fetcher: Callable[[int, int], bytes], size: int,
-                 max_ahead: int | None = None) -> None:
+                 max_ahead: int | None = None, prefetch: bool = True) -> None:
         super().__init__(blocksize, fetcher, size)
         self.max_ahead = max(blocksize, max_ahead or 32 * blocksize)
+        self.prefetch = prefetch
         self.cache = b""
         self.start = self.end = 0
         self.ahead = 0
+        self._next: tuple[int, Future[bytes]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     def _fetch(self, start: int | None, end: int | None) -> bytes:
         start = 0 if start is None else start
@@ -834,11 +842,42 @@ class _ReadAhead(BaseCache):
         # A sequential reader gets at least as much again as it asks for, doubling each time.
         self.ahead = (min(self.max_ahead, max(self.blocksize, self.ahead * 2, end - start))
                       if sequential else 0)
-        stop = min(self.size, end + self.ahead)
-        self.total_requested_bytes += stop - begin
-        self.cache = self.fetcher(begin, stop)
+        self.cache = self._take(begin, end, min(self.size, end + self.ahead))
         self.start, self.end = begin, begin + len(self.cache)
+        if sequential and self.prefetch and self.end < self.size:
+            stop = min(self.size, self.end + min(self.max_ahead, 2 * self.ahead))
+            self.total_requested_bytes += stop - self.end
+            self._next = (self.end, self._executor().submit(self.fetcher, self.end, stop))
         return part + self.cache[:end - begin]
+
+    def _take(self, begin: int, need: int, stop: int) -> bytes:
+        """Bytes from ``begin`` to at least ``need`` (``stop`` when fetched now): the window
+        fetched in the background if it starts at ``begin``, topped up when it is short."""
+        pending, self._next = self._next, None
+        if pending is not None and pending[0] == begin:
+            data = pending[1].result()
+            if begin + len(data) >= need:
+                return data
+            begin, head = begin + len(data), data
+        else:
+            if pending is not None:
+                pending[1].cancel()
+            head = b""
+        self.total_requested_bytes += stop - begin
+        return head + self.fetcher(begin, stop)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix="colabmodels-gdrive-prefetch")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the background fetch (called when the file closes)."""
+        self._next = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 register_cache(_ReadAhead, clobber=True)
