@@ -44,8 +44,8 @@ Semantics follow fsspec's reference implementations, with these Drive specifics:
 - **cp** is a Drive-side copy (``files.copy``: no bytes pass through this machine); **mv** is a
   rename/move in one request, for files and whole folders.
 - **Reads** are ranged: ``open("rb")`` is seekable; a bounded read-ahead grows while you read
-  sequentially (up to ``max_read_ahead``) and drops to nothing on random access, so random
-  reads fetch about what they ask for. Reads of ``parallel_min_bytes`` or more (``read()`` of a
+  sequentially (up to ``max_read_ahead``, the next window fetched in the background) and drops
+  to nothing on random access, so random reads fetch about what they ask for. Reads of ``parallel_min_bytes`` or more (``read()`` of a
   big file, a long sequential scan) are split over several connections. ``get`` uses the
   transfer engine (parallel ranged download, resume on transient errors, md5 verified).
 - **Listings** are cached in ``dircache`` (fsspec's way) and dropped by this filesystem's own
