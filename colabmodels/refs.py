@@ -535,7 +535,7 @@ def parse_ref(text: str, *, cwd: str | os.PathLike[str] | None = None) -> Ref:
 
     Args:
         text: a Drive link, Drive id, Drive/Colab path, ``gs://``/``s3://``/``http(s)://`` URL,
-            ``file://`` URL or local path, optionally ending in ``@vN`` or ``@latest``.
+            ``file://`` URL or local path, optionally ending in ``@vN``, ``@latest`` or ``@best``.
             Surrounding whitespace and one or more pairs of quotes (``"…"``, ``'…'``, ``<…>``,
             backticks, typographic quotes) are stripped. A path-like object is accepted too.
         cwd: the directory relative local paths are resolved against (default: the process's
