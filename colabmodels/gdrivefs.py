@@ -172,6 +172,7 @@ class GDriveFileSystem(AbstractFileSystem):
         self.max_read_ahead = max_read_ahead
         self.parallel_min_bytes = parallel_min_bytes
         self._own_session: DriveSession | None = None
+        self._own_pid = os.getpid()
         self._session_lock = threading.Lock()
 
     # -- signing in ------------------------------------------------------------------------
@@ -181,7 +182,10 @@ class GDriveFileSystem(AbstractFileSystem):
         if self.service_account is None and self.endpoint is None:
             return implicit_session()
         with self._session_lock:
-            if self._own_session is None:
+            if self._own_session is None or self._own_pid != os.getpid():
+                # (a forked worker, e.g. a DataLoader's, signs in afresh: connections and
+                # per-thread http objects must not be shared with the parent process)
+                self._own_pid = os.getpid()
                 endpoint = self.endpoint or config.drive_endpoint()
                 signin = sign_in(service_account=self.service_account, endpoint=endpoint,
                                  interactive=False)

@@ -503,6 +503,27 @@ def test_pickle_carries_how_to_sign_in_never_a_secret(fs, fd, root, tmp_path):
     assert out.stdout == b"pickled"
 
 
+def test_a_forked_worker_signs_in_afresh(fs, fd, root):
+    """A DataLoader-style forked worker must not share the parent's connections."""
+    import multiprocessing
+
+    fd.put(f"{root}/fork.txt", b"forked")
+    assert fs.cat_file(f"{root}/fork.txt") == b"forked"
+    parent_session = fs.session()
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def work() -> None:
+        queue.put((fs.cat_file(f"{root}/fork.txt"), fs.session() is parent_session))
+
+    child = ctx.Process(target=work)
+    child.start()
+    got = queue.get(timeout=120)
+    child.join(60)
+    assert got == (b"forked", False)
+    assert fs.session() is parent_session and fs.cat_file(f"{root}/fork.txt") == b"forked"
+
+
 def test_secrets_are_refused_as_options(fd):
     with pytest.raises(OptionError, match="never carries a token"):
         GDriveFileSystem(endpoint=fd.url, token="ya29.secret", skip_instance_cache=True)
