@@ -638,8 +638,8 @@ def test_pydrive2_auth_helper_builds_service_on_emulator(fake_drive, sa_key):
 
 
 # ------------------------------------------------------------------- permissions, as real Drive gives them
-# PyDrive2's own suite (shipped as pydrive2/test, written against real Drive) checks these;
-# the same facts are checked here through PyDrive2's public calls.
+# PyDrive2's own suite (shipped as pydrive2/test, written against real Drive; run against the
+# emulator by test_pydrive2_own_suite.py) checks these; here they are checked one by one.
 
 
 def test_file_permissions_only_when_asked_for(fake_drive, drive):
