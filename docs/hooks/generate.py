@@ -215,7 +215,7 @@ def copy_executed_notebooks(docs_dir: Path) -> list[Path]:
     """
     executed_dir = Path(os.environ.get(EXECUTED_VAR) or ROOT / ".demo")
     target = docs_dir / "notebooks"
-    target.mkdir(exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     copied = []
     for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         executed = executed_dir / f"{source.stem}.executed.ipynb"
