@@ -22,12 +22,14 @@ waiting on a fetch included).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import re
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING
 
@@ -53,6 +55,19 @@ class FetchStopped(ColabModelsError):
 
 
 _LIVE: weakref.WeakSet[Feeder] = weakref.WeakSet()
+_SKIP_REPORT: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
+    "colabmodels_skip_report", default=None)
+
+
+@contextlib.contextmanager
+def skips_reported_to(report: Callable[[str], None]) -> Iterator[None]:
+    """Within this block (this thread), a skipped file is reported by ``report(message)``
+    instead of a logged warning: a widget that lists the skipped files itself shows them once."""
+    token = _SKIP_REPORT.set(report)
+    try:
+        yield
+    finally:
+        _SKIP_REPORT.reset(token)
 
 
 _EXITING = threading.Event()
@@ -381,7 +396,11 @@ class Feeder:
                     self._bad[index] = message
                     self.skipped.append(f.path)
             if first:  # once, by its Drive path
-                logger.warning("skipped %s", message)
+                report = _SKIP_REPORT.get()
+                if report is not None:
+                    report(f"skipped {message}")
+                else:
+                    logger.warning("skipped %s", message)
             return None
         if isinstance(exc, BrokenImageError):
             raise BrokenImageError(f'{message}. Replace or remove it, or pass on_error="skip" '

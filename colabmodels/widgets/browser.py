@@ -58,8 +58,10 @@ _STYLE = """<style>
 .cm-crumbs button { padding: 0 6px; }
 .cm-details th, .cm-details td { vertical-align: top; }
 .cm-details td { word-break: break-word; overflow-wrap: anywhere; }
-.cm-versions { max-width: 320px; max-height: 220px; overflow: auto; }
+.cm-versions { max-width: 300px; max-height: 220px; overflow: auto; }
 .cm-versions table { font-size: 12px; }
+.cm-versions th, .cm-versions td { white-space: nowrap; max-width: 240px; overflow: hidden;
+  text-overflow: ellipsis; padding: 1px 6px; }
 a.cm-open-drive { display: inline-block; margin-top: 4px; padding: 2px 10px;
   border: 1px solid #4a86c5; border-radius: 3px; color: #1a5fb4; text-decoration: none; }
 a.cm-open-drive:hover { background: #eef2f7; }
@@ -180,12 +182,12 @@ class DriveBrowser:
         self.thumbnail = w.Image(value=b"", format="png", layout=w.Layout(display="none",
                                                                           max_width="220px"))
         self.versions = w.HTML("")
-        self.double_click = w.Button(description="open or load",
+        self.double_click = w.Button(description="", tooltip="a double-click in the list",
                                      layout=w.Layout(display="none"))
         self.double_click.add_class("cm-dblclick")
         self.copy_button = w.Button(description="Copy reference", icon="clipboard", disabled=True,
                                     tooltip="show the reference to paste into code")
-        self.reference = w.Text(value="", layout=w.Layout(width="100%", display="none"))
+        self.reference = w.Text(value="", layout=w.Layout(width="310px", display="none"))
         self.reference.add_class("cm-reference")
         side = w.VBox([self.details, self.thumbnail, self.versions, self.copy_button, self.reference],
                       layout=w.Layout(width="330px", padding="0 0 0 10px", overflow="hidden"))

@@ -276,11 +276,11 @@ class DatasetPanel:
             broken = len(summary.broken) if summary is not None and summary.complete else 0
             hidden = summary.hidden_inside if summary is not None and summary.complete else []
             self.skip_broken.description = (
-                f"skip the {broken} broken file{'s' if broken != 1 else ''} (on_error='skip')")
+                f"skip the {broken} broken file{'s' if broken != 1 else ''}")
             self.skip_broken.layout.display = "" if broken else "none"
             self.leave_hidden.description = (
                 f"leave out {len(hidden)} hidden folder{'s' if len(hidden) != 1 else ''} "
-                "inside classes (include_hidden=False; Keras includes them)")
+                "inside classes (Keras includes them)")
             self.leave_hidden.layout.display = "" if hidden else "none"
             if summary is not None and summary.complete and not self._size_edited:
                 common = summary.suggested_image_size

@@ -19,6 +19,7 @@ Tests and notebooks drive it directly::
 from __future__ import annotations
 
 import keyword
+import logging
 import os
 from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from ..refs import Ref
 
 __all__ = ["SUBSETS", "DatasetOptions", "DatasetPanelModel", "variable_names"]
+
+logger = logging.getLogger(__name__)
 
 SUBSETS = ("both", "training", "validation", None)
 """The choices of ``subset``: None means the whole folder (no split)."""
@@ -295,10 +298,12 @@ class DatasetPanelModel(BackgroundModel):
         names = variable_names(variable, opts.subset)
         try:
             from ..datasets import image_dataset_from_drive
+            from ..datasets.feeder import skips_reported_to
 
-            made = image_dataset_from_drive(self.ref, follow_links=self.follow_links,
-                                            class_names=self.class_names, verbose=False,
-                                            **opts.kwargs())
+            with skips_reported_to(logger.info):  # the panel lists them in its result line
+                made = image_dataset_from_drive(self.ref, follow_links=self.follow_links,
+                                                class_names=self.class_names, verbose=False,
+                                                **opts.kwargs())
             self.last_skipped = list(getattr(made[0] if isinstance(made, list) else made,
                                              "skipped", []))
         except ImportError as e:

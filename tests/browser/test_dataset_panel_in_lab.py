@@ -54,6 +54,10 @@ def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, b
         # what the warnings are for: a copy filed under another class, a notebook checkpoint
         fd.put("MyDrive/datasets/shapes/squares/copy.jpg", _image("circles", 0))
         fd.put("MyDrive/datasets/shapes/.ipynb_checkpoints/x-checkpoint.jpg", _image("circles", 1))
+        # ... a checkpoint folder inside a class (Keras trains on it), a file that is no image
+        fd.put("MyDrive/datasets/shapes/circles/.ipynb_checkpoints/c-checkpoint.jpg",
+               _image("circles", 2))
+        fd.put("MyDrive/datasets/shapes/squares/broken.jpg", b"this is not a jpeg")
         key = tmp_path / "key.json"
         fd.write_service_account(key)
         env = {"COLABMODELS_DRIVE_ENDPOINT": fd.url, "GOOGLE_APPLICATION_CREDENTIALS": str(key),
@@ -68,7 +72,7 @@ def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, b
             "print('IN_KERNEL:', type(train).__name__, len(train.file_paths), len(val.file_paths), "
             "train.class_names, tuple(next(iter(train))[0].shape), tuple(next(iter(val))[0].shape))",
         ])
-        page = browser.new_page(viewport={"width": 1200, "height": 1100})
+        page = browser.new_page(viewport={"width": 1200, "height": 1900})
         try:
             open_and_run_first_cell(page, jupyterlab.notebook_url("dataset.ipynb"), ".cm-dataset-panel .cm-chart",
                                     failed_shot=SHOTS / "dataset_panel-failed.png")
@@ -90,6 +94,11 @@ def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, b
                      .map(i => [i.naturalWidth, i.naturalHeight])""")
             status = page.locator(".cm-dataset-panel .cm-status").inner_text()
             warnings = page.locator(".cm-dataset-panel .cm-warning").all_inner_texts()
+            # the offers the warnings make, ticked: skip the broken file, leave out the hidden one
+            offers = [page.locator(f".cm-dataset-panel {c}").inner_text()
+                      for c in (".cm-skip-broken", ".cm-leave-hidden")]
+            ticked = [page.locator(f".cm-dataset-panel {c} input").is_checked()
+                      for c in (".cm-skip-broken", ".cm-leave-hidden")]
             page.click(".cm-dataset-panel button:has-text('Create dataset')")
             page.wait_for_selector(".cm-dataset-panel .cm-message:has-text('Created')", timeout=180_000)
             created = page.locator(".cm-dataset-panel .cm-message-ok").inner_text()
@@ -105,18 +114,30 @@ def test_panel_shows_chart_and_thumbnails_then_creates_the_dataset(jupyterlab, b
         media = [r.path for r in log if (r.query or {}).get("alt") == "media"]
         first_media = min(r.seq for r in log if (r.query or {}).get("alt") == "media")
         thumbs = [r.seq for r in log if r.path.startswith("/thumbnail/")]
-    assert [b[:2] for b in bars] == [["circles", 6], ["squares", 5], ["triangles", 4]]
+    assert [b[:2] for b in bars] == [["circles", 7], ["squares", 6], ["triangles", 4]]
     widths = [b[2] for b in bars]
     assert widths[0] > widths[1] > widths[2] > 0  # drawn proportional to the counts
     assert len(sizes) == want and all(w > 0 and h > 0 for w, h in sizes)
-    assert "15 images in 3 classes" in status
-    assert len(warnings) == 2, warnings
+    assert "17 images in 3 classes" in status
+    assert len(warnings) == 4, warnings
     assert "1 hidden folder skipped (.ipynb_checkpoints)" in warnings[0]
-    assert "1 exact duplicate by md5" in warnings[1] and "circles/circle_00.jpg = squares/copy.jpg" in warnings[1]
+    assert "1 image in hidden folders or files inside classes (circles/.ipynb_checkpoints)" in warnings[1]
+    assert "1 file Drive could not read as an image: broken.jpg" in warnings[2]
+    # the copied checkpoint is a duplicate too: the warning's counts and examples agree
+    assert "2 exact duplicates by md5: 1 group across classes (one image, two labels), e.g. " \
+           "circles/circle_00.jpg = squares/copy.jpg; 1 group within a class, e.g. " \
+           "circles/circle_02.jpg = circles/.ipynb_checkpoints/c-checkpoint.jpg" in warnings[3]
+    assert "skip the 1 broken file" in offers[0] and "leave out 1 hidden folder" in offers[1]
+    assert ticked == [True, True]
     assert "Created `train` (12 files) and `val` (3 files), 3 classes" in created
+    assert "1 broken file left out (broken.jpg)" in created
     assert "validation_split=0.25, subset='both', seed=5" in code
+    assert "on_error='skip' leaves out the 1 broken file the panel found (broken.jpg)" in code
+    assert "include_hidden=False leaves out hidden folders inside the classes" in code
     assert "IN_KERNEL:" in text and "12 3 ['circles', 'squares', 'triangles'] (12, 64, 64, 3) (3, 64, 64, 3)" in text
-    assert len(media) == len(set(media)) == 15  # downloaded for the dataset, once each
+    # each fetched at most once (16 checked, the hidden one left out; squares/copy.jpg has
+    # circle_00's content, which the cache may already hold)
+    assert len(media) == len(set(media)) and 15 <= len(media) <= 16, len(media)
     assert len(thumbs) == want and max(thumbs) < first_media  # the preview downloaded nothing
     if os.environ.get("COLABMODELS_SCREENSHOTS") == "docs":
         target = REPO / "docs" / "img" / "dataset_panel.png"

@@ -82,6 +82,7 @@ def test_save_makes_versions_and_shows_them(drive_env):
     assert "Saved versions" in browser_load.versions.value
     assert "v1" in browser_load.versions.value and "v2" in browser_load.versions.value
     assert "acc=0.95" in browser_load.versions.value
+    assert "<div class='cm-versions'>" in browser_load.versions.value  # clipped, scrolls
     assert browser_load.value.load_ref == "MyDrive/models/tiny@latest"
     assert not browser_load.load_button.disabled
     browser_load.variable.value = "latest"

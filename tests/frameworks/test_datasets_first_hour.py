@@ -114,7 +114,7 @@ def test_include_hidden_false_leaves_out_folders_hidden_inside_classes(flowers):
     assert len(left.file_paths) == 12
 
 
-def test_panel_create_skips_what_the_panel_found_broken(flowers):
+def test_panel_create_skips_what_the_panel_found_broken(flowers, caplog, capsys):
     import colabmodels as cm
 
     ns: dict = {}
@@ -122,7 +122,14 @@ def test_panel_create_skips_what_the_panel_found_broken(flowers):
     assert panel.wait(120)
     assert f"{ROOT}/rose/garbage.jpg" in panel.summary.broken
     panel.batch_size.value = 4
+    caplog.set_level(logging.WARNING)
+    capsys.readouterr()
     panel.create_button.click()
+    # the result line lists what was left out; nothing else is printed or logged as a warning
+    # (a red stderr box in the widget before)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    printed = capsys.readouterr()
+    assert "Using" not in printed.out and "skipped" not in printed.err, printed
     assert panel.guard.last_trouble is None, panel.guard.text
     train, val = ns["train"], ns["val"]
     n = sum(int(x.shape[0]) for ds in (train, val) for x, _ in ds)  # no error mid-epoch
