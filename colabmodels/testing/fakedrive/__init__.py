@@ -41,6 +41,7 @@ import mimetypes
 import os
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -49,7 +50,7 @@ from .api import DriveApp
 from .auth import AuthService
 from .server import DriveHTTPServer, RequestLog, RequestRecord
 from .shaping import FaultPlan, TokenBucket
-from .store import FileRecord, Store, normalize_email, split_drive_path
+from .store import FileRecord, StagedBlob, Store, normalize_email, split_drive_path
 
 __all__ = ["DEFAULT_USER", "FakeDrive", "RequestRecord"]
 
@@ -411,6 +412,34 @@ class FakeDrive:
             if modified is not None:
                 rec.modified = modified
         return rec.id
+
+    def put_many(self, folder: str, names: Iterable[str], data: bytes, *,
+                 owner: str | None = None, mime_type: str | None = None) -> list[str]:
+        """Many files with the same content in folder ``folder`` (made as needed), fast: the
+        content is written and hashed once, then linked for each file (a folder of 300,000
+        files for a listing benchmark); returns their ids in ``names`` order."""
+        email = self.add_user(owner) if owner else self.default_user
+        writer = self.store.new_blob()
+        writer.write(bytes(data))
+        first = writer.finish()
+        ids = []
+        try:
+            with self.store.lock:
+                parent = self.store.makedirs(split_drive_path(folder), owner=email)
+            for name in names:
+                staged = first.path.with_name(f"staging-{uuid.uuid4().hex}.part")
+                os.link(first.path, staged)
+                blob = StagedBlob(staged, first.size, first.md5, first.sha1, first.sha256)
+                with self.store.lock:
+                    rec = self.store.create(
+                        owner=email, title=name, parents=[parent.id], blob=blob,
+                        mime_type=mime_type or mimetypes.guess_type(name)[0]
+                        or "application/octet-stream", original_filename=name)
+                ids.append(rec.id)
+        finally:
+            with contextlib.suppress(OSError):
+                first.path.unlink()
+        return ids
 
     def mkdir(self, path: str, *, owner: str | None = None, public: bool = False) -> str:
         """Create folders ``MyDrive/a/b`` (reusing existing ones); returns the last folder's id."""

@@ -35,6 +35,7 @@ Shared-drive items are invisible (404) to the methods that have a
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import datetime as _dt
 import json
@@ -126,6 +127,10 @@ def parse_rfc3339(text: str) -> float:
         dt = dt.replace(tzinfo=_dt.timezone.utc)
     return dt.timestamp()
 
+
+
+def _seq_of(rec: FileRecord) -> int:
+    return rec.seq
 
 class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, ThumbnailsApi):
     """Drive v2 behaviour over a :class:`~.store.Store`.
@@ -621,7 +626,10 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         else:
             by_id = {r.id: r for pid in plan.parents for r in store.children(pid)}
             recs = sorted(by_id.values(), key=lambda r: r.seq)
-        return recs if after <= 0 else [r for r in recs if r.seq > after]
+        if after <= 0:
+            return recs
+        # creation order is seq order: skip the pages already served without looking at them
+        return recs[bisect.bisect_right(recs, after, key=_seq_of):]
 
     def _sorted_matches(
         self,

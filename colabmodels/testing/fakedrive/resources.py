@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import functools
 import hashlib
 from typing import Any
 
@@ -20,14 +21,16 @@ __all__ = ["Renderer", "apply_fields", "etag_of", "parse_fields", "rfc3339"]
 QUOTA_BYTES_TOTAL = 15 * 1024**3
 
 
+@functools.lru_cache(maxsize=1 << 16, typed=True)  # listings render the same records again
 def rfc3339(ts: float) -> str:
     """``2024-05-01T12:00:00.123Z`` for a POSIX timestamp."""
     dt = _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=1 << 16, typed=True)
 def etag_of(*parts: object) -> str:
-    """A quoted opaque etag derived from ``parts``."""
+    """A quoted opaque etag derived from ``parts`` (hashable values)."""
     digest = hashlib.sha1(":".join(map(str, parts)).encode()).digest()[:12]
     return '"' + base64.urlsafe_b64encode(digest).decode().rstrip("=") + '"'
 
