@@ -12,6 +12,7 @@ from . import (
     gdrivefs,
     listing,
     resume,
+    scale,
     upload,
 )
 
@@ -26,6 +27,7 @@ SCENARIOS = {
     "archives": archives,
     "checkpoint": checkpoint,
     "gdrivefs": gdrivefs,
+    "scale": scale,
 }
 
 __all__ = ["SCENARIOS"]
