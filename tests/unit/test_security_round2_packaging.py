@@ -1,5 +1,6 @@
-"""Issue 26 (hardening, round two), the parts that need no server: the keras floor and the
-cache's portable lock."""
+"""Issue 26 (hardening, round two), packaging: the keras floor excludes releases without the
+CVE-2026-1462 fix. (The rest of the issue's tests: tests/emulator/test_security_round2.py and
+tests/frameworks/test_security_round2_images.py.)"""
 
 from __future__ import annotations
 

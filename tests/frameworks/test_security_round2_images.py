@@ -1,6 +1,6 @@
 """Issue 26 (hardening, round two) where images are decoded: a shard index cannot make a dataset
 read files outside its cache entry, and decompression bombs are skipped or named like any
-other broken image."""
+other broken image; and the first hour: versions offline right after a save."""
 
 from __future__ import annotations
 
