@@ -11,6 +11,7 @@ from . import (
     download,
     gdrivefs,
     listing,
+    nobytetwice,
     resume,
     scale,
     upload,
@@ -28,6 +29,7 @@ SCENARIOS = {
     "checkpoint": checkpoint,
     "gdrivefs": gdrivefs,
     "scale": scale,
+    "nobytetwice": nobytetwice,
 }
 
 __all__ = ["SCENARIOS"]
