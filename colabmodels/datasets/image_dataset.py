@@ -185,7 +185,7 @@ def image_dataset_from_drive(
 
     if seed is None:
         seed = int(np.random.randint(1_000_000))
-    backend, root = resolve_folder(ref, archives=True)
+    backend, root = _resolve(ref)
     from ..tree import walk_tree
     from .shards import open_packed
     from .zipped import open_zip_dataset
@@ -306,6 +306,27 @@ def image_dataset_from_drive(
                           feeder=make_feeder(part, (shuffle_buffer_size if shuffle else 0) + 256),
                           **common)
     return finish(ds, part)
+
+
+def _resolve(ref: Any) -> tuple[Any, Any]:
+    """:func:`resolve_folder`, and for a path that names nothing, an error that says so with
+    the nearest existing names (``flowers`` for ``flowerz``)."""
+    from ..errors import NotFoundError
+
+    try:
+        return resolve_folder(ref, archives=True)
+    except NotFoundError as e:
+        if "is a file" in str(e):
+            raise
+        from ..storage import backend_for
+        from .listing import as_ref
+        from .summary import missing_folder
+
+        parsed = as_ref(ref)
+        better = missing_folder(parsed, backend_for(parsed))
+        if better is None:
+            raise
+        raise better from e
 
 
 def _one_class_hint(tree: Any, directory: str, labels: Any, names: list[str] | None) -> str:

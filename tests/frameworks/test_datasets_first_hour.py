@@ -149,6 +149,17 @@ def test_a_class_folder_instead_of_its_parent_is_named(flowers):
         image_dataset_from_drive(f"{ROOT}/lily", image_size=(16, 16), verbose=False)
 
 
+def test_a_typo_names_the_nearest_folders(flowers):
+    from colabmodels import image_dataset_from_drive
+    from colabmodels.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match=r"MyDrive/datasets/first-hourz does not exist: there "
+                       r"is no 'first-hourz' in MyDrive/datasets\. Nearest names in "
+                       r"MyDrive/datasets: first-hour"):
+        image_dataset_from_drive("MyDrive/datasets/first-hourz", image_size=(16, 16),
+                                 verbose=False)
+
+
 def test_torch_progress_bar_counts_files(flowers, capsys):
     pytest.importorskip("torch")
     from colabmodels import DriveImageFolder, fetch
