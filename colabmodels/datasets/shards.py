@@ -338,6 +338,9 @@ def _check_index(index: dict[str, Any], where: str) -> None:
             or not all(isinstance(s, dict) and isinstance(s.get("name"), str) for s in shards):
         raise refuse("has no list of shards and samples")
     names = index.get("class_names") or []
+    if not isinstance(index.get("source"), str) or not isinstance(names, list) \
+            or not all(isinstance(n, str) for n in names):
+        raise refuse("has no source folder or class names")
     for n, sample in enumerate(samples):
         member = sample.get("member") if isinstance(sample, dict) else None
         try:

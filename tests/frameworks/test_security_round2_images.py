@@ -48,7 +48,8 @@ def packed_small(drive_env):
     return drive_env, ref
 
 
-@pytest.mark.parametrize("member", ["ABSOLUTE", "../../../../../../outside.png", "x/../../y.png"])
+@pytest.mark.parametrize("member", ["ABSOLUTE", "../../../../../../outside.png", "x/../../y.png",
+                                    "LABEL", "SHARD", "SOURCE"])
 def test_a_shard_index_cannot_point_outside_the_cache_entry(packed_small, tmp_path, member):
     pytest.importorskip("tensorflow")
     import colabmodels as cm
@@ -58,7 +59,14 @@ def test_a_shard_index_cannot_point_outside_the_cache_entry(packed_small, tmp_pa
     secret.write_bytes(_png((8, 8), 99))
     index_path = f"{ref.path}/colabmodels-dataset.json"
     index = json.loads(fd.get(index_path))
-    index["samples"][0]["member"] = str(secret) if member == "ABSOLUTE" else member
+    if member == "LABEL":  # damaged rather than hostile: still our error, never an IndexError
+        index["samples"][0]["label"] = 99
+    elif member == "SHARD":
+        index["samples"][0]["shard"] = 7
+    elif member == "SOURCE":
+        index["source"] = 5
+    else:
+        index["samples"][0]["member"] = str(secret) if member == "ABSOLUTE" else member
     fd.put(index_path, json.dumps(index).encode(), replace=True)
 
     with pytest.raises(IntegrityError) as info:
