@@ -23,7 +23,7 @@ def test_drive_browser_notebook_browses_loads_and_saves(run_notebook, kernel):
     assert "selected: encoder.pth" in text
     assert "loaded without errors" in text
     assert "encoder: OrderedDict with 4 tensors" in text
-    assert "cm.load_model('MyDrive/demo/encoder.pth')" in text
+    assert "reference: MyDrive/demo/encoder.pth\n" in text  # Copy reference: the path alone
     assert "same tensors as by link: True" in text
     assert "search 'enc': ['encoder.pth']" in text  # found everywhere: no folder path known
     assert "sorted by size descending" in text
