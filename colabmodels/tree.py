@@ -190,6 +190,7 @@ def _memo_load(key: str) -> dict[str, Any] | None:
         found = _MEMO.get(key)
     if found is not None:
         return found
+    _wait_for_writes()
     try:
         data = json.loads(_memo_path(key).read_text())
     except (OSError, ValueError):
@@ -201,23 +202,58 @@ def _memo_load(key: str) -> dict[str, Any] | None:
     return data
 
 
+_WRITES: dict[Path, threading.Thread] = {}
+"""Disk copies of remembered listings being written (a walk returns before its copy is on
+disk: encoding a 20,000-file listing takes a good part of a second)."""
+
+
 def _memo_save(key: str, data: dict[str, Any]) -> None:
+    """Remember a listing in this process now, and on disk from a background thread (not a
+    daemon: the interpreter finishes the write before it exits)."""
     data["key"] = key
     with _MEMO_LOCK:
         _MEMO[key] = data
     path = _memo_path(key)
     try:
         cache.private_dir("listings")
+    except OSError as e:  # a read-only cache still works, it just lists again next time
+        logger.info("could not remember the listing of %s: %s", key, e)
+        return
+    with _MEMO_LOCK:  # started under the lock: every thread in _WRITES can be joined
+        writer = threading.Thread(target=_memo_write, args=(path, key, data, _WRITES.get(path)),
+                                  name="colabmodels-listing-save")
+        _WRITES[path] = writer
+        writer.start()
+
+
+def _memo_write(path: Path, key: str, data: dict[str, Any],
+                earlier: threading.Thread | None) -> None:
+    if earlier is not None:
+        earlier.join()  # the newer copy lands last
+    try:
         tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
         cache.write_private(tmp, json.dumps(data, separators=(",", ":")))
         os.replace(tmp, path)
-    except OSError as e:  # a read-only cache still works, it just lists again next time
+    except (OSError, RuntimeError, ValueError) as e:
         logger.info("could not remember the listing of %s: %s", key, e)
+    finally:
+        with _MEMO_LOCK:
+            if _WRITES.get(path) is threading.current_thread():
+                del _WRITES[path]
+
+
+def _wait_for_writes() -> None:
+    """Let the disk copies being written land (before reading or removing them)."""
+    with _MEMO_LOCK:
+        pending = list(_WRITES.values())
+    for writer in pending:
+        writer.join()
 
 
 def forget_listings(*, on_disk: bool = True) -> None:
     """Forget every remembered listing: in this process, and on disk unless ``on_disk=False``
     (then the next walk reads the disk copy, as a new process would)."""
+    _wait_for_writes()
     with _MEMO_LOCK:
         _MEMO.clear()
     if on_disk:

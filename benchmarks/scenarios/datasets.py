@@ -21,12 +21,20 @@ and one epoch at ``image_size=(160, 160)``, ``batch_size=32`` (images/s = images
   counts the images it actually yields;
 * ``fuse_local``: the local copy read through a file system where every open costs 50 ms (a
   FUSE mount such as Colab's Drive): Keras' pipeline with a 50 ms sleep before each read;
-* ``cm_cold_20k``: ``cm_cold`` on 20,000 images, for the peak-RSS comparison.
+* ``cm_cold_20k``: ``cm_cold`` on 20,000 images, for the peak-RSS comparison and its time to
+  the first batch; ``local_keras_20k`` / ``fuse_local_20k``: Keras on a local copy of those
+  20,000 images and through the 50 ms-per-open folder, up to the first batch only.
+
+Every contender that yields batches records ``first_batch_s`` (from the start of its clock).
+When ``py-spy`` is installed next to the interpreter, one more ``cm_cold`` run (not timed) is
+sampled and the profile's top lines go into the notes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,6 +56,8 @@ CONTENDERS = {
     "naive_generator": "naive generator: first list page, one file at a time",
     "fuse_local": "local folder with 50 ms per open (FUSE-like), Keras pipeline",
     "cm_cold_20k": "cm.image_dataset_from_drive, cold, 20,000 images (RSS)",
+    "local_keras_20k": "keras image_dataset_from_directory on a local copy of 20,000 images: first batch",
+    "fuse_local_20k": "20,000 images, 50 ms per open (FUSE-like), Keras pipeline: first batch",
 }
 SPAWNED = ["local_keras", "ceiling", "cm_cold", "cm_warm_process", "cm_packed_cold",
            "naive_generator", "fuse_local"]
@@ -133,13 +143,86 @@ def run(params: Params, work: Path) -> dict[str, Any]:
             rel = f"class_{j % sz['classes']}/img_{j:06d}.jpg"
             emu.fd.put(f"MyDrive/datasets/flowers_big/{rel}", local / rels[j % len(rels)])
         settings["populate_big_s"] = time.perf_counter() - t0
+        local_big = w / "local" / "flowers_big"
+        for j in range(sz["images_big"]):
+            rel = f"class_{j % sz['classes']}/img_{j:06d}.jpg"
+            (local_big / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.link(local / rels[j % len(rels)], local_big / rel)
         emu.fd.latency_ms = 50.0
         _child(result, emu, w, params, "cm_cold_20k",
                {**base, "task": "cm_cold", "folder": "MyDrive/datasets/flowers_big",
                 "images": sz["images_big"], "no_second_epoch": True},
                w / "cache-big")
+        for key, task in (("local_keras_20k", "local_keras"), ("fuse_local_20k", "fuse_local")):
+            _child(result, emu, w, params, key,
+                   {**base, "task": task, "local": str(local_big), "images": sz["images_big"],
+                    "first_batch_only": True}, w / f"cache-{key}")
+        if _py_spy() is not None:  # where the cold epoch's time goes (slower: not timed)
+            _profile(result, emu, w, params, {**base, "task": "cm_cold", "no_second_epoch": True})
     _summarise(result, sz)
     return result
+
+
+def _py_spy() -> str | None:
+    found = Path(sys.executable).parent / "py-spy"
+    return str(found) if found.exists() else shutil.which("py-spy")
+
+
+def _profile(result: dict[str, Any], emu: Emulator, w: Path, params: Params,
+             spec: dict[str, Any]) -> None:
+    """One more cold run under ``py-spy record`` (all threads, raw stacks); its top lines."""
+    raw = w / "cm_cold.pyspy.txt"
+    try:
+        _start({**spec, "contender": "cm_cold_profiled"}, emu.env(w / "cache-profiled"), w,
+               wrap=[str(_py_spy()), "record", "-r", "200", "--format", "raw", "-o", str(raw),
+                     "--"]).wait(max(params.child_timeout_s, 900.0))
+    except ChildError as e:
+        result["notes"].append(f"profiling failed: {str(e)[:300]}")
+        return
+    if not raw.exists():
+        result["notes"].append("profiling produced no samples (py-spy could not attach)")
+        return
+    result["profile"] = profile_top(raw.read_text())
+    lines = "; ".join(f"{share:.0%} {name}" for name, share in result["profile"]["inclusive"][:12])
+    own = "; ".join(f"{share:.0%} {name}" for name, share in result["profile"]["self"][:8])
+    result["notes"].append(f"profile of one more cold run (py-spy at 200 Hz, every thread's "
+                           f"samples after start-up, a thread waiting on a socket or a lock "
+                           f"included; {result['profile']['samples']} samples), inclusive: "
+                           f"{lines}. Self: {own}")
+
+
+def profile_top(raw: str, n: int = 25) -> dict[str, Any]:
+    """Self and inclusive shares of the functions in py-spy's raw (collapsed) stacks, over the
+    samples taken while the contender's operation ran (``_task``), idle pool threads aside."""
+    from collections import Counter
+
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split("/")[-1] if " (" in f else f
+                  for f in stack.split(";")]
+        if frames[-1].startswith("_worker (thread.py") or frames[-1].startswith("wait ("):
+            continue  # an idle pool thread or a waiting one
+        if "_find_and_load" in stack or not (
+                "_epoch (" in stack or "image_dataset_from_drive (" in stack
+                or "_bootstrap (threading.py" in frames[0]):
+            continue  # imports and start-up: before the clock
+        k = int(count)
+        total += k
+        own[frames[-1]] += k
+        for f in set(frames):
+            incl[f] += k
+    if not total:
+        return {"samples": 0, "self": [], "inclusive": []}
+    wanted = [(f, c / total) for f, c in incl.most_common() if ".py:" in f
+              and not f.startswith(("<module>", "Thread.", "_bootstrap", "run (", "_WorkItem", "_worker (",
+                                    "main (", "run_task", "_task", "_run_module", "_run_code"))]
+    return {"samples": total, "self": [(f, c / total) for f, c in own.most_common(n)],
+            "inclusive": wanted[:n]}
 
 
 def _child(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: str,
@@ -157,13 +240,18 @@ def _child(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: 
     reqs = emu.requests_between(*r["window"])
     media = [q for q in reqs if q.query.get("alt") == "media"]
     r.update({"wall_s": r["op_s"], "requests": len(reqs), "media_requests": len(media),
+              "metadata_requests": len([q for q in reqs if q.path.startswith("/drive/v2/")
+                                        and q.query.get("alt") != "media"]),
               "rss_growth_mib": r["growth_kib"] / 1024,
-              "images_per_s": r["images_seen"] / r["op_s"] if r.get("op_s") else None})
+              "images_per_s": r["images_seen"] / r["op_s"]
+              if r.get("op_s") and not spec.get("first_batch_only") else None})
     if "warm_window" in r:
         r["warm_media_requests"] = len([q for q in emu.requests_between(*r["warm_window"])
                                         if q.query.get("alt") == "media"])
     if entry is not None:
         expected = spec["images"] if key != "naive_generator" else None
+        if spec.get("first_batch_only"):
+            expected = None
         if expected is not None and r["images_seen"] != expected:
             entry["errors"].append(f"saw {r['images_seen']} images, expected {expected}")
         if key == "cm_warm_process" and r["media_requests"]:
@@ -172,7 +260,8 @@ def _child(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: 
     return r
 
 
-def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
+def _start(spec: dict[str, Any], env: dict[str, str], work: Path, *,
+           wrap: list[str] | None = None) -> Child:
     run_dir = work / "children"
     run_dir.mkdir(parents=True, exist_ok=True)
     name = f"datasets-{spec['contender']}-{uuid.uuid4().hex[:8]}"
@@ -181,7 +270,8 @@ def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
     spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
     t_spawn = time.time()
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scenarios.datasets", str(spec_file)],
+        proc = subprocess.Popen([*(wrap or []), sys.executable, "-m", "benchmarks.scenarios.datasets",
+                                 str(spec_file)],
                                 env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     return Child(proc, result_file, log_file, t_spawn)
@@ -191,7 +281,8 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
     c = result["contenders"]
     for entry in c.values():
         entry["median"] = {k: med(entry, k) for k in
-                           ("wall_s", "images_per_s", "requests", "media_requests", "rss_growth_mib")}
+                           ("wall_s", "images_per_s", "requests", "media_requests", "rss_growth_mib",
+                            "first_batch_s", "metadata_requests")}
     m = {k: c[k]["median"] for k in c}
 
     def ips(key: str) -> float | None:
@@ -206,6 +297,12 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
         "cold_over_naive": ratio(ips("cm_cold"), ips("naive_generator")),
         "cold_over_fuse": ratio(ips("cm_cold"), ips("fuse_local")),
         "ceiling_over_local": ratio(ips("ceiling"), ips("local_keras")),
+        "warm_process_ttfb_over_local": ratio(m["cm_warm_process"]["first_batch_s"],
+                                              m["local_keras"]["first_batch_s"]),
+        "ttfb_20k_cold_over_local": ratio(m["cm_cold_20k"]["first_batch_s"],
+                                          m["local_keras_20k"]["first_batch_s"]),
+        "ttfb_20k_fuse_over_cold": ratio(m["fuse_local_20k"]["first_batch_s"],
+                                         m["cm_cold_20k"]["first_batch_s"]),
     }
     target(result, "cold_local", "cm_cold", ">= 50% of local Keras", r["cold_over_local"], 0.5,
            higher_is_better=True)
@@ -217,6 +314,10 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
            r["warm_process_over_local"], 0.9, higher_is_better=True)
     target(result, "packed", "cm_packed_cold", ">= 80% of local Keras", r["packed_over_local"], 0.8,
            higher_is_better=True)
+    target(result, "warm_ttfb", "cm_warm_process", "time to first batch <= 1.2x local Keras",
+           r["warm_process_ttfb_over_local"], 1.2, higher_is_better=False)
+    target(result, "warm_one_request", "cm_warm_process", "<= 1 metadata request (new kernel)",
+           m["cm_warm_process"]["metadata_requests"], 1, higher_is_better=False)
     target(result, "naive", "cm_cold", ">= 20x the naive generator", r["cold_over_naive"], 20,
            higher_is_better=True)
     target(result, "fuse", "cm_cold", ">= 5x the 50 ms-per-open folder", r["cold_over_fuse"], 5,
@@ -226,13 +327,20 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
     target(result, "rss_big", "cm_cold_20k", "peak RSS growth < 512 MiB (10x the images)",
            m["cm_cold_20k"]["rss_growth_mib"], 512, higher_is_better=False, unit="MiB")
     ids = {"cm_cold": ("cold_local", "cold_ceiling", "naive", "fuse", "rss"),
-           "cm_warm_epoch": ("warm_epoch",), "cm_warm_process": ("warm_process",),
+           "cm_warm_epoch": ("warm_epoch",),
+           "cm_warm_process": ("warm_process", "warm_ttfb", "warm_one_request"),
            "cm_packed_cold": ("packed",), "cm_cold_20k": ("rss_big",)}
     local = ips("local_keras")
     for key in c:
         rel = fmt(ratio(ips(key), local), ".2f") + "x local"
+        text = f"{fmt(ips(key), ',.0f')} images/s"
+        if m[key].get("first_batch_s") is not None:
+            text += f"; first batch {fmt(m[key]['first_batch_s'], '.2f', ' s')}"
+        if key.endswith("_20k") and key != "cm_cold_20k":
+            rel = (f"first batch {fmt(ratio(m[key]['first_batch_s'], m['cm_cold_20k']['first_batch_s']), '.2f')}x "
+                   "cm cold 20k")
         row(result, key, wall_s=m[key]["wall_s"],
-            throughput_text=f"{fmt(ips(key), ',.0f')} images/s",
+            throughput_text=text,
             rss_growth_mib=m[key]["rss_growth_mib"], requests=m[key]["requests"],
             ratio=rel, target_ids=ids.get(key, ()))
     result["notes"].append(
@@ -254,11 +362,17 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
 
 # -- the contender side -------------------------------------------------------------------------
 
-def _epoch(ds: Any) -> int:
+_FIRST: dict[str, float] = {}
+
+
+def _epoch(ds: Any, *, first_only: bool = False) -> int:
     n = 0
     for batch in ds:
         x = batch[0] if isinstance(batch, tuple) else batch
         n += int(x.shape[0])
+        _FIRST.setdefault("t", time.perf_counter())
+        if first_only:
+            break
     return n
 
 
@@ -285,7 +399,7 @@ def _task(spec: dict[str, Any]) -> dict[str, Any]:
         if key == "local_keras":
             ds = keras.utils.image_dataset_from_directory(spec["local"], image_size=size,
                                                           batch_size=batch, seed=1, verbose=False)
-            seen = _epoch(ds)
+            seen = _epoch(ds, first_only=bool(spec.get("first_batch_only")))
         elif key in ("cm_cold", "cm_warm_process"):
             ds = cm.image_dataset_from_drive(spec["folder"], image_size=size, batch_size=batch,
                                              seed=1, verbose=False)
@@ -303,6 +417,8 @@ def _task(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             raise ValueError(key)
     out.update(m.result, images_seen=seen)
+    if "t" in _FIRST:
+        out["first_batch_s"] = _FIRST["t"] - m.t0
     if key == "cm_cold" and not spec.get("no_second_epoch"):
         w1 = time.time()
         t1 = time.perf_counter()
@@ -408,7 +524,7 @@ def _fuse(spec: dict[str, Any], size: tuple[int, int], batch: int, tf: Any) -> i
     assert image_dataset_utils  # the same decode/resize ops as Keras' loader
     ds = tf.data.Dataset.from_tensor_slices(paths).shuffle(batch * 8, seed=1)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
-    return _epoch(ds)
+    return _epoch(ds, first_only=bool(spec.get("first_batch_only")))
 
 
 def main(argv: list[str]) -> int:
