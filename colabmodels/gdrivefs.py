@@ -45,13 +45,14 @@ Semantics follow fsspec's reference implementations, with these Drive specifics:
   rename/move in one request, for files and whole folders.
 - **Reads** are ranged: ``open("rb")`` is seekable; a bounded read-ahead grows while you read
   sequentially (up to ``max_read_ahead``, the next window fetched in the background) and drops
-  to nothing on random access, so random reads fetch about what they ask for. Reads of ``parallel_min_bytes`` or more (``read()`` of a
-  big file, a long sequential scan) are split over several connections. ``get`` uses the
-  transfer engine (parallel ranged download, resume on transient errors, md5 verified).
+  to nothing on random access, so random reads fetch about what they ask for. Reads of
+  ``parallel_min_bytes`` or more (``read()`` of a big file, a long sequential scan) are split
+  over several connections. ``get`` uses the transfer engine (parallel ranged download, resume
+  on transient errors, md5 verified).
 - **Listings** are cached in ``dircache`` (fsspec's way) and dropped by this filesystem's own
   writes; ``refresh=True`` asks Drive again. Listing a folder reads it one page (1,000 items)
   at a time (:meth:`GDriveFileSystem.ls_iter` yields them as they come); ``info`` and ``open``
-  of one file never list its folder. ``find``/``du``/``glob`` list folders several at a time.
+  of one file never list its folder (except below an id, where titles are found by listing). ``find``/``du``/``glob`` list folders several at a time.
 - Google Docs, Sheets and Slides are listed, but reading one raises
   :class:`~colabmodels.errors.NotDownloadableError`. Shortcuts are listed with type ``other``;
   opening one opens its target.
