@@ -430,6 +430,8 @@ class ZipArchive:
 
 
 _INDEX_LOCK = threading.RLock()
+_NOW = 10 ** 15
+"""Subtracted from a queue position: blocks needed now go before those read ahead."""
 
 
 class RangeView:
@@ -531,20 +533,34 @@ class MemberFetcher:
                 t.start()
         return fut
 
-    def want(self, members: Iterable[ZipMember]) -> None:
-        """Queue the blocks of ``members`` (earlier ones first), unless already queued."""
+    def want(self, members: Iterable[ZipMember], *, now: bool = False) -> None:
+        """Queue the blocks of ``members`` (earlier ones first).
+
+        ``now``: they are needed at once (a batch being made): their blocks go ahead of
+        everything queued for later, in the order given; otherwise a block already queued
+        keeps its place.
+        """
+        seen: set[int] = set()
         for m in members:
             index = self._block_of[m]
+            if index in seen:
+                continue
+            seen.add(index)
             with self._cond:
                 queued = index in self._results
                 self._counter += 1
                 order = self._counter
-            if not queued:
+            if now:
+                self._queue_block(index, order - _NOW)
+            elif not queued:
                 self._queue_block(index, order)
 
     def future(self, member: ZipMember) -> Future[dict[ZipMember, Path | BaseException]]:
         """The future of ``member``'s block, moved to the front of the queue."""
-        return self._queue_block(self._block_of[member], -1)
+        with self._cond:
+            self._counter += 1
+            order = self._counter
+        return self._queue_block(self._block_of[member], order - _NOW)
 
     def path(self, member: ZipMember) -> Path:
         """The member's cache path, read now if needed (its block jumps the queue).

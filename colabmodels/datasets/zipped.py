@@ -278,7 +278,8 @@ class ZipFeeder:
         return [p or "" for p in self._paths]
 
     def prefetch(self, indices: Sequence[int] | range) -> None:
-        self._pool().want(self.members[i] for i in indices if self._paths[i] is None)
+        """Read these members now, ahead of what is read ahead (a batch being made)."""
+        self._pool().want((self.members[i] for i in indices if self._paths[i] is None), now=True)
 
     def start_all(self) -> None:
         with self._lock:
@@ -290,7 +291,8 @@ class ZipFeeder:
             limit = min(len(self.files), self._asked + self.lookahead)
             start, self._wanted = self._wanted, max(self._wanted, limit)
         if limit > start:
-            self.prefetch(range(start, limit))
+            self._pool().want(self.members[i] for i in range(start, limit)
+                              if self._paths[i] is None)
 
     def local(self, index: int) -> str | None:
         """The cache path of file ``index`` (None when skipped with ``on_error="skip"``).
