@@ -20,3 +20,28 @@ def test_put_many_and_paging_through_a_big_folder(drive_env):
     assert [s.name for s in listed] == [*names, "other.bin"]  # creation order, nothing twice
     assert len(pages) == 3  # 1,000 per page
     assert {s.checksum for s in listed[:2500]} == {listed[0].checksum}
+
+
+def test_ordered_pages_of_a_big_folder_are_complete_and_in_order(drive_env):
+    import colabmodels as cm
+
+    names = [f"n{(i * 7919) % 3000:05d}.jpg" for i in range(3000)]  # created out of order
+    folder = drive_env.mkdir("MyDrive/sorted")
+    drive_env.put_many("MyDrive/sorted", names, b"\xff\xd8\xff")
+    drive_env.mkdir("MyDrive/sorted/zz-folder")  # folders first
+    session = cm.mount(interactive=False)
+    seen, token, calls = [], None, 0
+    while True:
+        def page(s, t=token):
+            return s.files().list(q=f"'{folder}' in parents and trashed = false",
+                                  orderBy="folder,title desc", maxResults=700, pageToken=t,
+                                  fields="nextPageToken,items(title)")
+
+        answer = session.execute(page, what="listing")
+        calls += 1
+        seen += [item["title"] for item in answer["items"]]
+        token = answer.get("nextPageToken")
+        if not token:
+            break
+    assert seen == ["zz-folder", *sorted(names, reverse=True)]
+    assert calls == 5

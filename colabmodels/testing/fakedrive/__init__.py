@@ -35,6 +35,7 @@ content restrictions and resource keys.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import mimetypes
@@ -419,16 +420,26 @@ class FakeDrive:
         content is written and hashed once, then linked for each file (a folder of 300,000
         files for a listing benchmark); returns their ids in ``names`` order."""
         email = self.add_user(owner) if owner else self.default_user
-        writer = self.store.new_blob()
-        writer.write(bytes(data))
-        first = writer.finish()
+        def source() -> StagedBlob:
+            writer = self.store.new_blob()
+            writer.write(bytes(data))
+            return writer.finish()
+
+        first = source()
         ids = []
         try:
             with self.store.lock:
                 parent = self.store.makedirs(split_drive_path(folder), owner=email)
             for name in names:
                 staged = first.path.with_name(f"staging-{uuid.uuid4().hex}.part")
-                os.link(first.path, staged)
+                try:
+                    os.link(first.path, staged)
+                except OSError as e:  # ext4 allows 65,000 links to one file: a fresh copy
+                    if e.errno != errno.EMLINK:
+                        raise
+                    first.path.unlink()
+                    first = source()
+                    os.link(first.path, staged)
                 blob = StagedBlob(staged, first.size, first.md5, first.sha1, first.sha256)
                 with self.store.lock:
                     rec = self.store.create(

@@ -41,6 +41,7 @@ import datetime as _dt
 import json
 import logging
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -169,7 +170,7 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         self.renderer = Renderer(store, self.base_url)
         self._routes = self._build_routes()
         # files.list with orderBy: (user, params) -> (store generation, sorted matches)
-        self._list_cache: OrderedDict[tuple[Any, ...], tuple[int, list[FileRecord]]] = OrderedDict()
+        self._list_cache: OrderedDict[tuple[Any, ...], tuple[int, dict[str, Any]]] = OrderedDict()
 
     def set_base_url(self, base_url: str) -> None:
         """Tell the app its own address (links in resources are absolute)."""
@@ -631,15 +632,23 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         # creation order is seq order: skip the pages already served without looking at them
         return recs[bisect.bisect_right(recs, after, key=_seq_of):]
 
-    def _sorted_matches(
+    def _sorted_page(
         self,
         req: Request,
         user: User,
         plan: QueryPlan,
         in_drives: Callable[[FileRecord], bool],
         key: Callable[[FileRecord], Any],
-    ) -> list[FileRecord]:
-        """Every match of an ordered listing, sorted; reused by the next pages until the store changes."""
+        offset: int,
+        max_results: int,
+    ) -> tuple[list[FileRecord], bool]:
+        """One page of an ordered listing and whether more follow.
+
+        The candidates are sorted by ``key`` once (cheap: no query is evaluated), then the query
+        is evaluated lazily in that order, only as far as the pages asked for reach; the sorted
+        candidates and the matches found so far are reused by the next pages until the store
+        changes. So the first page of a 300,000-file folder costs a sort, not 300,000 checks.
+        """
         store = self.store
         params = req.query
         q = params.get("q", "")
@@ -653,22 +662,33 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             hit = self._list_cache.get(cache_key)
             if hit is not None and hit[0] == generation:
                 self._list_cache.move_to_end(cache_key)
-                return hit[1]
+                state = hit[1]
+            else:
+                state = None
+        if state is None:
+            ordered = sorted(self._candidates(plan), key=key)
+            state = {"ordered": ordered, "scanned": 0, "matches": [], "lock": threading.Lock()}
+            with store.lock:
+                if store.generation == generation:
+                    self._list_cache[cache_key] = (generation, state)
+                    self._list_cache.move_to_end(cache_key)
+                    while len(self._list_cache) > _LIST_CACHE_SIZE:
+                        self._list_cache.popitem(last=False)
         predicate = plan.predicate
         ctx = _ViewContext(store, user.email)
-        matches = [
-            r
-            for r in self._candidates(plan)
-            if in_drives(r) and self._listable(r, user, q) and predicate(_QueryView(r, ctx))
-        ]
-        matches.sort(key=key)
-        with store.lock:
-            if store.generation == generation:
-                self._list_cache[cache_key] = (generation, matches)
-                self._list_cache.move_to_end(cache_key)
-                while len(self._list_cache) > _LIST_CACHE_SIZE:
-                    self._list_cache.popitem(last=False)
-        return matches
+        want = offset + max_results + 1  # one more: is there a next page?
+        with state["lock"]:
+            ordered, matches = state["ordered"], state["matches"]
+            i = state["scanned"]
+            while len(matches) < want and i < len(ordered):
+                r = ordered[i]
+                i += 1
+                if in_drives(r) and self._listable(r, user, q) and predicate(_QueryView(r, ctx)):
+                    matches.append(r)
+            state["scanned"] = i
+            page = matches[offset : offset + max_results]
+            more = len(matches) > offset + max_results
+        return page, more
 
     @staticmethod
     def _order_key(order_by: str) -> Callable[[FileRecord], Any]:
@@ -733,10 +753,9 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             order_by = params.get("orderBy")
             if order_by:
                 key = self._order_key(order_by)
-                matches = self._sorted_matches(req, user, plan, in_drives, key)
                 offset = int(token.get("o", 0))
-                page = matches[offset : offset + max_results]
-                if offset + max_results < len(matches):
+                page, more = self._sorted_page(req, user, plan, in_drives, key, offset, max_results)
+                if more:
                     next_token = self._encode_page_token({"o": offset + max_results})
             else:
                 after = int(token.get("s", 0))
