@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.emulator, pytest.mark.timeout(560)]
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = {"download", "cache_hit", "upload", "resume", "listing", "browser", "datasets",
-             "gdrivefs", "checkpoint"}
+             "gdrivefs", "checkpoint", "scale", "nobytetwice"}
 CHARTS = ("download.png", "upload.png", "cache_hit.png", "listing.png", "resume.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
