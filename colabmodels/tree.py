@@ -28,7 +28,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -262,7 +262,8 @@ def forget_listings(*, on_disk: bool = True) -> None:
 
 def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool = False,
               remember: bool = True, refresh: bool = False,
-              workers: int = LIST_WORKERS) -> Tree:
+              workers: int = LIST_WORKERS,
+              on_page: Callable[[str, list[dict[str, Any]]], None] | None = None) -> Tree:
     """List the whole tree under the folder ``root``: folders in parallel, each one paged.
 
     Args:
@@ -275,6 +276,8 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
         remember: reuse and update the remembered listing (Drive only).
         refresh: ignore the remembered listing and walk everything again.
         workers: folders listed at the same time.
+        on_page: Drive only: called with ``(folder id, items)`` for each page listed now (on a
+            listing thread), so a caller can show counts before the walk ends.
 
     Raises:
         NotFoundError, AuthError, TransferError: as listing raised them.
@@ -283,6 +286,8 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
     stats = ListingStats()
     lister = _Lister(backend)
     drive = lister.drive
+    if drive is not None:
+        drive.on_page = on_page
     memo_key = _memo_key(backend, root, follow_links)
     use_memo = drive is not None and remember and root.ref.id is not None
     old = None if (refresh or not use_memo) else _memo_load(memo_key)
@@ -308,7 +313,7 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
             raise NotFoundError(f"{root.ref.path or root.name} is no longer a folder")
         if fresh.ref.id != root.ref.id:  # another folder took the path: walk that one
             return walk_tree(backend, fresh, follow_links=follow_links, remember=remember,
-                             refresh=refresh, workers=workers)
+                             refresh=refresh, workers=workers, on_page=on_page)
         root = fresh
     root_node = TreeNode(parts=(), local="", stat=root, children=[])
     visited: set[str] = set()

@@ -32,7 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..drive.thumbnails import fetch_thumbnail as drive_thumbnail
 from ..errors import NotFoundError
@@ -105,7 +105,8 @@ class DatasetSummary:
         path: the folder's Drive path (or name).
         class_names: the classes, in label order; counts: images per class.
         files: every selected file (Keras' order: class by class, path order within).
-        complete: False while only the top level is listed (class names, no counts yet).
+        complete: False while the listing runs: first the class names alone, then rough
+            counts as pages arrive (each class folder's own images so far).
         warnings: what to know before training.
         image_sizes: ``(width, height) -> number of files`` from Drive's image metadata.
         stats: the listing's own findings (hidden folders, non-images, requests made).
@@ -330,11 +331,15 @@ def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | Non
         raise better from e
     shown = (root.ref.path or root.name).rstrip("/")
     summary = DatasetSummary(ref=parsed.raw or shown, path=shown, backend=backend)
+    pages = None
     if on_update is not None:
-        first = _top_level(backend, root, class_names)
+        first, ids = _top_level(backend, root, class_names)
         summary.class_names = first
         on_update(summary)
-    tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)
+        pages = _CountsAsPagesArrive(summary, ids, formats, on_update)
+    tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh, on_page=pages)
+    if pages is not None:
+        pages.finished = True
     stats, files, names = _select(parsed, backend, root, tree, class_names, follow_links,
                                   formats)
     done = DatasetSummary(ref=summary.ref, path=shown, class_names=names,
@@ -352,16 +357,60 @@ def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | Non
 
 
 def _top_level(backend: StorageBackend, root: RemoteStat,
-               class_names: list[str] | None) -> list[str]:
+               class_names: list[str] | None) -> tuple[list[str], dict[str, str]]:
     """The class folder names after one listing request (names only, for a first look: a
-    flat folder of many files is not paged through here)."""
+    flat folder of many files is not paged through here), and ``{folder id: class name}``."""
     from itertools import islice
 
-    first_page = islice(backend.list(root.ref, page_size=1000), 1000)
-    names = sorted({c.name for c in first_page if c.is_dir and not c.name.startswith(".")})
+    first_page = [c for c in islice(backend.list(root.ref, page_size=1000), 1000)
+                  if c.is_dir and not c.name.startswith(".")]
+    names = sorted({c.name for c in first_page})
     if class_names is not None:
-        return [n for n in class_names if n in names]
-    return names
+        names = [n for n in class_names if n in names]
+    ids = {c.ref.id: c.name for c in first_page if c.ref.id and c.name in names}
+    return names, ids
+
+
+class _CountsAsPagesArrive:
+    """Rough class counts while the walk runs: the images (by extension) in each page of a
+    class folder's own listing, sent as partial summaries (``complete=False``) at most every
+    :attr:`EVERY_S` seconds. Files in subfolders of a class count once the walk is done (the
+    complete summary, with Keras' exact selection, replaces these)."""
+
+    EVERY_S = 0.25
+
+    def __init__(self, summary: DatasetSummary, ids: dict[str, str], formats: tuple[str, ...],
+                 on_update: Callable[[DatasetSummary], None]) -> None:
+        import threading
+        import time
+
+        self.summary, self.ids, self.formats, self.on_update = summary, ids, formats, on_update
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.clock = time.monotonic
+        self.last = 0.0
+        self.finished = False
+
+    def __call__(self, folder_id: str, items: list[dict[str, Any]]) -> None:
+        name = self.ids.get(folder_id)
+        if name is None:
+            return
+        n = sum(1 for item in items
+                if item.get("mimeType") != "application/vnd.google-apps.folder"
+                and not str(item.get("title", "")).startswith(".")
+                and os.path.splitext(str(item.get("title", "")))[1].lower() in self.formats)
+        with self.lock:
+            self.counts[name] += n
+            now = self.clock()
+            if self.finished or now - self.last < self.EVERY_S:
+                return
+            self.last = now
+            partial = DatasetSummary(ref=self.summary.ref, path=self.summary.path,
+                                     class_names=list(self.summary.class_names),
+                                     counts={c: self.counts.get(c, 0)
+                                             for c in self.summary.class_names},
+                                     backend=self.summary.backend)
+        self.on_update(partial)
 
 
 def _select(ref: Ref, backend: StorageBackend, root: RemoteStat, tree: Tree,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,6 +50,8 @@ class TreeRequests:
         self.session = session
         self.requests = 0
         self.touched: set[str] = set()
+        self.on_page: Callable[[str, list[dict[str, Any]]], None] | None = None
+        """Called with (folder id, items) as each page of :meth:`children` arrives."""
         """Folders of a remembered listing that the change feed names themselves (renamed,
         moved, trashed, their metadata changed), filled by :meth:`changed_in_feed`."""
         self._lock = threading.Lock()
@@ -65,6 +68,8 @@ class TreeRequests:
                                          what=f"listing {what}"):
             self._count()
             items.extend(page)
+            if self.on_page is not None:
+                self.on_page(folder_id, page)
         return items
 
     def get(self, file_id: str, what: str) -> dict[str, Any]:

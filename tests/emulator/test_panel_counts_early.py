@@ -1,0 +1,22 @@
+"""Issue 25: the dataset panel's summary shows class counts before the listing ends (they fill
+in as pages arrive), then the exact, complete summary (counted from the updates, never timed)."""
+
+from __future__ import annotations
+
+from colabmodels.datasets.summary import summarize
+
+
+def test_counts_arrive_page_by_page_before_the_complete_summary(drive_env):
+    for c in range(3):
+        drive_env.put_many(f"MyDrive/many/class_{c}", [f"{i:05d}.jpg" for i in range(2100)],
+                           b"\xff\xd8\xff\xe0")
+    drive_env.put("MyDrive/many/class_0/notes.txt", b"not an image")
+    updates = []
+    done = summarize("MyDrive/many", on_update=updates.append)
+    assert done.complete and done.counts == {f"class_{c}": 2100 for c in range(3)}
+    assert updates[0].class_names == ["class_0", "class_1", "class_2"] and not updates[0].counts
+    partial = [u for u in updates[1:-1] if not u.complete]
+    assert partial, "no counts before the listing ended"
+    assert all(0 < sum(u.counts.values()) < 6300 for u in partial)
+    assert all(u.counts[name] <= 2100 for u in partial for name in u.counts)
+    assert updates[-1] is done
