@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -293,6 +294,9 @@ def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     content_dir = content_dir or workdir / "content"
+    # A new Drive emulator starts empty and gives new file ids: the demo's cache (and what it
+    # remembers of listings and versions) belongs to the previous one, so it starts empty too.
+    shutil.rmtree(workdir / "cache", ignore_errors=True)
     content = make_content(content_dir)
     with contextlib.ExitStack() as stack:
         fd = stack.enter_context(FakeDrive())
