@@ -188,18 +188,18 @@ def benchmark_pages() -> dict[str, str | Path]:
              "link (latency and bandwidth caps as stated in each run's header). Raw numbers are in",
              "`benchmarks/results/*.json`; `make bench QUICK=1` runs the same code paths on small",
              "sizes (the test suite runs it, so the benchmarks cannot rot).", ""]
-    charts = sorted(BENCH.glob("*.png"))
     for report in [BENCH / "latest.md", *sorted(BENCH.glob("*/latest.md"))]:
         text = report.read_text(encoding="utf-8")
         # each report starts with its own "# title": one level down on this page
         text = "\n".join(("#" + line) if line.startswith("#") else line for line in text.splitlines())
         parts += [text, ""]
-        if report.parent == BENCH and charts:
-            parts += ["## Charts", ""]
-            for chart in charts:
-                parts += [f"![{chart.stem.replace('_', ' ')}](benchmarks/{chart.name})", ""]
-    for chart in charts:
-        out[f"benchmarks/{chart.name}"] = chart
+        charts = sorted(report.parent.glob("*.png"))
+        if charts:
+            parts += ["### Charts" if report.parent != BENCH else "## Charts", ""]
+        for chart in charts:
+            uri = f"benchmarks/{chart.relative_to(BENCH).as_posix()}"
+            parts += [f"![{chart.stem.replace('_', ' ')}]({uri})", ""]
+            out[uri] = chart
     out["benchmarks.md"] = "\n".join(parts)
     return out
 
