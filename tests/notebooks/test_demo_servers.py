@@ -129,3 +129,17 @@ def test_the_demo_s3_and_gcs_servers_take_no_anonymous_writes(tmp_path, demo_con
             assert resp.read() != b"planted"
     finally:
         servers.stop()
+
+
+def test_new_servers_start_with_an_empty_demo_cache(tmp_path, demo_content):
+    """What a previous emulator's files left in the demo's cache (and its remembered listings)
+    names ids the new emulator never gave: a second `make demo` failed to load `@v1`."""
+    work = tmp_path / "demo"
+    (work / "cache" / "listings").mkdir(parents=True)
+    (work / "cache" / "listings" / "old").write_text("ids of the previous emulator")
+    servers = demo.start_emulator(work, content=demo_content)
+    try:
+        assert servers.env["COLABMODELS_CACHE_DIR"] == str(work / "cache")
+        assert not (work / "cache" / "listings" / "old").exists()
+    finally:
+        servers.stop()
