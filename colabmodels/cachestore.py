@@ -540,29 +540,34 @@ class Cache:
         return self._dir("by-md5") / md5
 
     def _index_content(self, md5: str, key: str) -> None:
-        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``: a symbolic
-        link ``by-md5/<md5>`` whose target text is the key (one system call per entry; the
-        link is only ever read with ``readlink``, never followed)."""
+        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``: a small
+        private file ``by-md5/<md5>`` holding the key, made with one exclusive create (a reader
+        that finds it empty or half-written simply finds nothing to reuse)."""
         if not _MD5_RE.fullmatch(md5):
             return
         with contextlib.suppress(OSError):
             path = self._content_path(md5)
             try:
-                os.symlink(key, path)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW,
+                             PRIVATE_FILE_MODE)
             except FileExistsError:
-                if os.readlink(path) != key:  # an older entry's: point at the newest
+                if _read_key(path) != key:  # an older entry's: point at the newest
                     tmp = path.with_name(f"{md5}.{uuid.uuid4().hex}.tmp")
-                    os.symlink(key, tmp)
+                    _write_private(tmp, key)
                     os.replace(tmp, path)
+                return
+            try:
+                os.write(fd, key.encode())
+            finally:
+                os.close(fd)
 
     def with_content(self, md5: str) -> CacheEntry | None:
         """A verified file entry whose bytes have the md5 ``md5`` (another file id, another
         version of a saved model, another source), or None."""
         if not isinstance(md5, str) or not _MD5_RE.fullmatch(md5):
             return None
-        try:
-            key = os.readlink(self._content_path(md5))
-        except OSError:
+        key = _read_key(self._content_path(md5))
+        if key is None:
             return None
         entry = self.entry(key)
         if entry is None or entry.kind != "file" or len(entry.files) != 1 \
@@ -813,6 +818,20 @@ def _check_own_folder(d: Path, root: Path) -> None:
             f"{where} {d} can be written by other users (mode {st.st_mode & 0o7777:o}), who "
             f"could replace what is downloaded there. If only you have used it, run `chmod 700 "
             f"{d}`; otherwise {fix[0].lower()}{fix[1:]}")
+
+
+def _read_key(path: Path) -> str | None:
+    """The key in a ``by-md5`` file (never through a planted link), or None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 128).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _write_private(path: Path | str, text: str) -> None:
