@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ColabModelsError, IntegrityError
 from .pixels import bomb_problem
@@ -54,7 +54,7 @@ class FetchStopped(ColabModelsError):
     """The feeder was stopped (an interrupt, or interpreter exit) before this file arrived."""
 
 
-_LIVE: weakref.WeakSet[Feeder] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[FeederBase] = weakref.WeakSet()
 _SKIP_REPORT: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
     "colabmodels_skip_report", default=None)
 
@@ -195,7 +195,155 @@ def _remember_broken(f: DatasetFile) -> None:
         logger.debug("could not note a broken image: %s", e)
 
 
-class Feeder:
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class FeederBase:
+    """What every feeder shares: the paths handed out, the skip/raise rule for broken files
+    (reported once, by the source path), fetching all with a bar that counts files, stopping,
+    and pickling without connections. Subclasses say how a file is fetched (:class:`Feeder`
+    for folders, :class:`~colabmodels.datasets.zipped.ZipFeeder` for zip members).
+    """
+
+    #: what the error for a broken file suggests first
+    fix_hint = "Replace or remove it"
+    #: attributes that hold live objects (connections, threads): not pickled
+    _unpicklable: tuple[str, ...] = ("_fetcher", "_lock", "on_all_local", "_stopped")
+    _fetcher: _Closable | None = None
+
+    def __init__(self, files: Sequence[DatasetFile], *, on_error: str, check_images: bool,
+                 skipped: list[str] | None, lookahead: int) -> None:
+        check_on_error(on_error)
+        self.files = list(files)
+        self.lookahead = lookahead
+        self.on_error = on_error
+        self.check_images = check_images
+        self.skipped: list[str] = skipped if skipped is not None else []
+        self._paths: list[str | None] = [None] * len(self.files)
+        self._bad: dict[int, str] = {}
+        self._asked = 0
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._resolved = 0
+        self._stopped = threading.Event()
+        self.on_all_local: Callable[[list[str]], None] | None = None
+        _LIVE.add(self)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def paths(self) -> list[str]:
+        """The local path of every file ("" for files not (yet) local)."""
+        return [p or "" for p in self._paths]
+
+    # -- what a subclass provides ---------------------------------------------------------------
+    def local(self, index: int) -> str | None:
+        raise NotImplementedError
+
+    def start_all(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+    @staticmethod
+    def _refuse_when_exiting() -> None:
+        """No new fetches once the interpreter is exiting (:func:`stop_all` has run)."""
+        if _EXITING.is_set():
+            raise FetchStopped("the interpreter is exiting")
+
+    def _record(self, index: int, path: str) -> None:
+        """File ``index`` is local at ``path``; once every file is, tell ``on_all_local``."""
+        with self._lock:
+            if self._paths[index] is None:
+                self._resolved += 1
+            self._paths[index] = path
+            complete = self._resolved == len(self.files) and self.on_all_local is not None
+        if complete:  # every file is local: let the reader stop asking (e.g. pure TF lookups)
+            assert self.on_all_local is not None
+            threading.Thread(target=self.on_all_local, args=(self.paths(),), daemon=True,
+                             name="colabmodels-all-local").start()
+
+    def _failed(self, index: int, exc: Exception) -> None:
+        f = self.files[index]
+        message = str(exc) if isinstance(exc, BrokenImageError) else f"{f.path}: {exc}"
+        from ..cachestore import cache
+
+        message = re.sub(re.escape(str(cache.root)) + r"[^\s'\"]*", "(cached copy)", message)
+        if self.on_error == "skip":
+            with self._lock:
+                first = index not in self._bad
+                if first:
+                    self._bad[index] = message
+                    self.skipped.append(f.path)
+            if first:  # once, by its Drive path
+                report = _SKIP_REPORT.get()
+                if report is not None:
+                    report(f"skipped {message}")
+                else:
+                    logger.warning("skipped %s", message)
+            return None
+        if isinstance(exc, BrokenImageError):
+            raise BrokenImageError(f'{message}. {self.fix_hint}, or pass on_error="skip" '
+                                   "to leave such files out.") from exc
+        if isinstance(exc, ColabModelsError):
+            exc.args = (message, *exc.args[1:])
+            raise exc
+        raise BrokenImageError(message) from exc
+
+    def fetch_all(self, *, progress: bool = False, desc: str = "") -> list[str | None]:
+        """Every file's path (fetching all of them, many at a time); None for skipped files.
+
+        ``progress``: a bar that counts files (those already in the cache count at once), not
+        bytes: Drive's sizes are unknown for some files, and a byte bar of a partly cached
+        folder shows nothing useful.
+        """
+        try:
+            return self._fetch_all(progress, desc)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def _fetch_all(self, progress: bool, desc: str) -> list[str | None]:
+        self.start_all()
+        n = len(self.files)
+        if not progress or n == 0:
+            return [self.local(i) for i in range(n)]
+        from tqdm.auto import tqdm
+
+        ready = sum(1 for p in self._paths if p is not None)
+        out: list[str | None] = []
+        with tqdm(total=n, initial=ready, desc=desc or "fetching", unit="file", leave=False,
+                  dynamic_ncols=True, mininterval=0.2) as bar:
+            for i in range(n):
+                cached = self._paths[i] is not None
+                out.append(self.local(i))
+                if not cached:
+                    bar.update(1)
+        return out
+
+    def close(self) -> None:
+        if self._fetcher is not None and self._pid == os.getpid():
+            self._fetcher.close()
+        self._fetcher = None
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (torch DataLoader workers under spawn): no pool, no live connections."""
+        state = self.__dict__.copy()
+        for name in self._unpicklable:
+            state[name] = {} if name == "_futures" else None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        _LIVE.add(self)
+
+
+class Feeder(FeederBase):
     """Cache paths of ``files``, fetched ahead of use. Thread-safe; not shared across processes.
 
     Args:
@@ -208,34 +356,21 @@ class Feeder:
         skipped: the list that collects skipped Drive paths (shared with the dataset object).
     """
 
+    _unpicklable = (*FeederBase._unpicklable, "_futures", "backend")
+    _fetcher: BulkFetcher | None
+
     def __init__(self, backend: StorageBackend, files: Sequence[DatasetFile], *,
                  lookahead: int = 512, workers: int | None = None, on_error: str = "raise",
                  check_images: bool = True, skipped: list[str] | None = None) -> None:
         from ..bulk import FETCH_WORKERS
 
-        check_on_error(on_error)
+        super().__init__(files, on_error=on_error, check_images=check_images, skipped=skipped,
+                         lookahead=lookahead)
         self.backend: StorageBackend | None = backend
-        self.files = list(files)
-        self.lookahead = lookahead
         self.workers = workers or FETCH_WORKERS
-        self.on_error = on_error
-        self.check_images = check_images
-        self.skipped: list[str] = skipped if skipped is not None else []
-        self._paths: list[str | None] = [None] * len(self.files)
-        self._bad: dict[int, str] = {}
         self._futures: dict[int, Future[str]] = {}
         self._next = 0
-        self._asked = 0
-        self._lock = threading.Lock()
         self._fetcher: BulkFetcher | None = None
-        self._pid = os.getpid()
-        self._resolved = 0
-        self._stopped = threading.Event()
-        self.on_all_local: Callable[[list[str]], None] | None = None
-        _LIVE.add(self)
-
-    def __len__(self) -> int:
-        return len(self.files)
 
     def find_cached(self) -> int:
         """Take every file that is already in the cache (one ``stat`` each); returns how many.
@@ -265,10 +400,6 @@ class Feeder:
         self._resolved = found
         return found
 
-    def paths(self) -> list[str]:
-        """The local path of every file ("" for files not (yet) local)."""
-        return [p or "" for p in self._paths]
-
     # -- fetching ------------------------------------------------------------------------------
     def _pool(self) -> BulkFetcher:
         from ..bulk import BulkFetcher
@@ -277,8 +408,7 @@ class Feeder:
             from ..storage import backend_for
 
             self.backend = backend_for(self.files[0].stat.ref)
-        if _EXITING.is_set():
-            raise FetchStopped("the interpreter is exiting")
+        self._refuse_when_exiting()
         if self._fetcher is None or self._pid != os.getpid() or self._stopped.is_set():
             if self._stopped.is_set():  # used again after a stop: start over (resumes)
                 self._stopped.clear()
@@ -372,43 +502,9 @@ class Feeder:
             self._failed(index, exc)
             return None
         with self._lock:
-            if self._paths[index] is None:
-                self._resolved += 1
-            self._paths[index] = path
             self._futures.pop(index, None)
-            complete = self._resolved == len(self.files) and self.on_all_local is not None
-        if complete:  # every file is local: let the reader stop asking (e.g. pure TF lookups)
-            assert self.on_all_local is not None
-            threading.Thread(target=self.on_all_local, args=(self.paths(),), daemon=True,
-                             name="colabmodels-all-local").start()
+        self._record(index, path)
         return path
-
-    def _failed(self, index: int, exc: Exception) -> None:
-        f = self.files[index]
-        message = str(exc) if isinstance(exc, BrokenImageError) else f"{f.path}: {exc}"
-        from ..cachestore import cache
-
-        message = re.sub(re.escape(str(cache.root)) + r"[^\s'\"]*", "(cached copy)", message)
-        if self.on_error == "skip":
-            with self._lock:
-                first = index not in self._bad
-                if first:
-                    self._bad[index] = message
-                    self.skipped.append(f.path)
-            if first:  # once, by its Drive path
-                report = _SKIP_REPORT.get()
-                if report is not None:
-                    report(f"skipped {message}")
-                else:
-                    logger.warning("skipped %s", message)
-            return None
-        if isinstance(exc, BrokenImageError):
-            raise BrokenImageError(f'{message}. Replace or remove it, or pass on_error="skip" '
-                                   "to leave such files out.") from exc
-        if isinstance(exc, ColabModelsError):
-            exc.args = (message, *exc.args[1:])
-            raise exc
-        raise BrokenImageError(message) from exc
 
     def start_all(self) -> None:
         """Start fetching every file (``workers`` at a time)."""
@@ -416,55 +512,3 @@ class Feeder:
             self._asked = len(self.files)
             self._read_ahead()
 
-    def fetch_all(self, *, progress: bool = False, desc: str = "") -> list[str | None]:
-        """Every file's path (fetching all of them, many at a time); None for skipped files.
-
-        ``progress``: a bar that counts files (those already in the cache count at once), not
-        bytes: Drive's sizes are unknown for some files, and a byte bar of a partly cached
-        folder shows nothing useful.
-        """
-        try:
-            return self._fetch_all(progress, desc)
-        except KeyboardInterrupt:
-            self.stop()
-            raise
-
-    def _fetch_all(self, progress: bool, desc: str) -> list[str | None]:
-        self.start_all()
-        n = len(self.files)
-        if not progress or n == 0:
-            return [self.local(i) for i in range(n)]
-        from tqdm.auto import tqdm
-
-        ready = sum(1 for p in self._paths if p is not None)
-        out: list[str | None] = []
-        with tqdm(total=n, initial=ready, desc=desc or "fetching", unit="file", leave=False,
-                  dynamic_ncols=True, mininterval=0.2) as bar:
-            for i in range(n):
-                cached = self._paths[i] is not None
-                out.append(self.local(i))
-                if not cached:
-                    bar.update(1)
-        return out
-
-    def close(self) -> None:
-        if self._fetcher is not None and self._pid == os.getpid():
-            self._fetcher.close()
-        self._fetcher = None
-
-    def __getstate__(self) -> dict[str, object]:
-        """Pickled (torch DataLoader workers under spawn): no pool, no live connections."""
-        state = self.__dict__.copy()
-        state["_fetcher"] = None
-        state["_futures"] = {}
-        state["_lock"] = None
-        state["backend"] = None
-        state["on_all_local"] = None
-        state["_stopped"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        _LIVE.add(self)

@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..archives import MACOSX, MemberFetcher, ZipArchive, ZipMember, check_readable, member_relpath
 from ..archives.limits import check_member, warn_refused
-from ..errors import ColabModelsError
 from ..tree import ListingStats, Tree, TreeNode
-from .feeder import BrokenImageError, check_on_error, image_problem
+from .feeder import BrokenImageError, FeederBase, FetchStopped, image_problem
 from .listing import ALLOWLIST_FORMATS, DatasetFile, DriveIndex, index_drive_folder
 
 if TYPE_CHECKING:
@@ -219,43 +217,35 @@ def open_zip_dataset(backend: StorageBackend, stat: RemoteStat) -> ZipDataset:
     return ZipDataset(archive, tree, root_stat, top, left_out, macosx)
 
 
-class ZipFeeder:
+class ZipFeeder(FeederBase):
     """Cache paths of zip members, read by coalesced ranges ahead of use.
 
-    The interface of :class:`~colabmodels.datasets.feeder.Feeder` (``local``, ``paths``,
-    ``prefetch``, ``start_all``, ``fetch_all``, ``find_cached``, ``close``, ``on_all_local``);
-    pickles without connections (DataLoader workers re-open what they need).
+    A :class:`~colabmodels.datasets.feeder.FeederBase` like the folders' ``Feeder`` (``local``,
+    ``paths``, ``prefetch``, ``start_all``, ``fetch_all``, ``find_cached``, ``stop``, ``close``,
+    ``on_all_local``); pickles without connections (DataLoader workers re-open what they need).
     """
+
+    fix_hint = "Replace it in the archive"
+    _fetcher: MemberFetcher | None
 
     def __init__(self, archive: ZipArchive, files: Sequence[DatasetFile], *,
                  on_error: str = "raise", skipped: list[str] | None = None,
                  lookahead: int = 512, workers: int | None = None,
                  check_images: bool = True) -> None:
-        check_on_error(on_error)
+        super().__init__(files, on_error=on_error, check_images=check_images, skipped=skipped,
+                         lookahead=lookahead)
         self.archive = archive
-        self.files = list(files)
         self.members = [member_of(f) for f in self.files]
-        self.on_error = on_error
-        self.skipped: list[str] = skipped if skipped is not None else []
-        self.lookahead = lookahead
         self.workers = workers
-        self.check_images = check_images
-        self._paths: list[str | None] = [None] * len(self.files)
-        self._bad: dict[int, str] = {}
-        self._asked = 0
         self._wanted = 0
-        self._lock = threading.Lock()
-        self._fetcher: MemberFetcher | None = None
-        self._pid = os.getpid()
-        self._resolved = 0
-        self.on_all_local: Callable[[list[str]], None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.files)
+        self._fetcher = None
 
     def _pool(self) -> MemberFetcher:
-        if self._fetcher is None or self._pid != os.getpid():
+        self._refuse_when_exiting()
+        if self._fetcher is None or self._pid != os.getpid() or self._stopped.is_set():
             from ..archives.members import WORKERS
+
+            self._stopped.clear()
 
             self._fetcher = MemberFetcher(self.archive, self.members,
                                           workers=min(self.workers or WORKERS, WORKERS))
@@ -273,9 +263,6 @@ class ZipFeeder:
                 found += 1
         self._resolved = found
         return found
-
-    def paths(self) -> list[str]:
-        return [p or "" for p in self._paths]
 
     def prefetch(self, indices: Sequence[int] | range) -> None:
         """Read these members now, ahead of what is read ahead (a batch being made)."""
@@ -317,56 +304,26 @@ class ZipFeeder:
                 problem = image_problem(got)
                 if problem:
                     raise BrokenImageError(f"{f.path}: {problem}")
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        except FetchStopped:
+            raise
         except Exception as exc:
+            if self._stopped.is_set():
+                raise FetchStopped(f"{f.path}: not read, the feeder was stopped (an "
+                                   "interrupt); ask again to resume") from exc
             self._failed(index, exc)
             return None
-        with self._lock:
-            if self._paths[index] is None:
-                self._resolved += 1
-            self._paths[index] = got
-            complete = self._resolved == len(self.files) and self.on_all_local is not None
-        if complete:
-            assert self.on_all_local is not None
-            threading.Thread(target=self.on_all_local, args=(self.paths(),), daemon=True,
-                             name="colabmodels-all-local").start()
+        self._record(index, got)
         return got
 
-    def _failed(self, index: int, exc: Exception) -> None:
-        f = self.files[index]
-        message = str(exc) if isinstance(exc, BrokenImageError) else f"{f.path}: {exc}"
-        if self.on_error == "skip":
-            with self._lock:
-                first = index not in self._bad
-                if first:
-                    self._bad[index] = message
-                    self.skipped.append(f.path)
-            if first:
-                logger.warning("skipped %s", message)
-            return
-        if isinstance(exc, BrokenImageError):
-            raise BrokenImageError(f'{message}. Replace it in the archive, or pass '
-                                   'on_error="skip" to leave such files out.') from exc
-        if isinstance(exc, ColabModelsError):
-            raise exc
-        raise BrokenImageError(message) from exc
-
-    def fetch_all(self, *, progress: bool = False, desc: str = "") -> list[str | None]:
-        """Every member's path (all read, coalesced); None for skipped ones."""
-        self.start_all()
-        return [self.local(i) for i in range(len(self.files))]
-
-    def close(self) -> None:
-        if self._fetcher is not None and self._pid == os.getpid():
-            self._fetcher.close()
-        self._fetcher = None
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        state["_fetcher"] = None
-        state["_lock"] = None
-        state["on_all_local"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+    def stop(self) -> None:
+        """Stop reading: blocks not started are dropped, and whoever waits is told so. Asking
+        for a member afterwards starts again (what was read stays in the cache)."""
+        self._stopped.set()
+        with self._lock:
+            fetcher, self._fetcher = self._fetcher, None
+            self._wanted = 0
+        if fetcher is not None and self._pid == os.getpid():
+            fetcher.close()

@@ -10,6 +10,7 @@ import os
 import stat
 import struct
 import tarfile
+import time
 import zipfile
 
 import pytest
@@ -494,3 +495,56 @@ def test_a_closed_fetcher_fails_waiters_instead_of_hanging(zenv):
     for m in archive.members[1:]:  # queued before the close, and asked for after it
         with pytest.raises(TransferError, match="stopped"):
             fetcher.future(m).result(timeout=10)
+
+
+def test_zip_feeder_stops_like_a_folder_feeder_and_resumes(zenv):
+    """The zip feeder shares the folder feeder's rules: stop() ends reading (waiters are told
+    FetchStopped, not a broken-file error), asking again resumes, and a broken member is
+    skipped once, by its path in the archive, never a cache path."""
+    import threading
+
+    from PIL import Image
+
+    import colabmodels as cm
+    from colabmodels.datasets.feeder import FetchStopped
+    from colabmodels.datasets.zipped import open_zip_dataset
+    from colabmodels.storage import backend_for
+
+    fd = zenv
+    files = {}
+    for i in range(4):  # noise does not compress: each image is its own ranged block
+        noise = Image.frombytes("RGB", (450, 450), os.urandom(450 * 450 * 3))
+        b = io.BytesIO()
+        noise.save(b, "PNG")
+        files[f"pics/{'ab'[i % 2]}/{i}.png"] = b.getvalue()
+    files["pics/a/broken.png"] = b"\x89PNG\r\n\x1a\n not really"
+    fd.put("MyDrive/arch/stoppable.zip", _zip(files, deflate_every=0))
+    ref = cm.parse_ref("MyDrive/arch/stoppable.zip")
+    backend = backend_for(ref)
+    dataset = open_zip_dataset(backend, backend.stat(ref))
+    files_in_order = dataset.index().stats.files
+    skipped: list[str] = []
+    feeder = dataset.feeder(files_in_order, on_error="skip", skipped=skipped, workers=1)
+    fd.latency_ms = 400  # the one worker is still reading the first block when stop() comes
+    feeder.prefetch([0])
+    errors: list[BaseException] = []
+
+    def wait_for_second() -> None:  # its block waits behind the first
+        try:
+            feeder.local(1)
+        except BaseException as e:  # what the waiter was told
+            errors.append(e)
+
+    waiter = threading.Thread(target=wait_for_second)
+    waiter.start()
+    time.sleep(0.15)
+    feeder.stop()
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    assert errors and isinstance(errors[0], FetchStopped)
+    assert not skipped  # a stop is no broken file
+    fd.latency_ms = 0
+    paths = feeder.fetch_all()  # asked again: resumes
+    broken = [f.path for f, p in zip(files_in_order, paths, strict=True) if p is None]
+    assert broken == skipped and len(skipped) == 1 and skipped[0].endswith("broken.png")
+    assert all(os.path.exists(p) for p in paths if p is not None)
