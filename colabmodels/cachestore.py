@@ -8,7 +8,8 @@ Layout under ``config.cache_dir()``::
     entries/<key>/meta.json         what the entry is: identity, source, files with size/mtime/md5
     entries/<key>/data/<name>       the file (or folder tree) under its sanitised remote name
     entries/<key>/used              its mtime is the entry's last use (LRU)
-    entries/<key>/inuse.lock        shared-locked while a loader reads the entry
+    entries/<key>/inuse.lock        shared-locked while a loader reads the entry (made by the
+                                    first reader, not with the entry: one file less per entry)
     partial/<key>.incomplete        a download in progress (+ .parts.json: which parts are done)
     partial/<key>.<uuid>.stage/     an entry being assembled, renamed into entries/ at once
     locks/<key>.lock                the cross-process lock of one key
@@ -511,7 +512,6 @@ class Cache:
                                size=sum(f["size"] for f in files), created=time.time(),
                                files=files, root=self.root, extra=extra or {})
             _write_private(os.path.join(stage, "used"), "")
-            _write_private(os.path.join(stage, "inuse.lock"), "")
             _write_private(os.path.join(stage, _META),  # compact: the C encoder, not the Python one
                            json.dumps(entry.to_json(), separators=(",", ":")))
             if kind == "file" and not target.is_symlink():
@@ -612,7 +612,7 @@ class Cache:
             yield entry
             return
         try:
-            fh = open(entry.dir / "inuse.lock", "a+b")  # noqa: SIM115
+            fh = _open_inuse(entry)
         except OSError:
             yield entry
             return
@@ -626,7 +626,7 @@ class Cache:
         if fcntl is None:
             return io.BytesIO()  # nothing to take (see in_use); closing it releases nothing
         try:
-            fh = open(entry.dir / "inuse.lock", "a+b")  # noqa: SIM115
+            fh = _open_inuse(entry)
         except OSError:
             return None
         try:
@@ -818,6 +818,17 @@ def _check_own_folder(d: Path, root: Path) -> None:
             f"{where} {d} can be written by other users (mode {st.st_mode & 0o7777:o}), who "
             f"could replace what is downloaded there. If only you have used it, run `chmod 700 "
             f"{d}`; otherwise {fix[0].lower()}{fix[1:]}")
+
+
+def _open_inuse(entry: CacheEntry) -> Any:
+    """``entry``'s ``inuse.lock``, made (private, never through a planted link) if missing."""
+    fd = os.open(entry.dir / "inuse.lock", os.O_RDWR | os.O_CREAT | O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+        return os.fdopen(fd, "a+b")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _read_key(path: Path) -> str | None:
