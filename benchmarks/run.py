@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reps:
         for name in ("download_reps", "cache_reps", "upload_reps", "resume_reps", "listing_reps"):
             setattr(params, name, args.reps)
+        params.extra.update({f"{name}_reps": args.reps for name in ("datasets", "scale",
+                                                                     "nobytetwice")})
     if args.work_dir:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="colabmodels-bench-", dir=args.work_dir))
