@@ -820,9 +820,13 @@ def _remember_saved(dest: Ref, info: SavedModelInfo) -> None:
 def _unchanged_files(backend: StorageBackend, dest: Ref, claim: _Claim, staged: Path,
                      files: list[dict[str, Any]]) -> dict[str, str]:
     """Drive only: ``{path: Drive id}`` of the files about to be saved whose bytes a file in
-    the previous version folder has already (same size, then same md5): those are copied on
-    Drive's side, not uploaded. Any doubt (not Drive, no previous version, a listing error)
-    gives ``{}``: everything is uploaded."""
+    the previous version folder has already: those are copied on Drive's side, not uploaded.
+
+    A file is a candidate when the previous version's manifest lists its size and sha256
+    (already computed for this manifest, so a checkpoint whose every file changed costs no
+    hashing); a candidate is then hashed with md5 and must match what Drive reports for a file
+    in that folder now. Any doubt (not Drive, no previous version, a listing error) gives
+    ``{}``: everything is uploaded."""
     from .transfer import file_md5
 
     if dest.source != "drive" or claim.n <= 1:
@@ -830,6 +834,11 @@ def _unchanged_files(backend: StorageBackend, dest: Ref, claim: _Claim, staged: 
     try:
         previous = [st for n, st in _version_folders(backend, dest) if n < claim.n]
         if not previous:
+            return {}
+        manifest = _read_manifest(backend, previous[-1]) or {}
+        listed: list[Any] = manifest["files"] if isinstance(manifest.get("files"), list) else []
+        before = {(f.get("size"), f.get("sha256")) for f in listed if isinstance(f, dict)}
+        if not any((f["size"], f["sha256"]) in before for f in files):
             return {}
         known: dict[tuple[int, str], str] = {}
         pending = [previous[-1]]
@@ -843,10 +852,9 @@ def _unchanged_files(backend: StorageBackend, dest: Ref, claim: _Claim, staged: 
     except Exception as e:  # a failed look costs an upload, never the save
         logger.info("could not list the previous version of %s: %s", _dest_str(dest), e)
         return {}
-    sizes = {size for size, _ in known}
     out = {}
     for f in files:
-        if f["size"] in sizes and f["size"] > 0:
+        if f["size"] > 0 and (f["size"], f["sha256"]) in before:
             fid = known.get((f["size"], file_md5(staged / f["path"])))
             if fid:
                 out[f["path"]] = fid
