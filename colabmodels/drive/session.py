@@ -246,12 +246,17 @@ class DriveSession:
         with self._paths_lock:
             self._paths[path.strip("/")] = file_id
 
-    def forget_paths(self, prefix: str = "") -> None:
-        """Invalidate resolved paths under ``prefix`` (after a write, move or delete)."""
+    def forget_paths(self, prefix: str = "", *, ancestors: bool = False) -> None:
+        """Invalidate resolved paths under ``prefix`` (after a write, move or delete), and with
+        ``ancestors`` the folders above it too (one of them may be what was trashed or moved)."""
         prefix = prefix.strip("/")
         with self._paths_lock:
             for p in [p for p in self._paths if not prefix or p == prefix or p.startswith(prefix + "/")]:
                 del self._paths[p]
+            if ancestors:
+                parts = prefix.split("/")
+                for i in range(1, len(parts)):
+                    self._paths.pop("/".join(parts[:i]), None)
 
     def __repr__(self) -> str:
         return f"<DriveSession {self.method} at {self.endpoint}>"

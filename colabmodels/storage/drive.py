@@ -123,18 +123,22 @@ class DriveBackend(StorageBackend):
             if not ref.id:
                 raise AuthError(f"{ref.raw or ref.path!r} is a Drive path; reading it needs cm.mount()")
             return self._public_stat(ref)
-        session = self.session
+        return self._stat(self.session, ref, afresh=False)
+
+    def _stat(self, session: DriveSession, ref: Ref, *, afresh: bool) -> RemoteStat:
         fid = self.file_id(ref)
         try:
             meta = files.get(session, fid, what=f"reading metadata of {ref.path or fid}")
         except NotFoundError:
-            if ref.path and ref.id:  # a remembered id went stale: resolve the path afresh
-                session.forget_paths(ref.path)
-                return self.stat(replace(ref, id=None))
+            if ref.path and not afresh:  # a remembered id went stale: resolve the path afresh
+                session.forget_paths(ref.path, ancestors=True)
+                return self._stat(session, replace(ref, id=None), afresh=True)
             raise
         if (meta.get("labels") or {}).get("trashed"):
             if ref.path:
-                session.forget_paths(ref.path)
+                session.forget_paths(ref.path, ancestors=True)
+                if not afresh:  # the remembered file was trashed; the path may name a new one
+                    return self._stat(session, replace(ref, id=None), afresh=True)
             raise NotFoundError(f"{ref.path or fid} is in the Drive trash; restore it to load it")
         if meta.get("mimeType") == SHORTCUT_MIME:
             return self._shortcut_target(ref, meta)

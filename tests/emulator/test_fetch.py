@@ -129,6 +129,18 @@ def test_path_hit_costs_one_metadata_request(drive_env):
     assert len(drive_env.requests) - before == 1
 
 
+def test_a_path_whose_file_was_trashed_and_made_again_reads_the_new_file(drive_env):
+    """The remembered id of a path goes stale when its file is trashed and the path is made
+    again (a model folder deleted and saved anew): the path resolves afresh, not to the trash."""
+    drive_env.put("MyDrive/again/w.bin", b"the first file")
+    assert cm.fetch("MyDrive/again/w.bin", progress=False).read_bytes() == b"the first file"
+    cm.mount().drive.CreateFile({"id": cm.mount().resolve("MyDrive/again")}).Trash()
+    with pytest.raises(FileNotFoundError):  # trashed, nothing new yet
+        cm.fetch("MyDrive/again/w.bin", progress=False)
+    drive_env.put("MyDrive/again/w.bin", b"the second file")
+    assert cm.fetch("MyDrive/again/w.bin", progress=False).read_bytes() == b"the second file"
+
+
 def test_five_link_shapes_make_one_entry(drive_env):
     data = payload(123_456)
     fid = drive_env.put("MyDrive/x/model.bin", data)
