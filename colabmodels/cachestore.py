@@ -283,14 +283,23 @@ class Cache:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self._root = Path(root) if root is not None else None
         self._private: set[Path] = set()
+        self._private_at: dict[Path, float] = {}
 
     @property
     def root(self) -> Path:
         return self._root if self._root is not None else config.cache_dir()
 
-    def _private_dir(self, d: Path) -> Path:
-        """Make ``d`` (and missing parents) and make it ``0700``, whatever the umask."""
+    def _private_dir(self, d: Path, *, fast: bool = False) -> Path:
+        """Make ``d`` (and missing parents) and make it ``0700``, whatever the umask.
+
+        ``fast``: a folder made or checked less than a second ago is not looked at again (the
+        per-file paths of :meth:`store` and :meth:`lock`, which a dataset epoch runs thousands
+        of times; they make the folder again if it was removed meanwhile)."""
+        checked = self._private_at.get(d)
+        if fast and checked is not None and time.monotonic() - checked < 1.0:
+            return d
         if d in self._private and d.is_dir():
+            self._private_at[d] = time.monotonic()
             return d
         d.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         _check_own_folder(d, self.root)
@@ -298,11 +307,18 @@ class Cache:
             if d.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
                 os.chmod(d, PRIVATE_DIR_MODE)
         self._private.add(d)
+        self._private_at[d] = time.monotonic()
         return d
 
-    def _dir(self, name: str) -> Path:
-        self._private_dir(self.root)
-        return self._private_dir(self.root / name)
+    def _forget_folders(self) -> None:
+        """Check every folder again (one was removed under us, e.g. a cache clear)."""
+        self._private.clear()
+        self._private_at.clear()
+
+    def _dir(self, name: str, *, fast: bool = False) -> Path:
+        root = self.root
+        self._private_dir(root, fast=fast)
+        return self._private_dir(root / name, fast=fast)
 
     def private_dir(self, name: str) -> Path:
         """The folder ``name`` under the cache root, made ``0700`` (for other parts of
@@ -401,13 +417,18 @@ class Cache:
             TransferError: ``timeout`` seconds passed and another process still holds it.
         """
         fcntl = _fcntl()
-        path = os.path.join(self._dir("locks"), f"{key}.lock")
+        path = os.path.join(self._dir("locks", fast=True), f"{key}.lock")
         if fcntl is None:
             with _portable_lock(path, timeout, key):
                 yield
             return
         # Read-only is enough for flock, and opens even if an odd umask took the write bit.
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+        except FileNotFoundError:  # locks/ was removed a moment ago: make it again
+            self._forget_folders()
+            path = os.path.join(self._dir("locks"), f"{key}.lock")
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             _wait_for_flock(fd, fcntl, timeout, key)
             try:
@@ -496,11 +517,17 @@ class Cache:
         source, so they are not hashed a second time.
         """
         name = sanitize_name(name)
-        stage = os.path.join(self._dir("partial"), f"{key}.{uuid.uuid4().hex}.stage")
+        stage = os.path.join(self._dir("partial", fast=True), f"{key}.{uuid.uuid4().hex}.stage")
         data_dir = os.path.join(stage, "data")
         moved = False
         try:
-            _mkdir_private(stage)
+            try:
+                _mkdir_private(stage)
+            except FileNotFoundError:  # partial/ was removed a moment ago: make it again
+                self._forget_folders()
+                stage = os.path.join(self._dir("partial"), os.path.basename(stage))
+                data_dir = os.path.join(stage, "data")
+                _mkdir_private(stage)
             _mkdir_private(data_dir)
             target = Path(data_dir, name)
             md5 = (known_md5 or {}).get("") if kind == "file" else None
@@ -518,13 +545,17 @@ class Cache:
                 os.chmod(target, PRIVATE_FILE_MODE)  # whatever mode ``fill`` created it with
             else:
                 _make_private(Path(stage))
-            final = os.path.join(self._dir("entries"), key)
+            final = os.path.join(self._dir("entries", fast=True), key)
             try:
                 os.replace(stage, final)
             except OSError:
-                if not os.path.lexists(final):
+                if not os.path.isdir(os.path.dirname(final)):  # entries/ removed meanwhile
+                    self._forget_folders()
+                    final = os.path.join(self._dir("entries"), key)
+                elif not os.path.lexists(final):
                     raise
-                self._discard(Path(final))  # an older copy of the same key: aside, then in
+                else:
+                    self._discard(Path(final))  # an older copy of the same key: aside, then in
                 os.replace(stage, final)
             moved = True
         finally:
@@ -537,7 +568,7 @@ class Cache:
 
     # -- the same bytes under another identity: never fetched twice ---------------------------
     def _content_path(self, md5: str) -> Path:
-        return self._dir("by-md5") / md5
+        return self._dir("by-md5", fast=True) / md5
 
     def _index_content(self, md5: str, key: str) -> None:
         """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``: a small
@@ -732,6 +763,7 @@ class Cache:
         """Remove every entry, alias and partial download."""
         for name in ("entries", "partial", "aliases", "by-md5"):
             shutil.rmtree(self.root / name, ignore_errors=True)
+        self._forget_folders()
 
     def __repr__(self) -> str:
         return f"<colabmodels cache at {self.root}>"
