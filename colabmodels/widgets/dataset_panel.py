@@ -68,8 +68,9 @@ def chart_html(summary: DatasetSummary | None, *, failed: bool = False) -> str:
 
     rows = []
     for name, count, fraction in class_rows(summary):
-        shown = str(count) if summary.complete else "…"
-        width = f"{100 * fraction:.1f}%" if summary.complete else "0%"
+        # while listing: the count so far, growing as pages arrive ("1000…"), or "…"
+        shown = str(count) if summary.complete else (f"{count}…" if count else "…")
+        width = f"{100 * fraction:.1f}%" if summary.complete or count else "0%"
         empty = " cm-bar-empty" if summary.complete and count == 0 else ""
         rows.append(
             f"<div class='cm-bar-row' title='{html.escape(name)}: {shown}'>"

@@ -20,3 +20,13 @@ def test_counts_arrive_page_by_page_before_the_complete_summary(drive_env):
     assert all(0 < sum(u.counts.values()) < 6300 for u in partial)
     assert all(u.counts[name] <= 2100 for u in partial for name in u.counts)
     assert updates[-1] is done
+
+
+def test_the_chart_shows_counts_so_far_while_listing():
+    from colabmodels.datasets.summary import DatasetSummary
+    from colabmodels.widgets.dataset_panel import chart_html
+
+    partial = DatasetSummary(ref="r", path="r", class_names=["a", "b"], counts={"a": 1000, "b": 0})
+    chart = chart_html(partial)
+    assert "cm-bar-count'>1000…<" in chart and "cm-bar-count'>…<" in chart
+    assert "data-count=''" in chart  # the exact count comes with the complete summary
