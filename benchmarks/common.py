@@ -236,17 +236,21 @@ def tail(path: Path, n: int = 2000) -> str:
         return "(no log)"
 
 
-def start_child(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
+def start_child(spec: dict[str, Any], env: dict[str, str], work: Path, *,
+                module: str = "benchmarks.child", wrap: list[str] | None = None) -> Child:
+    """Start one contender: ``python -m module SPEC_FILE`` (behind ``wrap``, e.g. a profiler),
+    its output in a log file and its result in a JSON file beside the spec, under ``work``."""
     run_dir = work / "children"
     run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{spec['task']}-{spec.get('contender', '')}-{uuid.uuid4().hex[:8]}"
+    task = spec.get("task") or module.rsplit(".", 1)[-1]
+    name = f"{task}-{spec.get('contender', '')}-{uuid.uuid4().hex[:8]}"
     spec_file = run_dir / f"{name}.spec.json"
     result_file = run_dir / f"{name}.result.json"
     log_file = run_dir / f"{name}.log"
     spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
     t_spawn = time.time()
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.child", str(spec_file)],
+        proc = subprocess.Popen([*(wrap or []), sys.executable, "-m", module, str(spec_file)],
                                 env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     return Child(proc, result_file, log_file, t_spawn)

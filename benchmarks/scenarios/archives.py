@@ -22,17 +22,14 @@ before the clock starts:
 from __future__ import annotations
 
 import io
-import json
-import subprocess
 import sys
 import time
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from ..child import run_task
-from ..common import REPO, Child, Emulator, Params, ratio, scratch
+from ..common import Child, Emulator, Params, ratio, scratch, start_child
 from .base import contender, fmt, med, new_result, row, target
 
 CONTENDERS = {
@@ -136,18 +133,7 @@ def _child(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: 
 
 
 def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
-    run_dir = work / "children"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"archives-{spec['contender']}-{uuid.uuid4().hex[:8]}"
-    spec_file, result_file, log_file = (run_dir / f"{name}.spec.json",
-                                        run_dir / f"{name}.result.json", run_dir / f"{name}.log")
-    spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
-    t_spawn = time.time()
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scenarios.archives",
-                                 str(spec_file)], env=env, cwd=str(REPO), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Child(proc, result_file, log_file, t_spawn)
+    return start_child(spec, env, work, module="benchmarks.scenarios.archives")
 
 
 def _summarise(result: dict[str, Any]) -> None:

@@ -18,16 +18,13 @@ Contenders, each its own process, signed in before the clock starts:
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from ..child import run_task
-from ..common import REPO, Child, ChildError, Emulator, Params, ratio, rotated, scratch
+from ..common import Child, ChildError, Emulator, Params, ratio, rotated, scratch, start_child
 from .base import contender, fmt, med, new_result, row
 
 CONTENDERS = {
@@ -85,18 +82,7 @@ def _one(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: st
 
 
 def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
-    run_dir = work / "children"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"browser-{spec['contender']}-{uuid.uuid4().hex[:8]}"
-    spec_file, result_file, log_file = (run_dir / f"{name}.spec.json", run_dir / f"{name}.result.json",
-                                        run_dir / f"{name}.log")
-    spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
-    t_spawn = time.time()
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scenarios.browser", str(spec_file)],
-                                env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
-    return Child(proc, result_file, log_file, t_spawn)
+    return start_child(spec, env, work, module="benchmarks.scenarios.browser")
 
 
 def _summarise(result: dict[str, Any]) -> None:

@@ -25,17 +25,24 @@ Targets (issue 23): ``cm_checkpoint`` wall time <= 1.10x ``plain``; its peak RSS
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from ..child import run_task
-from ..common import REPO, Child, ChildError, Emulator, MiB, Params, ratio, rotated, scratch
+from ..common import (
+    Child,
+    ChildError,
+    Emulator,
+    MiB,
+    Params,
+    ratio,
+    rotated,
+    scratch,
+    start_child,
+)
 from .base import contender, fmt, med, new_result, row, target
 
 CONTENDERS = {
@@ -101,18 +108,7 @@ def _child(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: 
 
 
 def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
-    run_dir = work / "children"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"checkpoint-{spec['contender']}-{uuid.uuid4().hex[:8]}"
-    spec_file, result_file, log_file = (run_dir / f"{name}.spec.json",
-                                        run_dir / f"{name}.result.json", run_dir / f"{name}.log")
-    spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
-    t_spawn = time.time()
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scenarios.checkpoint",
-                                 str(spec_file)], env=env, cwd=str(REPO), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Child(proc, result_file, log_file, t_spawn)
+    return start_child(spec, env, work, module="benchmarks.scenarios.checkpoint")
 
 
 def _summarise(result: dict[str, Any]) -> None:

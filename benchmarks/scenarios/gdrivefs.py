@@ -28,18 +28,14 @@ fastest way through ``open()``); random reads: bytes sent <= 2x bytes read; ``fi
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from ..child import Measure, run_task
 from ..common import (
-    REPO,
     Child,
     ChildError,
     Emulator,
@@ -50,6 +46,7 @@ from ..common import (
     ratio,
     rotated,
     scratch,
+    start_child,
     write_payload,
 )
 from .base import contender, fmt, med, new_result, row, target
@@ -180,18 +177,7 @@ def _child(result: dict[str, Any], emu: Emulator, w: Path, params: Params, key: 
 
 
 def _start(spec: dict[str, Any], env: dict[str, str], work: Path) -> Child:
-    run_dir = work / "children"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    name = f"gdrivefs-{spec['contender']}-{uuid.uuid4().hex[:8]}"
-    spec_file, result_file, log_file = (run_dir / f"{name}.spec.json",
-                                        run_dir / f"{name}.result.json", run_dir / f"{name}.log")
-    spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
-    t_spawn = time.time()
-    with open(log_file, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.scenarios.gdrivefs",
-                                 str(spec_file)], env=env, cwd=str(REPO), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Child(proc, result_file, log_file, t_spawn)
+    return start_child(spec, env, work, module="benchmarks.scenarios.gdrivefs")
 
 
 def _paired(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[float | None]:
