@@ -113,13 +113,17 @@ def test_sigkill_at_random_points_then_rerun_gives_the_uninterrupted_weights(dri
     assert kills == ["mid-upload"]
     _complete_versions_only(drive_env, dest)
 
-    # 2 and 3: SIGKILL at a random moment of the rerun
+    # 2 and 3: SIGKILL at a random moment of the rerun: after a random epoch of it, inside the
+    # next one (so the kill lands mid-training however fast this machine trains)
     for _ in range(2):
         child = _run(script, dest, tmp_path / "out.pt")
+        assert child.stdout is not None
+        start = int(next(line for line in child.stdout if line.startswith("start")).split()[1])
+        kill_after = f"epoch {rng.randint(start + 1, max(start + 1, EPOCHS - 3))}"
         for line in child.stdout:
-            if line.startswith("start"):
+            if line.strip() == kill_after:
                 break
-        time.sleep(rng.uniform(0.1, 1.5))
+        time.sleep(rng.uniform(0.0, 0.05))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
         kills.append("random")
