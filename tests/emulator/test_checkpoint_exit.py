@@ -19,7 +19,9 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("safetensors")
 
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C is a KeyboardInterrupt even when started from a shell that ignores SIGINT
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     import colabmodels as cm
     ckpt = cm.DriveCheckpoint(sys.argv[1])

@@ -78,7 +78,12 @@ def _wait_for_line(child: subprocess.Popen, prefix: str) -> str:
     raise AssertionError(f"the child never printed {prefix!r}: {child.stderr.read()[-3000:]}")
 
 
-TF_CHILD = r"""
+# Ctrl-C in a terminal is a KeyboardInterrupt; a child started from a shell that ignores SIGINT
+# (a background job, some CI runners) inherits "ignore" unless it asks for Python's handler.
+CTRL_C_IS_KEYBOARD_INTERRUPT = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n")
+
+TF_CHILD = CTRL_C_IS_KEYBOARD_INTERRUPT + r"""
 import colabmodels as cm
 ds = cm.image_dataset_from_drive("MyDrive/datasets/slow", image_size=(8, 8), batch_size=8,
                                  seed=1, verbose=False)
@@ -107,7 +112,7 @@ def test_sigint_stops_a_tf_dataset_script_and_it_exits(slow_dataset):
     assert len(media(fd)) < N_FILES
 
 
-TORCH_CHILD = r"""
+TORCH_CHILD = CTRL_C_IS_KEYBOARD_INTERRUPT + r"""
 import json, sys, threading, time
 import colabmodels as cm
 try:
