@@ -31,9 +31,10 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ColabModelsError, IntegrityError
+from .listing import take
 from .pixels import bomb_problem
 
 if TYPE_CHECKING:
@@ -193,6 +194,19 @@ def _remember_broken(f: DatasetFile) -> None:
         cache.write_private(cache.private_dir("checks") / f"{_check_key(f)}.broken", "")
     except OSError as e:  # a read-only cache: the file is checked again next time anyway
         logger.debug("could not note a broken image: %s", e)
+
+
+def keep_readable(feeder: FeederBase, labels: Any, *,
+                  progress: bool = False) -> tuple[list[DatasetFile], Any]:
+    """``on_error="skip"`` decided up front: fetch and check every file of ``feeder`` now and
+    keep the good ones with their labels, so the dataset's length is known (a filter in the
+    pipeline would make it unknown, and Keras' ``fit`` would then warn that the input ran out
+    of data). The feeder is closed afterwards."""
+    try:
+        paths = feeder.fetch_all(progress=progress, desc="checking images")
+    finally:
+        feeder.close()
+    return take(feeder.files, labels, [i for i, p in enumerate(paths) if p is not None])
 
 
 class _Closable(Protocol):

@@ -16,13 +16,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
-from .feeder import Feeder, check_on_error
+from .feeder import Feeder, check_on_error, keep_readable
 from .listing import (
     ALLOWLIST_FORMATS,
     DatasetFile,
     index_drive_folder,
     resolve_folder,
     shuffled,
+    take,
 )
 from .quiet_import import quiet_import
 
@@ -351,33 +352,15 @@ def _without_hidden(files: list[DatasetFile], labels: Any,
     if len(keep) < len(files):
         logger.info("left out %d files in hidden folders (include_hidden=False)",
                     len(files) - len(keep))
-    return _take(files, labels, keep)
-
-
-def _take(files: list[DatasetFile], labels: Any, keep: list[int]) -> tuple[list[DatasetFile], Any]:
-    import numpy as np
-
-    out = [files[i] for i in keep]
-    if labels is None:
-        return out, None
-    if isinstance(labels, np.ndarray):
-        return out, labels[keep]
-    return out, [labels[i] for i in keep]
+    return take(files, labels, keep)
 
 
 def _checked_up_front(backend: Any, files: list[DatasetFile], labels: Any, skipped: list[str],
                       workers: int | None, verbose: bool) -> tuple[list[DatasetFile], Any]:
-    """``on_error="skip"``: fetch and check every file now, and keep the good ones, so the
-    dataset's length is known (a filter in the pipeline would make it unknown, and Keras'
-    ``fit`` would then warn that the input ran out of data)."""
+    """``on_error="skip"``: every file fetched and checked now (:func:`.feeder.keep_readable`)."""
     feeder = Feeder(backend, files, on_error="skip", skipped=skipped, workers=workers)
     feeder.find_cached()
-    try:
-        paths = feeder.fetch_all(progress=verbose, desc="checking images")
-    finally:
-        feeder.close()
-    keep = [i for i, p in enumerate(paths) if p is not None]
-    return (files, labels) if len(keep) == len(files) else _take(files, labels, keep)
+    return keep_readable(feeder, labels, progress=verbose)
 
 
 def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,

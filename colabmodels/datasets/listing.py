@@ -113,6 +113,18 @@ class DriveIndex(NamedTuple):
     stats: IndexStats
 
 
+def take(files: list[DatasetFile], labels: Any, keep: list[int]) -> tuple[list[DatasetFile], Any]:
+    """The files at the indices ``keep``, with their labels (a numpy array, a list or None)."""
+    if len(keep) == len(files):
+        return files, labels
+    out = [files[i] for i in keep]
+    if labels is None:
+        return out, None
+    if isinstance(labels, list):
+        return out, [labels[i] for i in keep]
+    return out, labels[keep]
+
+
 def as_ref(ref: str | os.PathLike[str] | Ref) -> Ref:
     """``ref`` parsed (a :class:`~colabmodels.refs.Ref` is returned as it is)."""
     from ..refs import Ref, parse_ref

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..archives import MACOSX, MemberFetcher, ZipArchive, ZipMember, check_readable, member_relpath
 from ..archives.limits import check_member, warn_refused
 from ..tree import ListingStats, Tree, TreeNode
-from .feeder import BrokenImageError, FeederBase, FetchStopped, image_problem
+from .feeder import BrokenImageError, FeederBase, FetchStopped, image_problem, keep_readable
 from .listing import ALLOWLIST_FORMATS, DatasetFile, DriveIndex, index_drive_folder
 
 if TYPE_CHECKING:
@@ -110,23 +110,9 @@ class ZipDataset:
 
     def checked_up_front(self, files: list[DatasetFile], labels: Any, skipped: list[str],
                          workers: int | None) -> tuple[list[DatasetFile], Any]:
-        """``on_error="skip"``: read and check every file now; keep the good ones."""
-        import numpy as np
-
+        """``on_error="skip"``: read and check every member now; keep the good ones."""
         feeder = self.feeder(files, on_error="skip", skipped=skipped, workers=workers)
-        try:
-            paths = feeder.fetch_all()
-        finally:
-            feeder.close()
-        keep = [i for i, p in enumerate(paths) if p is not None]
-        if len(keep) == len(files):
-            return files, labels
-        out = [files[i] for i in keep]
-        if labels is None:
-            return out, None
-        if isinstance(labels, np.ndarray):
-            return out, labels[keep]
-        return out, [labels[i] for i in keep]
+        return keep_readable(feeder, labels)
 
 
 def member_of(f: DatasetFile) -> ZipMember:

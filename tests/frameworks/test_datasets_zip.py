@@ -182,3 +182,22 @@ def test_gcs_zip_sequence_matches_keras(isolated, gcs_emulator, monkeypatch, tmp
         str(Path(p).relative_to(tmp_path / "x" / "ds")) for p in expected.file_paths]
     _, y = seq[0]
     np.testing.assert_array_equal(y, next(iter(expected))[1].numpy())
+
+
+def test_skip_keeps_the_cardinality_known_for_a_zip(drive_env):
+    """on_error="skip" on a zip: broken members are left out before the dataset is made, so its
+    length is known (as for a folder) and the skipped member is named by its path."""
+    from colabmodels import image_dataset_from_drive
+
+    files = dict(awkward_dataset())
+    drive_env.put("MyDrive/data/whole.zip", _zip_bytes(files))
+    files["cats/broken.jpg"] = b"\xff\xd8\xff\xe0 not a jpeg at all"
+    drive_env.put("MyDrive/data/broken.zip", _zip_bytes(files))
+    kwargs = dict(image_size=(8, 8), batch_size=2, seed=1, verbose=False)
+    whole = image_dataset_from_drive("MyDrive/data/whole.zip", **kwargs)
+    good = len(whole.file_paths)
+    ds = image_dataset_from_drive("MyDrive/data/broken.zip", on_error="skip", **kwargs)
+    tail = "/ds/cats/broken.jpg"
+    assert len(ds.file_paths) == good and not any(p.endswith(tail) for p in ds.file_paths)
+    assert int(ds.cardinality()) == -(-good // 2)  # known, not UNKNOWN_CARDINALITY (-2)
+    assert sum(int(x.shape[0]) for x, _ in ds) == good
