@@ -144,11 +144,16 @@ class _ProgressAdapter:
         return _Adapter()
 
 
+#: one listing page: the sub-prefixes (no trailing ``/``), the objects and the next page's token
+ListingPage = tuple[list[str], list[RemoteStat], "str | None"]
+
+
 class FsspecBackend(StorageBackend):
     """Shared machinery of the bucket/key backends. ``Ref.path`` is ``"bucket/key"``.
 
     Subclasses set ``source``, ``url_prefix`` and ``install_hint`` and implement ``_make_fs``,
-    ``stat``, ``list``, ``set_metadata`` and ``_upload_kwargs``.
+    ``_check_bucket``, ``_object``, ``_page`` (from which ``stat`` and ``list`` are built once,
+    here), ``set_metadata`` and ``_upload_kwargs``.
 
     Args:
         **storage_options: passed to the fsspec filesystem (endpoint, credentials, ...).
@@ -176,6 +181,77 @@ class FsspecBackend(StorageBackend):
 
     def _upload_kwargs(self, metadata: dict[str, Any] | None) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _check_bucket(self, bucket: str) -> None:
+        """Raise (NotFoundError, AuthError...) unless ``bucket`` exists and can be read."""
+        raise NotImplementedError
+
+    def _object(self, bucket: str, key: str) -> RemoteStat | None:
+        """The object ``key``'s stat, or None when there is no such object."""
+        raise NotImplementedError
+
+    def _page(self, bucket: str, prefix: str, page_size: int,
+              token: str | None) -> ListingPage:
+        """One listing page below ``prefix`` (delimited by ``/``): the sub-prefixes (without
+        their trailing ``/``), the objects (folder placeholders ``key/`` included: they make a
+        folder exist) and the next token."""
+        raise NotImplementedError
+
+    # -- stat and list: the same rules on every bucket store ---------------------------------
+
+    def _dir_stat(self, bucket: str, key: str) -> RemoteStat:
+        return RemoteStat(ref=self._ref(bucket, key), name=key.rsplit("/", 1)[-1] or bucket,
+                          size=None, is_dir=True)
+
+    def stat(self, ref: Ref) -> RemoteStat:
+        """An object's stat, or a folder's when objects lie below ``key/`` (a key ending in
+        ``/`` names a folder only).
+
+        Raises:
+            NotFoundError: no such bucket, object or folder.
+        """
+        bucket, key = self._split(ref)
+        if not key:
+            self._check_bucket(bucket)
+            return self._dir_stat(bucket, "")
+        if not (ref.path or "").endswith("/"):
+            found = self._object(bucket, key)
+            if found is not None:
+                return found
+        subdirs, objects, _ = self._page(bucket, key + "/", 1, None)
+        if subdirs or objects:
+            return self._dir_stat(bucket, key)
+        raise NotFoundError(f"not found: {self._where(bucket, key)}")
+
+    def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
+        """The direct children of a prefix, one listing page at a time.
+
+        Raises:
+            NotFoundError: no such bucket, or nothing under the prefix.
+            RefError: the path is an object, not a folder.
+        """
+        bucket, key = self._split(ref)
+        prefix = f"{key}/" if key else ""
+        size = max(1, min(page_size, 1000))
+        first = self._page(bucket, prefix, size, None)
+        if key and not first[0] and not first[1]:
+            if self._object(bucket, key) is not None:
+                raise RefError(f"{self._where(bucket, key)} is a file, not a folder")
+            raise NotFoundError(f"no such folder: {self._where(bucket, key)}")
+        return self._pages(bucket, prefix, size, first)
+
+    def _pages(self, bucket: str, prefix: str, size: int,
+               page: ListingPage) -> Iterator[RemoteStat]:
+        while True:
+            subdirs, objects, token = page
+            for sub in subdirs:
+                yield self._dir_stat(bucket, sub)
+            for obj in objects:
+                if not (obj.ref.path or "").endswith("/"):  # folder placeholder objects
+                    yield obj
+            if not token:
+                return
+            page = self._page(bucket, prefix, size, token)
 
     # -- plumbing ----------------------------------------------------------------------------
 

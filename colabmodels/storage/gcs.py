@@ -17,13 +17,12 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 from ..errors import NotFoundError, RefError, TransferError
 from ..refs import Ref
-from ._fsspec import FsspecBackend, check_import, join_metadata, split_metadata
+from ._fsspec import FsspecBackend, ListingPage, check_import, join_metadata, split_metadata
 from .base import RemoteStat
 from .local import iso_utc
 
@@ -115,67 +114,28 @@ class GCSBackend(FsspecBackend):
             properties=properties,
         )
 
-    def _dir_stat(self, bucket: str, key: str) -> RemoteStat:
-        return RemoteStat(ref=self._ref(bucket, key), name=key.rsplit("/", 1)[-1] or bucket,
-                          size=None, is_dir=True)
-
     def _get(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
             return self._api(self._where(bucket, key), "GET", "b/{}/o/{}", bucket, key)
         except NotFoundError:
             return None
 
-    def stat(self, ref: Ref) -> RemoteStat:
-        bucket, key = self._split(ref)
-        if not key:
-            self._api(self._where(bucket), "GET", "b/{}", bucket)
-            return self._dir_stat(bucket, "")
-        if not (ref.path or "").endswith("/"):
-            obj = self._get(bucket, key)
-            if obj is not None:
-                return self._file_stat(bucket, obj)
-        page = self._api(self._where(bucket, key), "GET", "b/{}/o", bucket, prefix=key + "/",
-                         delimiter="/", maxResults=1)
-        if page.get("items") or page.get("prefixes"):
-            return self._dir_stat(bucket, key)
-        raise NotFoundError(f"not found: {self._where(bucket, key)}")
+    def _check_bucket(self, bucket: str) -> None:
+        self._api(self._where(bucket), "GET", "b/{}", bucket)
 
-    # -- list --------------------------------------------------------------------------------
+    def _object(self, bucket: str, key: str) -> RemoteStat | None:
+        obj = self._get(bucket, key)
+        return None if obj is None else self._file_stat(bucket, obj)
 
-    def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
-        """The direct children of a prefix, one objects.list page at a time.
-
-        Raises:
-            NotFoundError: no such bucket, or nothing under the prefix.
-            RefError: the path is an object, not a folder.
-        """
-        bucket, key = self._split(ref)
-        prefix = f"{key}/" if key else ""
-        params: dict[str, Any] = {"prefix": prefix or None, "delimiter": "/",
-                                  "maxResults": max(1, min(page_size, 1000))}
-        where = self._where(bucket, key)
-        first = self._api(where, "GET", "b/{}/o", bucket, **params)
-        if key and not first.get("items") and not first.get("prefixes"):
-            if self._get(bucket, key) is not None:
-                raise RefError(f"{where} is a file, not a folder")
-            raise NotFoundError(f"no such folder: {where}")
-        return self._pages(bucket, prefix, params, first)
-
-    def _pages(self, bucket: str, prefix: str, params: dict[str, Any],
-               page: dict[str, Any]) -> Iterator[RemoteStat]:
-        where = self._where(bucket, prefix.rstrip("/"))
-        while True:
-            for sub in page.get("prefixes") or []:
-                yield self._dir_stat(bucket, str(sub).rstrip("/"))
-            for obj in page.get("items") or []:
-                name = str(obj.get("name", ""))
-                if name == prefix or name.endswith("/"):  # folder placeholder objects
-                    continue
-                yield self._file_stat(bucket, obj)
-            token = page.get("nextPageToken")
-            if not token:
-                return
-            page = self._api(where, "GET", "b/{}/o", bucket, pageToken=token, **params)
+    def _page(self, bucket: str, prefix: str, page_size: int,
+              token: str | None) -> ListingPage:
+        """One objects.list page."""
+        page = self._api(self._where(bucket, prefix.rstrip("/")), "GET", "b/{}/o", bucket,
+                         prefix=prefix or None, delimiter="/", maxResults=page_size,
+                         **({"pageToken": token} if token else {}))
+        subdirs = [str(sub).rstrip("/") for sub in page.get("prefixes") or []]
+        objects = [self._file_stat(bucket, obj) for obj in page.get("items") or []]
+        return subdirs, objects, page.get("nextPageToken") or None
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import base64
 import email.header
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from ..errors import NotFoundError, RefError, TransferError
 from ..refs import Ref
 from ._fsspec import (
     FsspecBackend,
+    ListingPage,
     check_import,
     classify_exception,
     join_metadata,
@@ -114,70 +114,32 @@ class S3Backend(FsspecBackend):
             properties=properties,
         )
 
-    def _dir_stat(self, bucket: str, key: str) -> RemoteStat:
-        return RemoteStat(ref=self._ref(bucket, key), name=key.rsplit("/", 1)[-1] or bucket,
-                          size=None, is_dir=True)
-
     def _head(self, bucket: str, key: str) -> dict[str, Any] | None:
         try:
             return self._s3(self._where(bucket, key), "head_object", Bucket=bucket, Key=key)
         except NotFoundError:
             return None
 
-    def stat(self, ref: Ref) -> RemoteStat:
-        bucket, key = self._split(ref)
-        if not key:
-            self._s3(self._where(bucket), "head_bucket", Bucket=bucket)
-            return self._dir_stat(bucket, "")
-        if not (ref.path or "").endswith("/"):
-            head = self._head(bucket, key)
-            if head is not None:
-                return self._file_stat(bucket, key, head)
-        page = self._s3(self._where(bucket, key), "list_objects_v2", Bucket=bucket,
-                        Prefix=key + "/", MaxKeys=1)
-        if page.get("KeyCount") or page.get("Contents"):
-            return self._dir_stat(bucket, key)
-        raise NotFoundError(f"not found: {self._where(bucket, key)}")
+    def _check_bucket(self, bucket: str) -> None:
+        self._s3(self._where(bucket), "head_bucket", Bucket=bucket)
 
-    # -- list --------------------------------------------------------------------------------
+    def _object(self, bucket: str, key: str) -> RemoteStat | None:
+        head = self._head(bucket, key)
+        return None if head is None else self._file_stat(bucket, key, head)
 
-    def list(self, ref: Ref, *, page_size: int = 1000) -> Iterator[RemoteStat]:
-        """The direct children of a prefix, one ListObjectsV2 page at a time.
-
-        Raises:
-            NotFoundError: no such bucket, or nothing under the prefix.
-            RefError: the path is an object, not a folder.
-        """
-        bucket, key = self._split(ref)
-        prefix = f"{key}/" if key else ""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/",
-                                  "MaxKeys": max(1, min(page_size, 1000))}
-        where = self._where(bucket, key)
-        first = self._s3(where, "list_objects_v2", **kwargs)
-        if key and not first.get("Contents") and not first.get("CommonPrefixes"):
-            if self._head(bucket, key) is not None:
-                raise RefError(f"{where} is a file, not a folder")
-            raise NotFoundError(f"no such folder: {where}")
-        return self._pages(bucket, prefix, kwargs, first)
-
-    def _pages(self, bucket: str, prefix: str, kwargs: dict[str, Any],
-               page: dict[str, Any]) -> Iterator[RemoteStat]:
-        where = self._where(bucket, prefix.rstrip("/"))
-        while True:
-            for cp in page.get("CommonPrefixes") or []:
-                sub = str(cp["Prefix"]).rstrip("/")
-                yield self._dir_stat(bucket, sub)
-            for obj in page.get("Contents") or []:
-                name = str(obj["Key"])
-                if name == prefix or name.endswith("/"):  # folder marker objects
-                    continue
-                yield self._file_stat(bucket, name, {"ContentLength": obj.get("Size", 0),
-                                                     "ETag": obj.get("ETag"),
-                                                     "LastModified": obj.get("LastModified")})
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-            page = self._s3(where, "list_objects_v2", **kwargs, ContinuationToken=token)
+    def _page(self, bucket: str, prefix: str, page_size: int,
+              token: str | None) -> ListingPage:
+        """One ListObjectsV2 page."""
+        page = self._s3(self._where(bucket, prefix.rstrip("/")), "list_objects_v2", Bucket=bucket,
+                        Prefix=prefix, Delimiter="/", MaxKeys=page_size,
+                        **({"ContinuationToken": token} if token else {}))
+        subdirs = [str(cp["Prefix"]).rstrip("/") for cp in page.get("CommonPrefixes") or []]
+        objects = [self._file_stat(bucket, str(obj["Key"]),
+                                   {"ContentLength": obj.get("Size", 0), "ETag": obj.get("ETag"),
+                                    "LastModified": obj.get("LastModified")})
+                   for obj in page.get("Contents") or []]
+        more = page.get("IsTruncated") and page.get("NextContinuationToken")
+        return subdirs, objects, str(more) if more else None
 
     # -- writes ------------------------------------------------------------------------------
 
