@@ -3,6 +3,7 @@ request functions, and the session's account key, against the emulator."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,7 +14,9 @@ from colabmodels.drive import files as drive_files
 from colabmodels.drive.thumbnails import fetch_thumbnail, may_send_token
 
 
+@functools.cache
 def _png() -> bytes:
+    """A small PNG (built on first use: the Colab-pinned env collects this module without PIL)."""
     import io
 
     from PIL import Image
@@ -21,9 +24,6 @@ def _png() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (32, 24), (200, 30, 30)).save(out, "PNG")
     return out.getvalue()
-
-
-PNG = _png()
 
 
 class _Recorder(ThreadingHTTPServer):
@@ -46,9 +46,9 @@ class _Recorder(ThreadingHTTPServer):
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(PNG)))
+                self.send_header("Content-Length", str(len(_png())))
                 self.end_headers()
-                self.wfile.write(PNG)
+                self.wfile.write(_png())
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -73,7 +73,7 @@ def recorder():
 def test_the_token_goes_to_the_endpoint_and_never_to_another_host(drive_env, recorder):
     fd = drive_env
     session = cm.mount(interactive=False)
-    fid = fd.put("MyDrive/pics/dot.png", PNG)
+    fid = fd.put("MyDrive/pics/dot.png", _png())
     link = drive_files.get(session, fid, fields="thumbnailLink", what="test")["thumbnailLink"]
     assert link.startswith(fd.url)
     own = fetch_thumbnail(session, link, size=64)  # the emulator wants the token: it got it
@@ -82,7 +82,7 @@ def test_the_token_goes_to_the_endpoint_and_never_to_another_host(drive_env, rec
     assert thumb_requests and thumb_requests[-1].status == 200
 
     other = fetch_thumbnail(session, recorder.url + "thumb=s220")  # loopback, but not Drive
-    assert other.data == PNG and other.format == "png"
+    assert other.data == _png() and other.format == "png"
     assert recorder.seen and "authorization" not in recorder.seen[-1]
 
     # a link on another host that redirects to the endpoint: the token joins only at the
