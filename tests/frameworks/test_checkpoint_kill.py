@@ -26,7 +26,7 @@ torch = pytest.importorskip("torch")
 EPOCHS = 10
 
 SCRIPT = textwrap.dedent("""
-    import random, sys
+    import random, sys, time
     import torch
     import colabmodels as cm
 
@@ -56,6 +56,7 @@ SCRIPT = textwrap.dedent("""
             loss.backward()
             opt.step()
         sched.step()
+        time.sleep(0.2)  # an epoch takes a while, as real ones do: the kills land mid-training
         if ckpt:
             ckpt.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                        "scheduler": sched.state_dict(), "epoch": epoch + 1,
