@@ -287,7 +287,7 @@ def walk(backend: StorageBackend, stat: RemoteStat, prefix: str = "") -> Iterato
     Folders are listed in parallel and, on Drive, the listing is remembered
     (:func:`colabmodels.tree.walk_tree`).
     """
-    for node in walk_tree(backend, stat).files():
+    for node in walk_tree(backend, stat).file_nodes():
         yield f"{prefix}{node.rel}", node.stat
 
 

@@ -220,7 +220,7 @@ def fetch_tree(backend: StorageBackend, root: RemoteStat, *, progress: bool = Tr
     """
     tree = walk_tree(backend, root)
     files = []
-    for node in tree.files():
+    for node in tree.file_nodes():
         if node.problem or node.is_google_doc:
             logger.warning("%s: left out of %s: %s", node.rel, root.name,
                            node.problem or "a Google Docs file has no bytes to download")

@@ -96,11 +96,11 @@ class TreeNode:
         """A Google Docs/Sheets/Slides... file: it has no bytes to download, only exports."""
         return is_google_doc(self.stat.mime) and not self.stat.is_dir
 
-    def files(self) -> Iterator[TreeNode]:
+    def file_nodes(self) -> Iterator[TreeNode]:
         """Every file below this node (depth first, in name order)."""
         for child in self.children or ():
             if child.children is not None:
-                yield from child.files()
+                yield from child.file_nodes()
             elif not child.is_dir:
                 yield child
 
@@ -133,8 +133,8 @@ class Tree:
     root: TreeNode
     stats: ListingStats
 
-    def files(self) -> list[TreeNode]:
-        return list(self.root.files())
+    def file_nodes(self) -> list[TreeNode]:
+        return list(self.root.file_nodes())
 
 
 class _Lister:

@@ -236,7 +236,7 @@ def _task(spec: dict[str, Any]) -> dict[str, Any]:
     backend, root = resolve_folder(folder)
     with Measure() as m:
         tree = walk_tree(backend, root)
-        files = len(tree.files())
+        files = len(tree.file_nodes())
     expected = sz["big_files"] if key == "walk_rss_big" else sz["small_files"]
     if files != expected:
         raise RuntimeError(f"listed {files} files, expected {expected}")
