@@ -8,7 +8,9 @@
 * statistics (:func:`median`), payload files, machine information.
 
 The orchestrator does nothing heavy while a contender runs (it waits, or polls a small file),
-so on a 2-core machine the emulator has one core and the contender the other.
+so on a 2-core machine the emulator has one core and the contender the other. Pinned runs make
+that strict: :meth:`Emulator.pinned` keeps the orchestrator (the emulator's threads) on one
+core and ``start_child(cpus=...)`` keeps the contender on another (:func:`pin_cores`).
 """
 
 from __future__ import annotations
@@ -115,6 +117,33 @@ def rotated(items: Sequence[str], rep: int) -> list[str]:
 
 # -- payloads ---------------------------------------------------------------------------------
 
+def disk_probe(folder: Path, n: int = 500) -> float:
+    """CPU milliseconds per cache-shaped entry on ``folder``'s file system: a staging folder
+    and its data folder, a 14 KB file and a small one written, the folder renamed into place,
+    a hard link (what storing one small file costs the cache in system calls). A quiet local
+    disk takes about 0.1 ms; a disk busy with earlier deletions (``discard``) can take 20x
+    that, which every cold-cache contender pays per image."""
+    import os
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="disk-probe-", dir=folder))
+    body = b"x" * 14_000
+    try:
+        t0 = os.times()
+        for i in range(n):
+            stage = base / f"s{i}"
+            (stage / "data").mkdir(parents=True)
+            (stage / "data" / "img.jpg").write_bytes(body)
+            (stage / "meta.json").write_bytes(b"{}" * 100)
+            os.replace(stage, base / f"e{i}")
+            os.link(base / f"e{i}" / "meta.json", base / f"m{i}")
+        t1 = os.times()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 1000 * ((t1.user + t1.system) - (t0.user + t0.system)) / n
+
+
 def write_payload(path: Path, nbytes: int, seed: int = 0) -> str:
     """An incompressible, reproducible file of ``nbytes``; returns its md5."""
     rng = random.Random(seed)
@@ -177,6 +206,17 @@ class Emulator:
         env.update(extra)
         return env
 
+    @contextlib.contextmanager
+    def pinned(self, cpus: set[int]) -> Iterator[None]:
+        """Within this block the emulator (every thread of this process, and the threads it
+        starts for new connections, which inherit it) runs only on ``cpus``."""
+        before = os.sched_getaffinity(0)
+        _pin_process(cpus)
+        try:
+            yield
+        finally:
+            _pin_process(before)
+
     def requests_between(self, t0: float, t1: float) -> list[Any]:
         """Requests that arrived in ``[t0, t1]`` (a window a child reported)."""
         return [r for r in self.fd.requests if t0 <= r.started <= t1]
@@ -236,10 +276,28 @@ def tail(path: Path, n: int = 2000) -> str:
         return "(no log)"
 
 
+def pin_cores() -> tuple[set[int], set[int]] | None:
+    """``(emulator's cores, contender's cores)`` for pinned runs: one core each, or None
+    where this process may use fewer than two cores (or the OS cannot pin)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    return ({cores[0]}, {cores[1]}) if len(cores) >= 2 else None
+
+
+def _pin_process(cpus: set[int]) -> None:
+    """Every thread of this process on ``cpus`` (``sched_setaffinity(0)`` moves one thread)."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
+
+
 def start_child(spec: dict[str, Any], env: dict[str, str], work: Path, *,
-                module: str = "benchmarks.child", wrap: list[str] | None = None) -> Child:
+                module: str = "benchmarks.child", wrap: list[str] | None = None,
+                cpus: set[int] | None = None) -> Child:
     """Start one contender: ``python -m module SPEC_FILE`` (behind ``wrap``, e.g. a profiler),
-    its output in a log file and its result in a JSON file beside the spec, under ``work``."""
+    its output in a log file and its result in a JSON file beside the spec, under ``work``.
+    ``cpus``: the process (and every thread it starts) runs only on these cores."""
     run_dir = work / "children"
     run_dir.mkdir(parents=True, exist_ok=True)
     task = spec.get("task") or module.rsplit(".", 1)[-1]
@@ -250,10 +308,19 @@ def start_child(spec: dict[str, Any], env: dict[str, str], work: Path, *,
     spec_file.write_text(json.dumps({**spec, "result_file": str(result_file)}))
     t_spawn = time.time()
     with open(log_file, "wb") as log:
-        proc = subprocess.Popen([*(wrap or []), sys.executable, "-m", module, str(spec_file)],
-                                env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        command = [*(wrap or []), sys.executable, "-m", module, str(spec_file)]
+        if cpus is not None:  # set by the child before it runs anything (no preexec_fn)
+            command = [sys.executable, "-c", _PINNED_START, ",".join(map(str, sorted(cpus))),
+                       *command]
+        proc = subprocess.Popen(command, env=env, cwd=str(REPO), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return Child(proc, result_file, log_file, t_spawn)
+
+
+_PINNED_START = ("import os, sys; os.sched_setaffinity(0, {int(c) for c in sys.argv[1].split(',')}); "
+                 "os.execv(sys.argv[2] if os.path.isabs(sys.argv[2]) else "
+                 "__import__('shutil').which(sys.argv[2]), sys.argv[2:])")
+"""Pin this process, then become the contender's command (affinity survives ``exec``)."""
 
 
 def run_child(spec: dict[str, Any], env: dict[str, str], work: Path, timeout: float) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""``python -m colabmodels``: the ``colabmodels`` command (see :mod:`colabmodels.cli`)."""
+"""``python -m colabmodels``: the ``colabmodels`` command (see ``colabmodels.cli``)."""
 
 from colabmodels.cli import main
 

@@ -98,18 +98,18 @@ def fetch(ref: str | os.PathLike[str] | Ref, *, offline: bool | None = None,
     Downloaded once: later calls cost one metadata request (none offline).
 
     Args:
-        ref: anything :func:`~colabmodels.refs.parse_ref` accepts (share link, id, Drive path,
+        ref: anything ``parse_ref`` accepts (share link, id, Drive path,
             ``gs://``, ``s3://``, URL, local path; ``@vN``/``@latest`` for saved models).
         offline: serve from the cache only (default: ``COLABMODELS_OFFLINE``).
         progress: show a progress bar.
         extract: ``ref`` is a ``.zip``, ``.tar`` or ``.tar.gz``/``.tgz``: return the cached
             folder it extracts to (member names as the archive has them; unsafe names, links
-            and ``__MACOSX/`` left out; see :mod:`colabmodels.archives`). A second call sends
+            and ``__MACOSX/`` left out; see ``colabmodels.archives``). A second call sends
             no media request.
 
     Raises:
         RefError, NotFoundError, AuthError, QuotaError, TransferError, IntegrityError,
-        OfflineError: see :mod:`colabmodels.errors`.
+        OfflineError: see ``colabmodels.errors``.
     """
     if extract:
         return _fetch_extracted(_as_ref(ref), offline=config.offline(offline), progress=progress)
@@ -285,7 +285,7 @@ def walk(backend: StorageBackend, stat: RemoteStat, prefix: str = "") -> Iterato
     """Every file below a folder, with its remote path relative to it (remote names, ``/``-joined).
 
     Folders are listed in parallel and, on Drive, the listing is remembered
-    (:func:`colabmodels.tree.walk_tree`).
+    (``colabmodels.tree.walk_tree``).
     """
     for node in walk_tree(backend, stat).file_nodes():
         yield f"{prefix}{node.rel}", node.stat
@@ -295,7 +295,7 @@ def _fetch_tree(backend: StorageBackend, stat: RemoteStat, progress: bool) -> Ca
     """A folder model (SavedModel, gensim with sidecars, sharded checkpoint) as one entry.
 
     Many files in flight, one cache entry per file, the folder assembled from links to them
-    (:func:`colabmodels.bulk.fetch_tree`).
+    (``colabmodels.bulk.fetch_tree``).
     """
     return fetch_tree(backend, stat, progress=progress)
 
@@ -314,7 +314,7 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
 
     Args:
         ref: share link, file id, Drive path, ``gs://``, ``s3://``, URL or local path;
-            ``REF@v3`` / ``REF@latest`` for versions saved with :func:`save_model`.
+            ``REF@v3`` / ``REF@latest`` for versions saved with ``save_model``.
         framework: force a framework (``"keras"``, ``"torch"``, ``"tensorflow"``, ``"gensim"``...).
         arch: a dotted path (``"torchvision.models.vgg16"``, ``"pkg.mod:Net"``) or a callable
             that builds the model a state dict is loaded into. The ``arch`` a saved version's
@@ -335,7 +335,7 @@ def load_model(ref: str | os.PathLike[str] | Ref, *, framework: str | None = Non
         UntrustedFormatError: the file would run code (or the version's manifest names an
             architecture to import) and ``trust`` is False.
         UnknownFormatError: the bytes are no model format we know.
-        and the errors of :func:`fetch`.
+        and the errors of ``fetch``.
     """
     from .formats import load_path
 

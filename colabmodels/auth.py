@@ -9,20 +9,20 @@
    (``client_secrets=`` or ``config_dir()/client_secrets.json``).
 
 Everything speaks google-auth. PyDrive2 expects oauth2client-shaped credentials, so
-:class:`PyDrive2Credentials` adapts: it authorizes httplib2 objects with
+``PyDrive2Credentials`` adapts: it authorizes httplib2 objects with
 ``google_auth_httplib2.AuthorizedHttp`` (which refreshes through google-auth and retries a
 request that got 401), reports "not expired" because refresh happens on demand, and never
 touches oauth2client's deprecated flows.
 
-Credentials go only where they were issued (:func:`check_destination`): Google's (Colab,
+Credentials go only where they were issued (``check_destination``): Google's (Colab,
 service accounts whose ``token_uri`` is Google's, saved logins) only to Google's hosts over
 HTTPS; a custom endpoint (``COLABMODELS_DRIVE_ENDPOINT`` / ``endpoint=``, e.g. the emulator)
 only gets credentials whose own ``token_uri`` names it; plain HTTP only to loopback. A key's
 ``token_uri`` is used as written, never rewritten to the endpoint. Anything else is refused
-with :class:`~colabmodels.errors.AuthError` before a request is made.
+with ``AuthError`` before a request is made.
 
 Tokens, refresh tokens, client secrets, private keys and URL signatures never appear in log
-records or error messages: text that may carry them goes through :func:`redact`.
+records or error messages: text that may carry them goes through ``redact``.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def load_service_account(path: str | os.PathLike[str], *, endpoint: str | None =
 
     The key's own ``token_uri`` is kept (Google's when it names none). ``endpoint`` is
     accepted for compatibility and not used: where the credentials may go is checked by
-    :func:`sign_in` (:func:`check_destination`).
+    ``sign_in`` (``check_destination``).
 
     Raises:
         AuthError: the file is missing or is not a service-account key.
@@ -388,7 +388,7 @@ def refused_sign_in(what: str, exc: BaseException) -> AuthError:
 
 
 def refresh_credentials(credentials: Any) -> None:
-    """Refresh google-auth credentials, translating failures to :class:`AuthError`."""
+    """Refresh google-auth credentials, translating failures to ``AuthError``."""
     import google.auth.exceptions
     import google.auth.transport.requests as gtr
 

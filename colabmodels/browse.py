@@ -1,15 +1,15 @@
 """Browsing Drive a page at a time: what the Drive browser widget (and anyone else) lists.
 
-One request per page, never a whole folder: :func:`list_page` asks Drive for ``page_size``
+One request per page, never a whole folder: ``list_page`` asks Drive for ``page_size``
 children of a place (My Drive, "Shared with me", the shared drives, a folder), sorted by Drive
 (``orderBy``, folders first) and optionally narrowed by a name search (a ``title contains``
-``q`` term, so a search never lists the folder). :func:`details` reads what the details pane
+``q`` term, so a search never lists the folder). ``details`` reads what the details pane
 shows (owner, description, the thumbnail's bytes, the versions of a ``save_model`` folder)
-and :func:`recognise_model_folders` tells, in one request per 40 folders, which folders hold a
+and ``recognise_model_folders`` tells, in one request per 40 folders, which folders hold a
 SavedModel (``saved_model.pb``), saved versions (``v1``...) or a version's ``manifest.json``.
 
 Every function signs in on first use like the rest of the API (``cm.mount(interactive=False)``)
-and raises only :mod:`colabmodels.errors` types; :func:`trouble` turns one into what a face
+and raises only ``colabmodels.errors`` types; ``trouble`` turns one into what a face
 should tell its user (not signed in, no permission, deleted meanwhile, offline).
 """
 
@@ -295,7 +295,7 @@ def list_page(place: Place, *, page_token: str | None = None, page_size: int = 1
     """One page of ``place``'s children: folders first, then files, in Drive's order.
 
     Args:
-        place: a root or folder (see :class:`Place`).
+        place: a root or folder (see ``Place``).
         page_token: the ``next_token`` of the previous page (None: the first page).
         page_size: rows per request (1..1000).
         sort: ``"name"``, ``"size"`` or ``"modified"`` (Drive sorts; folders stay first).
@@ -381,7 +381,7 @@ def _item(raw: dict[str, Any], parent_path: str | None, place: Place) -> DriveIt
 
 
 def is_model_file(name: str) -> bool:
-    """True when ``name`` ends like a model file (see :data:`MODEL_EXTENSIONS`)."""
+    """True when ``name`` ends like a model file (see ``MODEL_EXTENSIONS``)."""
     lower = name.lower()
     return lower.endswith(MODEL_EXTENSIONS) or lower in ("saved_model.pb", "pytorch_model.bin")
 

@@ -1,16 +1,16 @@
 """Many files at once: a many-in-flight fetch into the cache, for any source.
 
-:class:`BulkFetcher` brings many files into the cache with many requests in flight (64 by
+``BulkFetcher`` brings many files into the cache with many requests in flight (64 by
 default). Every file becomes its own cache entry keyed by its content identity
-(:func:`colabmodels.cachestore.identity_of`; Drive: id + md5Checksum), exactly the entry
+(``colabmodels.cachestore.identity_of``; Drive: id + md5Checksum), exactly the entry
 ``cm.fetch`` of that file would use, so datasets, folder fetches and single-file fetches share
 what is already downloaded. Small files are streamed in one request each (md5 computed while
 they arrive); large ones go through the ranged, resuming transfer engine. Memory stays bounded:
-bytes go straight to disk. :func:`fetch_tree` makes a folder one cache entry from the per-file
-entries of a listed tree (:func:`colabmodels.tree.walk_tree`).
+bytes go straight to disk. ``fetch_tree`` makes a folder one cache entry from the per-file
+entries of a listed tree (``colabmodels.tree.walk_tree``).
 
-The fetch loop is :meth:`BulkFetcher.fetch` (one file, on the calling thread) run by the
-fetcher's thread pool (:meth:`BulkFetcher.submit`); :meth:`BulkFetcher.fetch_all` waits for
+The fetch loop is ``BulkFetcher.fetch`` (one file, on the calling thread) run by the
+fetcher's thread pool (``BulkFetcher.submit``); ``BulkFetcher.fetch_all`` waits for
 many and cancels the rest on the first failure.
 """
 
@@ -32,6 +32,7 @@ from .cachestore import CacheEntry, cache, identity_of, key_for, md5_of
 from .errors import NotFoundError
 from .progress import progress_bar
 from .storage.drive import DriveBackend
+from .transfer import O_BINARY
 from .tree import walk_tree
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FETCH_WORKERS = 64
-"""Files requested at the same time by :class:`BulkFetcher`."""
+"""Files requested at the same time by ``BulkFetcher``."""
 SMALL_FILE_BYTES = 4 * 1024 * 1024
 """Files up to this size are fetched in one request; larger ones in parallel ranged parts."""
 
@@ -49,12 +50,12 @@ SMALL_FILE_BYTES = 4 * 1024 * 1024
 
 def cached_path(stat: RemoteStat) -> Path | None:
     """Where ``stat``'s file already sits in the cache, found without reading the entry
-    (:meth:`Cache.file_paths <colabmodels.cachestore.Cache.file_paths>`)."""
+    (``Cache.file_paths``)."""
     return cached_paths([stat])[0]
 
 
 def cached_paths(stats: list[RemoteStat]) -> list[Path | None]:
-    """:func:`cached_path` for many files: one directory listing and one ``stat`` each, on
+    """``cached_path`` for many files: one directory listing and one ``stat`` each, on
     this thread (on a local disk a few microseconds, less than handing it to a pool)."""
     return cache.file_paths([(key_for(identity_of(s)), s.name, s.size) for s in stats])
 
@@ -66,12 +67,16 @@ def _download_small(backend: StorageBackend, stat: RemoteStat, dest: Path) -> st
 
     def attempt() -> str:
         digest = hashlib.md5(usedforsecurity=False)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "wb") as fh:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o600)
+        try:  # the bare descriptor: a file object would add three system calls per file
             if stat.size != 0:
                 for block in backend.open_range(stat.ref, 0, stat.size):
-                    fh.write(block)
                     digest.update(block)
+                    view = memoryview(block)
+                    while view:
+                        view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         return digest.hexdigest()
 
     try:
@@ -88,7 +93,7 @@ def fetch_file_entry(backend: StorageBackend, stat: RemoteStat,
     """The cache entry of one file, downloading it when it is missing (one entry per file).
 
     The same key and entry as ``cm.fetch`` of that file; the key's cross-process lock is held
-    while it is created.
+    while it is created, so processes that want one file fetch it once.
     """
     return _file_entry(backend, stat, report)[0]
 
@@ -99,12 +104,14 @@ def _file_entry(backend: StorageBackend, stat: RemoteStat,
     identity = identity_of(stat)
     key = key_for(identity)
 
+    small = stat.size is not None and stat.size <= SMALL_FILE_BYTES
+
     def fill(target: Path) -> None:
-        if stat.size is not None and stat.size <= SMALL_FILE_BYTES:
+        if small:
             # Straight into the entry's staging folder (private, invisible until the
             # entry is renamed into place): a small file is fetched again from zero anyway.
             _download_small(backend, stat, target)
-            if report:
+            if report and stat.size:
                 report(stat.size)
             return
         from .transfer import download_to
@@ -139,7 +146,7 @@ class BulkFetcher:
     """Fetches many files into the cache, ``workers`` requests in flight.
 
     ``submit(stat)`` returns a future of the file's local path in the cache; the same file
-    submitted twice is fetched once. Use as a context manager (or call :meth:`close`).
+    submitted twice is fetched once. Use as a context manager (or call ``close``).
     """
 
     def __init__(self, backend: StorageBackend, *, workers: int = FETCH_WORKERS,
@@ -173,7 +180,7 @@ class BulkFetcher:
             return fut
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """Run ``fn(*args)`` on one of the fetcher's workers (it may call :meth:`fetch`)."""
+        """Run ``fn(*args)`` on one of the fetcher's workers (it may call ``fetch``)."""
         return self._pool.submit(fn, *args)
 
     def forget(self, stat: RemoteStat) -> None:
@@ -209,8 +216,8 @@ def fetch_tree(backend: StorageBackend, root: RemoteStat, *, progress: bool = Tr
                workers: int = FETCH_WORKERS) -> CacheEntry:
     """A folder (SavedModel, gensim with sidecars, sharded checkpoint...) as one cache entry.
 
-    The tree is listed with :func:`walk_tree` (remembered), each file is fetched into its own
-    entry by :class:`BulkFetcher`, and the folder entry is assembled from hard links to them
+    The tree is listed with ``walk_tree`` (remembered), each file is fetched into its own
+    entry by ``BulkFetcher``, and the folder entry is assembled from hard links to them
     (a copy where links are not possible), so a folder that changed re-downloads only the
     files that changed. Google Docs (no bytes) and unreadable shortcuts are left out, with a
     warning.

@@ -1,20 +1,22 @@
-"""The per-runtime, content-addressed download cache (``cm.cache`` is its :data:`cache`).
+"""The per-runtime, content-addressed download cache (``cm.cache`` is its ``cache``).
 
 The module is called ``cachestore`` so that ``colabmodels.cache`` always means the cache object,
 never this module.
 
 Layout under ``config.cache_dir()``::
 
-    entries/<key>/meta.json         what the entry is: identity, source, files with size/mtime/md5
+    entries/<key>/meta.json         what the entry is: identity, source, files with size/mtime/md5;
+                                    its mtime is the entry's last use (LRU)
     entries/<key>/data/<name>       the file (or folder tree) under its sanitised remote name
-    entries/<key>/used              its mtime is the entry's last use (LRU)
+    entries/<key>/used              (entries stored before meta.json's mtime took its place)
     entries/<key>/inuse.lock        shared-locked while a loader reads the entry (made by the
                                     first reader, not with the entry: one file less per entry)
     partial/<key>.incomplete        a download in progress (+ .parts.json: which parts are done)
     partial/<key>.<uuid>.stage/     an entry being assembled, renamed into entries/ at once
     locks/<key>.lock                the cross-process lock of one key
     aliases/<hash>.json             what a reference resolved to last time (for offline use)
-    by-md5/<md5>                    the key of a file entry with those bytes: a file whose md5 is
+    by-md5/<md5>                    a hard link to the meta.json of a file entry with those bytes
+                                    (older caches: a small file holding its key): a file whose md5 is
                                     cached under another id or version is linked, not fetched
 
 A key is a hash of the source's own content identity (Drive file id + md5Checksum, GCS
@@ -24,11 +26,13 @@ through five link shapes is stored once and a changed remote file gets a new ent
 Only the process holding ``locks/<key>.lock`` writes a key; others wait and then find the
 entry. A download killed half-way leaves ``partial/<key>.incomplete`` and its part record;
 the next process to take the lock resumes it. Entries appear by one ``os.replace`` of a
-complete directory, so a reader never sees half an entry.
+complete directory, so a reader never sees half an entry. Every store takes the key's lock,
+small files too: two processes that want one file (torch DataLoader workers reading ahead)
+fetch it once, the second finds the first's entry.
 
 The cache is private to the user whatever the umask: its folders are made ``0700`` and the
 files of an entry, its metadata and aliases ``0600``. Nothing stored here holds a secret: URLs
-are kept without their signing query (:func:`~colabmodels.refs.strip_signing`). Damaged or
+are kept without their signing query (``strip_signing``). Damaged or
 unknown metadata is treated as a missing entry (fetched again), never raised.
 """
 
@@ -92,7 +96,7 @@ def sanitize_name(name: str) -> str:
     Separators, control characters and characters Windows forbids become ``_``; ``.`` and
     ``..`` and Windows device names (``CON``, ``nul.txt``...) get a ``_`` prefix; trailing
     dots and spaces (which Windows drops) become ``_``; names longer than
-    :data:`MAX_NAME_BYTES` are shortened, keeping the extension. A name that is already safe
+    ``MAX_NAME_BYTES`` are shortened, keeping the extension. A name that is already safe
     is returned unchanged, a leading dot included (``.ipynb_checkpoints`` stays).
     """
     cleaned = _UNSAFE.sub("_", name)
@@ -284,16 +288,29 @@ class Cache:
         self._root = Path(root) if root is not None else None
         self._private: set[Path] = set()
         self._private_at: dict[Path, float] = {}
+        self._env_root: tuple[tuple[str | None, ...], Path] | None = None
+        self._fast: dict[str, tuple[Path, float, str]] = {}
 
     @property
     def root(self) -> Path:
-        return self._root if self._root is not None else config.cache_dir()
+        if self._root is not None:
+            return self._root
+        # config.cache_dir() once per value of the variables it reads (not several times per
+        # cached file): the same Path object while they stay the same
+        env = os.environ
+        raw = env.get("COLABMODELS_CACHE_DIR")
+        seen = (raw,) if raw and raw[0] != "~" else (raw, env.get("XDG_CACHE_HOME"),
+                                                      env.get("HOME"))
+        found = self._env_root
+        if found is None or found[0] != seen:
+            found = self._env_root = (seen, config.cache_dir())
+        return found[1]
 
     def _private_dir(self, d: Path, *, fast: bool = False) -> Path:
         """Make ``d`` (and missing parents) and make it ``0700``, whatever the umask.
 
         ``fast``: a folder made or checked less than a second ago is not looked at again (the
-        per-file paths of :meth:`store` and :meth:`lock`, which a dataset epoch runs thousands
+        per-file paths of ``store`` and ``lock``, which a dataset epoch runs thousands
         of times; they make the folder again if it was removed meanwhile)."""
         checked = self._private_at.get(d)
         if fast and checked is not None and time.monotonic() - checked < 1.0:
@@ -314,6 +331,20 @@ class Cache:
         """Check every folder again (one was removed under us, e.g. a cache clear)."""
         self._private.clear()
         self._private_at.clear()
+        self._fast.clear()
+
+    def _fast_dir(self, name: str) -> str:
+        """``_dir(name, fast=True)`` as a string, with no path object made while the folder
+        was made or checked less than a second ago (the per-file paths of ``store``,
+        ``lock`` and the by-md5 index)."""
+        root = self.root
+        hit = self._fast.get(name)
+        now = time.monotonic()
+        if hit is not None and hit[0] is root and now - hit[1] < 1.0:
+            return hit[2]
+        path = str(self._dir(name, fast=True))
+        self._fast[name] = (root, now, path)
+        return path
 
     def _dir(self, name: str, *, fast: bool = False) -> Path:
         root = self.root
@@ -335,9 +366,12 @@ class Cache:
         """The entry stored under ``key`` if present and cheaply verified (a bad one is removed)."""
         if not isinstance(key, str) or not re.fullmatch(r"[0-9a-f]{8,64}", key):
             return None
-        meta = self.root / "entries" / key / _META
+        meta = os.path.join(self.root, "entries", key, _META)
+        mtime = 0.0
         try:
-            data = json.loads(meta.read_text())
+            with open(meta, "rb") as fh:
+                mtime = os.fstat(fh.fileno()).st_mtime
+                data = json.loads(fh.read())
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
@@ -347,8 +381,7 @@ class Cache:
             logger.warning("cache entry %s has damaged metadata; it will be fetched again", key)
             self._discard(self.root / "entries" / key)
             return None
-        with contextlib.suppress(OSError):
-            entry.last_used = (entry.dir / "used").stat().st_mtime
+        entry.last_used = _last_used(str(entry.dir), mtime)
         problem = entry.quick_check()
         if problem:
             logger.warning("cache entry %s (%s) is damaged: %s; it will be fetched again",
@@ -372,13 +405,14 @@ class Cache:
             if e is None or e.key != d.name:
                 continue
             with contextlib.suppress(OSError):
-                e.last_used = (d / "used").stat().st_mtime
+                e.last_used = _last_used(str(d), (d / _META).stat().st_mtime)
             found.append(e)
         return sorted(found, key=lambda e: e.last_used, reverse=True)
 
     def touch(self, entry: CacheEntry) -> None:
+        """Mark ``entry`` as used now (the mtime of its ``meta.json``)."""
         with contextlib.suppress(OSError):
-            os.utime(entry.dir / "used")
+            os.utime(entry.dir / _META)
 
     # -- aliases: what a reference meant last time -----------------------------------------
     def _alias_path(self, alias: str) -> Path:
@@ -396,7 +430,7 @@ class Cache:
         os.replace(tmp, path)
 
     def recall(self, alias: str) -> dict[str, Any] | None:
-        """What :meth:`remember_info` stored for ``alias`` (None if nothing, or damaged)."""
+        """What ``remember_info`` stored for ``alias`` (None if nothing, or damaged)."""
         try:
             found = json.loads(self._alias_path(alias).read_text())
         except (OSError, ValueError):
@@ -417,7 +451,7 @@ class Cache:
             TransferError: ``timeout`` seconds passed and another process still holds it.
         """
         fcntl = _fcntl()
-        path = os.path.join(self._dir("locks", fast=True), f"{key}.lock")
+        path = os.path.join(self._fast_dir("locks"), f"{key}.lock")
         if fcntl is None:
             with _portable_lock(path, timeout, key):
                 yield
@@ -443,10 +477,10 @@ class Cache:
     def get_or_store(self, key: str, *, identity: str, source: str, name: str, kind: str,
                      fill: Callable[[Path], None], extra: dict[str, Any] | None = None,
                      known_md5: dict[str, str] | None = None) -> tuple[CacheEntry, bool]:
-        """The entry ``key``, made by :meth:`store` when it is missing: look up, lock, look
+        """The entry ``key``, made by ``store`` when it is missing: look up, lock, look
         again (another process may have finished it while this one waited), store.
 
-        The arguments are :meth:`store`'s; ``fill`` runs only when the entry is made, under the
+        The arguments are ``store``'s; ``fill`` runs only when the entry is made, under the
         key's lock. Returns ``(entry, made now)``.
         """
         entry = self.entry(key)
@@ -465,26 +499,30 @@ class Cache:
         ``wanted`` holds ``(key, remote name, size or None)`` of file entries. One directory
         listing finds the entries that exist, then one ``stat`` each checks the file has the
         size the source reports (a file renamed at the source keeps its entry under the old
-        name, so it is not found here and is looked up the full way, :meth:`entry`). On a
+        name, so it is not found here and is looked up the full way, ``entry``). On a
         local disk that is a few microseconds per file.
         """
+        return [None if p is None else Path(p) for p in self.file_path_strings(wanted)]
+
+    def file_path_strings(self, wanted: list[tuple[str, str, int | None]]) -> list[str | None]:
+        """``file_paths`` as strings (for thousands of files at once: no ``Path`` objects)."""
         base = os.path.join(self.root, "entries")
         try:
             present = set(os.listdir(base))
         except OSError:
             return [None] * len(wanted)
-        out: list[Path | None] = [None] * len(wanted)
-        join, stat_ = os.path.join, os.stat
+        out: list[str | None] = [None] * len(wanted)
+        stat_, sep = os.stat, os.sep
         for i, (key, name, size) in enumerate(wanted):
             if key not in present:
                 continue
-            path = join(base, key, "data", sanitize_name(name))
+            path = f"{base}{sep}{key}{sep}data{sep}{sanitize_name(name)}"
             try:
                 ok = size is None or stat_(path).st_size == size
             except OSError:
                 ok = False
             if ok:
-                out[i] = Path(path)
+                out[i] = path
         return out
 
     def partial_path(self, key: str) -> Path:
@@ -511,13 +549,13 @@ class Cache:
               known_md5: dict[str, str] | None = None) -> CacheEntry:
         """Create the entry ``key`` by calling ``fill(path)`` to produce the file or tree.
 
-        The caller must hold :meth:`lock` for ``key``. ``fill`` writes the file (or a folder)
-        at the path it is given; what it leaves is moved into place atomically. ``known_md5``
-        maps relative paths (``""`` for a file entry) to md5s already verified against the
-        source, so they are not hashed a second time.
+        The caller must hold ``lock`` for ``key``. ``fill`` writes the file (or a folder) at the path
+        it is given; what it leaves is moved into place atomically. ``known_md5`` maps relative
+        paths (``""`` for a file entry) to md5s already verified against the source, so they
+        are not hashed a second time.
         """
         name = sanitize_name(name)
-        stage = os.path.join(self._dir("partial", fast=True), f"{key}.{uuid.uuid4().hex}.stage")
+        stage = os.path.join(self._fast_dir("partial"), f"{key}.{uuid.uuid4().hex}.stage")
         data_dir = os.path.join(stage, "data")
         moved = False
         try:
@@ -533,19 +571,21 @@ class Cache:
             md5 = (known_md5 or {}).get("") if kind == "file" else None
             if not (md5 and self._reuse_same_content(md5, target)):
                 fill(target)
-            files = _describe(target, kind, known_md5 or {})
+            modes: list[int] = []
+            files = _describe(target, kind, known_md5 or {}, modes)
             entry = CacheEntry(key=key, identity=strip_signing_in(identity),
                                source=strip_signing_in(source), name=name, kind=kind,
                                size=sum(f["size"] for f in files), created=time.time(),
                                files=files, root=self.root, extra=extra or {})
-            _write_private(os.path.join(stage, "used"), "")
-            _write_private(os.path.join(stage, _META),  # compact: the C encoder, not the Python one
-                           json.dumps(entry.to_json(), separators=(",", ":")))
-            if kind == "file" and not target.is_symlink():
-                os.chmod(target, PRIVATE_FILE_MODE)  # whatever mode ``fill`` created it with
+            # meta.json's mtime is the entry's last use (no separate marker file)
+            _create_private(os.path.join(stage, _META),  # compact: the C encoder, not the Python one
+                            json.dumps(entry.to_json(), separators=(",", ":")).encode())
+            if kind == "file" and modes and stat_mod.S_ISREG(modes[0]):
+                if modes[0] & 0o777 != PRIVATE_FILE_MODE:  # whatever mode ``fill`` made it with
+                    os.chmod(target, PRIVATE_FILE_MODE)
             else:
                 _make_private(Path(stage))
-            final = os.path.join(self._dir("entries", fast=True), key)
+            final = os.path.join(self._fast_dir("entries"), key)
             try:
                 os.replace(stage, final)
             except OSError:
@@ -567,23 +607,37 @@ class Cache:
         return entry
 
     # -- the same bytes under another identity: never fetched twice ---------------------------
-    def _content_path(self, md5: str) -> Path:
-        return self._dir("by-md5", fast=True) / md5
+    def _content_path(self, md5: str) -> str:
+        return os.path.join(self._fast_dir("by-md5"), md5)
 
     def _index_content(self, md5: str, key: str) -> None:
-        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``: a small
-        private file ``by-md5/<md5>`` holding the key, made with one exclusive create (a reader
+        """Remember that the file entry ``key`` holds bytes whose md5 is ``md5``: ``by-md5/<md5>``
+        is made a hard link to the entry's ``meta.json`` (which names the key): a name, not a
+        new file, so a cold dataset epoch allocates one inode less per image. Where links are
+        refused, a small private file holding the key, made with one exclusive create (a reader
         that finds it empty or half-written simply finds nothing to reuse)."""
         if not _MD5_RE.fullmatch(md5):
             return
         with contextlib.suppress(OSError):
             path = self._content_path(md5)
+            meta = os.path.join(self.root, "entries", key, _META)
+            try:
+                os.link(meta, path, follow_symlinks=False)
+                return
+            except FileExistsError:
+                if _read_key(path) != key:  # an older entry's: point at the newest
+                    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+                    os.link(meta, tmp, follow_symlinks=False)
+                    os.replace(tmp, path)
+                return
+            except OSError as e:
+                logger.debug("no hard link for the by-md5 index (%s): a file instead", e)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW,
                              PRIVATE_FILE_MODE)
             except FileExistsError:
                 if _read_key(path) != key:  # an older entry's: point at the newest
-                    tmp = path.with_name(f"{md5}.{uuid.uuid4().hex}.tmp")
+                    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
                     _write_private(tmp, key)
                     os.replace(tmp, path)
                 return
@@ -631,7 +685,7 @@ class Cache:
     # -- maintenance -------------------------------------------------------------------------
     @contextlib.contextmanager
     def in_use(self, entry: CacheEntry) -> Iterator[CacheEntry]:
-        """Hold a shared lock on ``entry`` so :meth:`prune` leaves it alone.
+        """Hold a shared lock on ``entry`` so ``prune`` leaves it alone.
 
         Without ``fcntl`` (Windows) there is no shared lock: the entry is only marked as used
         now (the least recently used go first), and Windows itself refuses to move a folder
@@ -863,18 +917,27 @@ def _open_inuse(entry: CacheEntry) -> Any:
         raise
 
 
-def _read_key(path: Path) -> str | None:
-    """The key in a ``by-md5`` file (never through a planted link), or None."""
+def _read_key(path: Path | str) -> str | None:
+    """The key a ``by-md5`` file names (never through a planted link), or None: a link to an
+    entry's ``meta.json`` names it in its ``key`` field, an older index file holds the key."""
     try:
         fd = os.open(path, os.O_RDONLY | O_NOFOLLOW)
     except OSError:
         return None
     try:
-        return os.read(fd, 128).decode("ascii", "replace").strip()
+        data = os.read(fd, 1 << 16)
     except OSError:
         return None
     finally:
         os.close(fd)
+    if data.startswith(b"{"):
+        try:
+            found = json.loads(data)
+        except ValueError:
+            return None
+        key = found.get("key") if isinstance(found, dict) else None
+        return key if isinstance(key, str) else None
+    return data.decode("ascii", "replace").strip()
 
 
 def _write_private(path: Path | str, text: str) -> None:
@@ -891,10 +954,49 @@ def _write_private(path: Path | str, text: str) -> None:
         os.close(fd)
 
 
+def _create_private(path: str, data: bytes) -> None:
+    """Create the new file ``path`` (``O_EXCL``: never an existing file or a planted link)
+    holding ``data``, ``0600`` from its creation (a chmod only if the umask took bits off)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_BINARY,
+                 PRIVATE_FILE_MODE)
+    try:
+        if hasattr(os, "fchmod") and _umask_strips(PRIVATE_FILE_MODE):
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _mkdir_private(path: str) -> None:
     """Make the folder ``path`` (its parent exists), ``0700`` whatever the umask."""
     os.mkdir(path, PRIVATE_DIR_MODE)
-    os.chmod(path, PRIVATE_DIR_MODE)
+    if _umask_strips(PRIVATE_DIR_MODE):
+        os.chmod(path, PRIVATE_DIR_MODE)
+
+
+_UMASK: list[int | None] = []
+
+
+def _umask_strips(mode: int) -> bool:
+    """Whether the process umask takes bits off ``mode`` (then a chmod must put them back).
+
+    A umask can only take bits away, so a file or folder created ``0600``/``0700`` is never
+    less private than that; only a umask that strips the owner's own bits needs the chmod.
+    The umask is read once from ``/proc/self/status`` (Linux); elsewhere, or if it cannot be
+    read, every file and folder is chmod-ed as before.
+    """
+    if not _UMASK:
+        found = None
+        with contextlib.suppress(OSError, ValueError), open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    found = int(line.split()[1], 8)
+                    break
+        _UMASK.append(found)
+    umask = _UMASK[0]
+    return umask is None or bool(umask & mode)
 
 
 def _make_private(top: Path) -> None:
@@ -910,16 +1012,35 @@ def _make_private(top: Path) -> None:
         del dirnames  # os.walk does not follow links into folders by default
 
 
-def _describe(target: Path, kind: str, known_md5: dict[str, str]) -> list[dict[str, Any]]:
+def _describe(target: Path, kind: str, known_md5: dict[str, str],
+              modes: list[int] | None = None) -> list[dict[str, Any]]:
+    """Path, size, mtime and md5 of the entry's files (``modes``: their ``st_mode`` values,
+    links not followed, so the caller needs no second stat)."""
     paths = [("", target)] if kind == "file" else [
         (p.relative_to(target).as_posix(), p) for p in sorted(target.rglob("*")) if p.is_file()
     ]
     out = []
     for rel, p in paths:
-        st = p.stat()
+        st = os.lstat(p) if kind == "file" else p.stat()
+        if kind == "file" and stat_mod.S_ISLNK(st.st_mode):
+            st = p.stat()
+            st_mode = stat_mod.S_IFLNK
+        else:
+            st_mode = st.st_mode
+        if modes is not None:
+            modes.append(st_mode)
         out.append({"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                     "md5": known_md5.get(rel) or file_md5(p)})
     return out
+
+
+def _last_used(entry_dir: str, meta_mtime: float) -> float:
+    """An entry's last use: its ``meta.json``'s mtime, or the ``used`` marker's of an entry
+    stored before that (whichever is later)."""
+    try:
+        return max(meta_mtime, os.stat(os.path.join(entry_dir, "used")).st_mtime)
+    except OSError:
+        return meta_mtime
 
 
 cache = Cache()

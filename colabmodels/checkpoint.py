@@ -562,7 +562,7 @@ class DriveCheckpoint:
         ``obj``: a checkpoint dict (nested state dicts, tensors, numbers: saved with
         ``torch.save`` and loaded back with ``weights_only=True``), a torch module, a Keras
         model, or anything ``cm.save_model`` takes. Returns at once; the upload never blocks
-        training (see :meth:`wait`).
+        training (see ``wait``).
         """
         metrics = json_metadata(metrics or {})
         meta = {**self.metadata, **metrics}

@@ -9,8 +9,8 @@
     colabmodels demo [NOTEBOOK ...] [--open]              run the demo notebooks (all, or the ones
                                                           named) against the emulator
 
-Like the magics, this face holds no logic: each command is one call into :mod:`colabmodels.api`,
-shown through :mod:`colabmodels.presentation` (the same tables and messages as ``%models`` and
+Like the magics, this face holds no logic: each command is one call into ``colabmodels.api``,
+shown through ``colabmodels.presentation`` (the same tables and messages as ``%models`` and
 ``%cache``). Library errors print as one line in the command's own words
 (``colabmodels: error: OfflineError: ... run without --offline ...``) and exit with status 2,
 as do usage errors; ``cache verify`` exits 1 when it finds bad entries. ``--debug`` prints the

@@ -18,7 +18,7 @@ so tests and users can change the environment after import.
 ``COLABMODELS_MAX_RETRIES``         attempts per request before giving up (default 8)
 ==================================  ============================================================
 
-A value that cannot be used raises :class:`~colabmodels.errors.ConfigError` (a ``ValueError``)
+A value that cannot be used raises ``ConfigError`` (a ``ValueError``)
 naming the variable and what it accepts.
 """
 
@@ -62,8 +62,8 @@ def _env(name: str) -> str | None:
 def parse_size(text: str | int) -> int:
     """A size in bytes from ``5000000000``, ``500MB``/``500 mb`` (decimal), ``5GiB``/``5G`` (binary).
 
-    :func:`colabmodels.presentation.parse_size` (the one size parser, which the CLI and the
-    magics use) with its errors as :class:`~colabmodels.errors.ConfigError`.
+    ``colabmodels.presentation.parse_size`` (the one size parser, which the CLI and the
+    magics use) with its errors as ``ConfigError``.
 
     Raises:
         ConfigError: (a ``ValueError``) not a size, or a negative one.

@@ -157,7 +157,7 @@ class RetryableError(ColabModelsError):
     """A transient failure (429, 5xx, rate-limit 403, dropped connection): try again.
 
     Raised inside colabmodels and retried there; once the retries are used up it becomes a
-    :class:`TransferError`. ``retry_after`` is the server's Retry-After in seconds, if sent.
+    ``TransferError``. ``retry_after`` is the server's Retry-After in seconds, if sent.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None,

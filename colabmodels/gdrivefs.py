@@ -30,7 +30,7 @@ Semantics follow fsspec's reference implementations, with these Drive specifics:
 
 - **Two items with one title in one folder** (Drive allows it): ``ls`` shows both (same
   ``name``, different ``id``); ``info``, ``open``, ``cat``, ``rm`` and overwriting that path
-  raise :class:`~colabmodels.errors.AmbiguousPathError` (a ``FileNotFoundError``) naming the
+  raise ``AmbiguousPathError`` (a ``FileNotFoundError``) naming the
   ids; ``exists`` is True. Reach one of them as ``gdrive://ID``.
 - **Writes** (``open("wb")``, ``pipe``, ``put``) spool to a local temporary file and upload it
   (resumable) when the file is closed: nothing is visible on Drive before, and an exception
@@ -51,10 +51,10 @@ Semantics follow fsspec's reference implementations, with these Drive specifics:
   on transient errors, md5 verified).
 - **Listings** are cached in ``dircache`` (fsspec's way) and dropped by this filesystem's own
   writes; ``refresh=True`` asks Drive again. Listing a folder reads it one page (1,000 items)
-  at a time (:meth:`GDriveFileSystem.ls_iter` yields them as they come); ``info`` and ``open``
+  at a time (``GDriveFileSystem.ls_iter`` yields them as they come); ``info`` and ``open``
   of one file never list its folder (except below an id, where titles are found by listing). ``find``/``du``/``glob`` list folders several at a time.
 - Google Docs, Sheets and Slides are listed, but reading one raises
-  :class:`~colabmodels.errors.NotDownloadableError`. Shortcuts are listed with type ``other``;
+  ``NotDownloadableError``. Shortcuts are listed with type ``other``;
   opening one opens its target.
 - ``checksum``/``ukey`` are Drive's md5; ``modified``/``created`` are Drive's dates (UTC).
 
@@ -889,7 +889,7 @@ register_cache(_ReadAhead, clobber=True)
 
 
 class GDriveFile(AbstractBufferedFile):
-    """A file of :class:`GDriveFileSystem`.
+    """A file of ``GDriveFileSystem``.
 
     Read (``rb``): seekable, ranged reads through the filesystem's read-ahead. Write (``wb``,
     ``xb``, ``ab``): bytes go to a local temporary file and are uploaded (resumable) on

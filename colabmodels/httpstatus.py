@@ -1,20 +1,20 @@
 """What an HTTP error response means, for every wire colabmodels speaks over HTTP.
 
-:func:`classify_response` turns an HTTP status (+ headers + a Google-style JSON body) into the
-colabmodels error to raise. The HTTP backend (:mod:`colabmodels.storage.http`, which re-exports
+``classify_response`` turns an HTTP status (+ headers + a Google-style JSON body) into the
+colabmodels error to raise. The HTTP backend (``colabmodels.storage.http``, which re-exports
 these names) classifies every response with it, and the Drive room
-(:func:`colabmodels.drive.wire.translate_drive_error`) classifies the HTTP errors of
+(``colabmodels.drive.wire.translate_drive_error``) classifies the HTTP errors of
 googleapiclient with it, so one status means one thing everywhere. It sits in the base layer,
 below ``drive/`` and ``storage/``, because both use it.
 
 403 answers are told apart by their reason: ``rateLimitExceeded``/``userRateLimitExceeded``
 are retried; ``downloadQuotaExceeded`` and the storage/daily quotas are
-:class:`~colabmodels.errors.QuotaError`; ``fileNotDownloadable`` and
-``cannotDownloadAbusiveFile`` are :class:`~colabmodels.errors.NotDownloadableError`; the rest
-(``insufficientFilePermissions``, ``forbidden``...) are :class:`~colabmodels.errors.AuthError`.
+``QuotaError``; ``fileNotDownloadable`` and
+``cannotDownloadAbusiveFile`` are ``NotDownloadableError``; the rest
+(``insufficientFilePermissions``, ``forbidden``...) are ``AuthError``.
 Only a 401 means the access token was refused.
 
-Also here: :func:`redact_url` (a URL fit for messages) and :func:`parse_retry_after`.
+Also here: ``redact_url`` (a URL fit for messages) and ``parse_retry_after``.
 """
 
 from __future__ import annotations
@@ -145,14 +145,14 @@ def classify_response(status: int, headers: Mapping[str, str] | None = None,
                       body: bytes | str | None = None, *, url: str | None = None) -> Exception | None:
     """The exception an HTTP error response stands for, or None for a success.
 
-    - 404/410 -> :class:`NotFoundError`; 401 -> :class:`AuthError`
-    - 403 with reason ``rateLimitExceeded``/``userRateLimitExceeded`` -> :class:`RetryableError`;
-      ``downloadQuotaExceeded`` (or Drive's "too many users" page) -> :class:`QuotaError`;
-      storage/daily quota reasons -> :class:`QuotaError`; ``fileNotDownloadable``,
-      ``cannotDownloadAbusiveFile`` -> :class:`NotDownloadableError`; any other 403
-      (``insufficientFilePermissions``, ``forbidden``...) -> :class:`AuthError`
-    - 408, 429, 5xx -> :class:`RetryableError` (with ``retry_after`` from ``Retry-After``)
-    - anything else >= 400 -> :class:`TransferError`
+    - 404/410 -> ``NotFoundError``; 401 -> ``AuthError``
+    - 403 with reason ``rateLimitExceeded``/``userRateLimitExceeded`` -> ``RetryableError``;
+      ``downloadQuotaExceeded`` (or Drive's "too many users" page) -> ``QuotaError``;
+      storage/daily quota reasons -> ``QuotaError``; ``fileNotDownloadable``,
+      ``cannotDownloadAbusiveFile`` -> ``NotDownloadableError``; any other 403
+      (``insufficientFilePermissions``, ``forbidden``...) -> ``AuthError``
+    - 408, 429, 5xx -> ``RetryableError`` (with ``retry_after`` from ``Retry-After``)
+    - anything else >= 400 -> ``TransferError``
 
     The returned error carries the status as ``error.status``.
 

@@ -9,9 +9,9 @@
     %models MyDrive/models/vgg16
     %cache ls
 
-Each magic is one call into :mod:`colabmodels.api`; this module only parses the line and shows
-the result through :mod:`colabmodels.presentation` (the same tables and messages as the CLI and
-the widgets). Errors of the library (:class:`~colabmodels.errors.ColabModelsError`) print as one
+Each magic is one call into ``colabmodels.api``; this module only parses the line and shows
+the result through ``colabmodels.presentation`` (the same tables and messages as the CLI and
+the widgets). Errors of the library (``ColabModelsError``) print as one
 line with no traceback, in the magics' own words (``run without --offline``, not
 ``pass offline=False``); ``%config ColabModels.full_tracebacks = True`` brings the traceback
 back. Options::
@@ -277,7 +277,7 @@ _MAGIC_LINE = re.compile(r"^\s*(?:[\w.,\[\]\s]+=\s*)?%(\w+)(\s.*)$", re.DOTALL)
 
 
 def _split_words(text: str) -> tuple[list[str], str]:
-    """The finished words of ``text``, split as :meth:`ColabModels._parse` splits a line (like
+    """The finished words of ``text``, split as ``ColabModels._parse`` splits a line (like
     a shell), and the word being typed, without its opening quote: ``' net "MyDrive/my mo'``
     -> ``(["net"], "MyDrive/my mo")``."""
     lexer = shlex.shlex(text, posix=True)
@@ -300,7 +300,7 @@ def drive_completions(text_until_cursor: str, token: str) -> list[str]:
 
     The argument may start with a quote (``%load_model "MyDrive/my mo``); completions then
     replace just ``token``, its tail. Never raises and never signs in (it lists only when a
-    Drive session exists; see :func:`colabmodels.api.complete_drive_path`).
+    Drive session exists; see ``colabmodels.api.complete_drive_path``).
     """
     try:
         m = _MAGIC_LINE.match(text_until_cursor)

@@ -2,17 +2,17 @@
 
 Every face shows the same things the same way, so the text lives here once:
 
-- sizes and times: :func:`format_size` (``1.5 KiB``), :func:`parse_size` (``5GiB`` -> bytes),
-  :func:`format_time` (``2026-11-21 10:00`` or ``3 min ago``), :func:`format_age`;
-- tables: :class:`Table` (a list that prints as aligned columns and shows as HTML in a
-  notebook), built by :func:`versions_table` and :func:`cache_table`;
-- messages: :func:`saved_line` (after a save), :func:`verify_report`, :func:`cache_report`
-  (after ``cache verify|prune|clear``), :func:`error_line` (an error in the face's own words);
-- typed values: :func:`parse_meta` (``acc=0.93`` -> ``{"acc": 0.93}``).
+- sizes and times: ``format_size`` (``1.5 KiB``), ``parse_size`` (``5GiB`` -> bytes),
+  ``format_time`` (``2026-11-21 10:00`` or ``3 min ago``), ``format_age``;
+- tables: ``Table`` (a list that prints as aligned columns and shows as HTML in a
+  notebook), built by ``versions_table`` and ``cache_table``;
+- messages: ``saved_line`` (after a save), ``verify_report``, ``cache_report``
+  (after ``cache verify|prune|clear``), ``error_line`` (an error in the face's own words);
+- typed values: ``parse_meta`` (``acc=0.93`` -> ``{"acc": 0.93}``).
 
 This module is a leaf: it imports nothing from colabmodels at run time (the objects it shows are
 read by attribute), so every layer may use it, including library messages that name a size.
-Parsing functions raise :class:`ValueError` with a message that says what is accepted; each
+Parsing functions raise ``ValueError`` with a message that says what is accepted; each
 face turns that into its own usage error.
 """
 
@@ -71,7 +71,7 @@ _SIZE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?:([kmgtp])(i)?)?(b)?", r
 
 def parse_size(text: str | int) -> int:
     """A size as people type it -> bytes: the one size parser (the CLI, the magics and
-    ``COLABMODELS_CACHE_MAX_BYTES`` through :func:`colabmodels.config.parse_size`).
+    ``COLABMODELS_CACHE_MAX_BYTES`` through ``colabmodels.config.parse_size``).
 
     ``"500000"``; decimal with ``B`` only: ``"500MB"``, ``"1.5KB"``; binary with ``iB`` or a
     bare unit letter: ``"2GiB"``, ``"2G"``, ``"2k"``, ``".5G"``; units up to ``P``/``PiB``.
@@ -138,7 +138,7 @@ def format_time(value: float | str | _dt.datetime | None, *, relative: bool = Fa
         value: seconds since the epoch, an ISO-8601 string (Drive's ``modifiedDate``, a
             manifest's ``created``) or a datetime. None or an unreadable string gives ``""``
             (an unreadable string is returned as it is).
-        relative: ``"3 min ago"`` instead (see :func:`format_age`).
+        relative: ``"3 min ago"`` instead (see ``format_age``).
         now: the current time for ``relative`` (default ``time.time()``).
     """
     if value is None or value == "":

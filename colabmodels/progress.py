@@ -1,6 +1,6 @@
 """One progress callback shape for every long operation.
 
-Library code calls ``callback(n)`` with the number of new bytes. :func:`progress_bar` gives a
+Library code calls ``callback(n)`` with the number of new bytes. ``progress_bar`` gives a
 ``tqdm.auto`` bar (a widget in notebooks, text in terminals); widgets implement the same shape.
 """
 
@@ -52,7 +52,7 @@ def _ignore(_: int) -> None:
 
 ProgressSink = Callable[[int | None, str], contextlib.AbstractContextManager[ProgressCallback]]
 """Makes the bar of one operation: ``sink(total_bytes, description)`` -> a context manager
-yielding its :data:`ProgressCallback` (the widgets' progress bar is one)."""
+yielding its ``ProgressCallback`` (the widgets' progress bar is one)."""
 
 _sink: contextvars.ContextVar[ProgressSink | None] = contextvars.ContextVar(
     "colabmodels_progress_sink", default=None)
@@ -60,7 +60,7 @@ _sink: contextvars.ContextVar[ProgressSink | None] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def report_to(sink: ProgressSink) -> Iterator[None]:
-    """Within this block (in this thread/context), :func:`progress_bar` draws with ``sink``
+    """Within this block (in this thread/context), ``progress_bar`` draws with ``sink``
     instead of tqdm: ``with report_to(widget.bar): cm.load_model(...)``."""
     token = _sink.set(sink)
     try:
@@ -70,7 +70,7 @@ def report_to(sink: ProgressSink) -> Iterator[None]:
 
 
 def describe_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB' (the one size format: :func:`colabmodels.presentation.format_size`)."""
+    """1536 -> '1.5 KiB' (the one size format: ``colabmodels.presentation.format_size``)."""
     from .presentation import format_size
 
     return format_size(n)

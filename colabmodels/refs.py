@@ -1,7 +1,7 @@
-"""Parse what a user typed into a :class:`Ref`.
+"""Parse what a user typed into a ``Ref``.
 
-:func:`parse_ref` is the single place that turns a string (a pasted share link, a Colab path,
-``gs://...``, a local file) into a :class:`Ref`. It never touches the network; the only file
+``parse_ref`` is the single place that turns a string (a pasted share link, a Colab path,
+``gs://...``, a local file) into a ``Ref``. It never touches the network; the only file
 system access is ``os.path.exists`` for the ambiguity rules below.
 
 Accepted shapes
@@ -22,7 +22,7 @@ ignored wherever they appear)::
     other path (``/drive/shared-with-me``, the home page) is a RefError, not a web download.
 
 Drive ids:
-    a bare id (see :func:`is_drive_id`), or ``drive-id:ID`` (what ``str(Ref)`` prints for an
+    a bare id (see ``is_drive_id``), or ``drive-id:ID`` (what ``str(Ref)`` prints for an
     id-only ref; it accepts any id of 10..128 characters of ``[A-Za-z0-9_-]``).
 
 Drive paths (always Drive, even when the same path also exists locally; write
@@ -39,7 +39,7 @@ Drive paths (always Drive, even when the same path also exists locally; write
     ``..`` raises RefError. ``/content/drive`` alone, or an unknown first folder under it, is
     rejected unless it exists locally (it is the mount point, not a Drive item).
     ``SharedWithMe/NAME`` is the session's lookup of a shared item by name; Colab's mount does
-    not have it (:meth:`Ref.mount_path` gives None). ``Othercomputers/...`` and
+    not have it (``Ref.mount_path`` gives None). ``Othercomputers/...`` and
     ``.shortcut-targets-by-id/...`` are accepted because Colab's mount serves them; the API
     session may not resolve them by name.
 
@@ -55,11 +55,11 @@ Others::
     trailing ``/`` is stripped and ``..`` components are rejected. Local paths are made absolute
     against ``cwd`` (default ``os.getcwd()``) with ``~`` expanded and ``..`` resolved lexically
     (symlinks are not followed). A local path that lands under ``/content/drive/<Drive root>``
-    becomes a Drive path ref (use :meth:`Ref.mount_path` to get back to the mount).
+    becomes a Drive path ref (use ``Ref.mount_path`` to get back to the mount).
 
 Version suffix:
     ``REF@vN`` (N >= 1, leading zeros dropped, ``@V3`` -> ``"v3"``), ``REF@latest`` or ``REF@best``
-    (the best checkpoint by its monitored metric, see :mod:`colabmodels.checkpoint`) at the very
+    (the best checkpoint by its monitored metric, see ``colabmodels.checkpoint``) at the very
     end of the string, on any source, right after a name (``dir/@v2`` names an entry called
     ``@v2``; a bare ``@v2`` is an error). An ``@`` that is part of a URL's authority
     (``https://user@host``) is never a version, and ``@anything-else`` stays part of the name.
@@ -75,7 +75,7 @@ Ambiguity rules (strings without a scheme):
        the loader raises NotFoundError). Host-like strings such as ``example.com/x.bin`` are
        local too: write the scheme for web URLs.
 
-Rejected with :class:`~colabmodels.errors.RefError`: empty/whitespace strings, control
+Rejected with ``RefError``: empty/whitespace strings, control
 characters (NUL, an inner newline; surrounding whitespace is stripped), lone surrogates, other
 URL schemes (``ftp://``, ``hf://``...), ``http:``/``gs:``/``s3:`` without ``//``, Drive links
 without an id, ``gs://``/``s3://`` without a bucket, ``file://`` URLs on another host, ``@v0``.
@@ -144,8 +144,9 @@ class Ref:
         if self.path is None:
             raise RefError(f"{self.raw!r} has no path to append {name!r} to")
         sep = "" if self.path.endswith("/") else "/"
-        return replace(self, path=f"{self.path}{sep}{name}", id=None, version=None, folder=False,
-                       raw=f"{self.path}{sep}{name}")
+        path = f"{self.path}{sep}{name}"
+        # the constructor, not ``replace``: a tree walk makes one per file (thousands)
+        return Ref(source=self.source, path=path, resource_key=self.resource_key, raw=path)
 
     def mount_path(self, mountpoint: str = CONTENT_DRIVE) -> str | None:
         """Where a path-based Drive ref appears under a Colab-style mount, else None.
@@ -531,7 +532,7 @@ def _http(url: str, version: str | None, raw: str) -> Ref:
 
 
 def parse_ref(text: str, *, cwd: str | os.PathLike[str] | None = None) -> Ref:
-    """Turn what a user typed into a :class:`Ref` (no network access).
+    """Turn what a user typed into a ``Ref`` (no network access).
 
     Args:
         text: a Drive link, Drive id, Drive/Colab path, ``gs://``/``s3://``/``http(s)://`` URL,
@@ -542,7 +543,7 @@ def parse_ref(text: str, *, cwd: str | os.PathLike[str] | None = None) -> Ref:
             current directory); also where the ambiguity rule looks for an existing file.
 
     Returns:
-        The parsed :class:`Ref`; ``raw`` is ``text`` as given.
+        The parsed ``Ref``; ``raw`` is ``text`` as given.
 
     Raises:
         RefError: the string matches none of the accepted shapes; the message lists them.
@@ -636,6 +637,6 @@ _URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>]+", re.IGNORECASE)
 
 
 def strip_signing_in(text: str) -> str:
-    """``text`` with :func:`strip_signing` applied to every http(s) URL inside it (cache
+    """``text`` with ``strip_signing`` applied to every http(s) URL inside it (cache
     identities and aliases embed URLs: ``http:https://host/k?X-Amz-Signature=...:etag``)."""
     return _URL_IN_TEXT.sub(lambda m: strip_signing(m.group(0)), text) if "://" in text else text

@@ -1,7 +1,7 @@
 """Saved models as numbered versions: ``DEST/v1/``, ``DEST/v2/``, each with a ``manifest.json``.
 
 A version is complete when its ``manifest.json`` exists; it is uploaded last, so an
-interrupted save leaves a folder that :func:`list_versions` ignores.
+interrupted save leaves a folder that ``list_versions`` ignores.
 
 Claiming a number is safe between concurrent savers on every source. Each saver puts a claim
 for ``vN`` (on disk: ``mkdir``, atomic; on Drive: a new ``vN`` folder, Drive allows twins; on
@@ -101,7 +101,7 @@ class SavedModelInfo:
         files: ``[{"path", "size", "sha256"}]``.
         manifest: the whole manifest.
         tags: ``"latest"`` on the newest version, ``"best"`` on the best checkpoint (see
-            :func:`best_version`), as listed by :func:`list_versions`.
+            ``best_version``), as listed by ``list_versions``.
     """
 
     dest: str
@@ -124,7 +124,7 @@ class SavedModelInfo:
 
 
 class DriveSessionCalls(Protocol):
-    """What the registry asks of a Drive session (:class:`~colabmodels.drive.session.DriveSession`)."""
+    """What the registry asks of a Drive session (``DriveSession``)."""
 
     def execute(self, build: Callable[[Any], Any], *, what: str) -> Any: ...
 
@@ -133,7 +133,7 @@ class DriveSessionCalls(Protocol):
 
 class DriveCalls(Protocol):
     """The Drive-only calls the registry makes on a backend
-    (:class:`~colabmodels.storage.drive.DriveBackend`), beyond the common contract."""
+    (``DriveBackend``), beyond the common contract."""
 
     @property
     def session(self) -> DriveSessionCalls | None: ...
@@ -158,7 +158,7 @@ if TYPE_CHECKING:
 
 
 def _drive(backend: StorageBackend) -> DriveCalls:
-    """``backend`` seen through :class:`DriveCalls` (only for ``source == "drive"``)."""
+    """``backend`` seen through ``DriveCalls`` (only for ``source == "drive"``)."""
     if backend.source != "drive":
         raise RefError(f"{type(backend).__name__} is not a Drive backend")
     return cast(DriveCalls, backend)
@@ -389,12 +389,12 @@ def _remembered_versions(dest: Ref, cause: OfflineError | None) -> list[SavedMod
 
 def resolve_version(ref: Ref, *, offline: bool = False) -> SavedModelInfo:
     """The version ``REF@vN`` / ``REF@latest`` / ``REF@best`` names (offline: from the
-    remembered listing). ``@best`` is worked out from the manifests (:func:`best_version`).
+    remembered listing). ``@best`` is worked out from the manifests (``best_version``).
 
     Raises:
         VersionError: no such version (the message lists the ones there are), or ``@best``
             where no version records a monitored metric.
-        NotFoundError, RefError, OfflineError: see :func:`list_versions`.
+        NotFoundError, RefError, OfflineError: see ``list_versions``.
     """
     from .refs import version_number
 
@@ -475,7 +475,7 @@ def own_files(folder: Ref) -> set[str] | None:
     among them, not Drive, not signed in, or Drive cannot say).
 
     This is the rule by which a user's own saves load without ``trust=True``; the owner walk
-    itself is :func:`colabmodels.drive.files.owned_md5s`.
+    itself is ``colabmodels.drive.files.owned_md5s``.
     """
     if folder.source != "drive":
         return None
@@ -718,7 +718,7 @@ def publish(folder: Path, saved: SavedFiles, dest: Ref, *, version: int | str = 
             metadata: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
             progress: bool = True, report: ProgressCallback | None = None,
             backend: StorageBackend | None = None, parallel: int | None = None) -> SavedModelInfo:
-    """Upload files that :func:`~colabmodels.formats.save_object` wrote into ``folder`` as a
+    """Upload files that ``save_object`` wrote into ``folder`` as a
     new version under ``dest``: hash them, claim ``vN``, upload the files (several at once when
     there are several), then the manifest last, which makes the version complete.
 

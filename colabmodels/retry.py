@@ -1,14 +1,14 @@
 """One retry policy for every request colabmodels sends (the bottom layer: imports only
 ``config`` and ``errors``).
 
-Transient failures (:class:`~colabmodels.errors.RetryableError`: 429, 5xx, rate-limit 403,
+Transient failures (``RetryableError``: 429, 5xx, rate-limit 403,
 dropped connections; and plain ``ConnectionError``/``TimeoutError`` from libraries) are retried
 with exponential backoff and full jitter, honouring ``Retry-After``, up to
-``config.max_retries()`` attempts; then :class:`~colabmodels.errors.TransferError`.
+``config.max_retries()`` attempts; then ``TransferError``.
 
 A network that is down (connection refused, DNS failure, no route to the host) is not
 transient in that sense: waiting seconds per attempt only delays the answer. It raises
-:class:`~colabmodels.errors.NetworkDownError` at once, so callers can serve the cache instead.
+``NetworkDownError`` at once, so callers can serve the cache instead.
 
 Waits can be cut short by a ``threading.Event`` (the transfer engine's cancel flag), so an
 interrupted download does not sleep out its backoff.
@@ -109,7 +109,7 @@ def network_down_cause(exc: BaseException) -> BaseException | None:
 
 
 def network_down_error(exc: BaseException, what: str) -> NetworkDownError | None:
-    """A :class:`NetworkDownError` for ``exc`` when the network is down, else None."""
+    """A ``NetworkDownError`` for ``exc`` when the network is down, else None."""
     cause = network_down_cause(exc)
     if cause is None:
         return None
@@ -180,7 +180,7 @@ class Retry:
 def call_with_retries(fn: Callable[[], T], *, what: str, attempts: int | None = None,
                       cancel: threading.Event | None = None,
                       sleep: Callable[[float], None] = time.sleep) -> T:
-    """Call ``fn`` until it succeeds, retrying transient failures (see :class:`Retry`).
+    """Call ``fn`` until it succeeds, retrying transient failures (see ``Retry``).
 
     Raises:
         NetworkDownError: the network or host is down.

@@ -10,13 +10,13 @@ checkpoint (every ``CHECKPOINT_BYTES``), so at most that much per connection is 
 twice. The md5 is computed while the file arrives (a thread follows the finished prefix), so
 verification costs almost nothing at the end.
 
-Transient failures (:class:`~colabmodels.errors.RetryableError`: 429, 5xx, rate-limit 403,
-dropped connections) are retried under the one policy of :mod:`colabmodels.retry`
+Transient failures (``RetryableError``: 429, 5xx, rate-limit 403,
+dropped connections) are retried under the one policy of ``colabmodels.retry``
 (exponential backoff, full jitter, ``Retry-After``); a host that cannot be reached at all
-fails at once with :class:`~colabmodels.errors.NetworkDownError`. Anything else (not found, no
+fails at once with ``NetworkDownError``. Anything else (not found, no
 permission, download quota, a Google Doc) stops the transfer at once. The finished file is
 checked against the size and, where the source has one, the md5 the source reported; a
-mismatch discards it and raises :class:`~colabmodels.errors.IntegrityError`.
+mismatch discards it and raises ``IntegrityError``.
 
 Stopping: a ``KeyboardInterrupt`` (the notebook's Stop button) in the calling thread sets a
 cancel flag that every worker checks between blocks (256 KiB for HTTP and Drive) and while it
@@ -318,11 +318,11 @@ def state_path(partial: Path) -> Path:
 def download(backend: StorageBackend, ref: Ref, dest: Path, *,
              progress: ProgressCallback | None = None,
              cancel: threading.Event | None = None) -> RemoteStat:
-    """Download one file to ``dest`` (no cache involved): ``stat`` it, then :func:`download_to`.
+    """Download one file to ``dest`` (no cache involved): ``stat`` it, then ``download_to``.
 
     Raises:
         RefError: ``ref`` is a folder.
-        and the errors of :func:`download_to`.
+        and the errors of ``download_to``.
     """
     from .errors import RefError
 
@@ -345,7 +345,7 @@ def download_to(backend: StorageBackend, stat: RemoteStat, partial: Path, *,
 
     Args:
         cancel: set it (from another thread) to stop the download within about a second;
-            the call then raises :class:`TransferError`. A ``KeyboardInterrupt`` in the
+            the call then raises ``TransferError``. A ``KeyboardInterrupt`` in the
             calling thread stops it the same way and is re-raised.
 
     Raises:

@@ -1,6 +1,6 @@
 """Folder trees listed in parallel and remembered: the walk under every folder-shaped read.
 
-:func:`walk_tree` lists a folder tree (``cm.fetch`` of a folder, the image datasets, the
+``walk_tree`` lists a folder tree (``cm.fetch`` of a folder, the image datasets, the
 dataset panel). Folders are listed in parallel (each one paged), and on Drive the result is
 remembered (in this process and on disk under the cache's ``listings/``) keyed by the root
 folder's id. A remembered tree is checked, not re-walked: Drive's change feed (``changes.list``
@@ -11,9 +11,9 @@ only noticed with ``refresh=True``).
 
 The walk is source-neutral: other sources are listed with their backend's ``list``. Drive's
 requests (children with thumbnail and image fields, shortcut targets, the change feed, the
-modified-since check) are :class:`colabmodels.drive.treewalk.TreeRequests`.
+modified-since check) are ``colabmodels.drive.treewalk.TreeRequests``.
 
-Local names: every remote name goes through :func:`colabmodels.cachestore.unique_names`, so
+Local names: every remote name goes through ``colabmodels.cachestore.unique_names``, so
 hostile titles never escape the tree, safe names stay as the source has them, and two children
 that would map to one name (Drive allows equal titles) both keep their own file.
 """
@@ -29,10 +29,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .cachestore import cache, unique_names
 from .drive.treewalk import TreeRequests
@@ -45,8 +45,8 @@ from .storage.drive import DriveBackend, stat_from_meta
 if TYPE_CHECKING:
     from .storage.base import StorageBackend
 
-__all__ = ["LIST_WORKERS", "MEMO_SKEW_S", "ListingStats", "RememberedStat", "Tree", "TreeNode",
-           "forget_listings", "walk_tree"]
+__all__ = ["LIST_WORKERS", "MEMO_SKEW_S", "FeedAnswer", "ListingStats", "RememberedStat",
+           "RememberedWalk", "Tree", "TreeNode", "forget_listings", "walk_remembered", "walk_tree"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class TreeNode:
 class RememberedStat(RemoteStat):
     """A Drive folder's stat remembered from an earlier process, not asked for again.
 
-    :func:`walk_tree` accepts it as the root and trusts it while Drive's change feed (which the
+    ``walk_tree`` accepts it as the root and trusts it while Drive's change feed (which the
     walk of a remembered listing reads anyway) does not name the folder itself; otherwise
     (renamed, moved, trashed, no remembered listing, no feed) it asks Drive for the stat first.
     So a new kernel on a warm cache makes one metadata request, the change feed's.
@@ -167,6 +167,11 @@ class _Lister:
             out.append((stat_from_meta(child_ref, item), info))
         return out
 
+
+_NOT_REMEMBERED = frozenset({"parents", "labels"})
+"""Fields of a listed item that the walk never reads (the parent is the folder listed, trashed
+items are not listed): left out of the remembered listing, which a new kernel decodes whole
+(``parents`` with its links was about 40% of it)."""
 
 _MEMO: dict[str, dict[str, Any]] = {}
 _MEMO_LOCK = threading.Lock()
@@ -263,7 +268,8 @@ def forget_listings(*, on_disk: bool = True) -> None:
 def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool = False,
               remember: bool = True, refresh: bool = False,
               workers: int = LIST_WORKERS,
-              on_page: Callable[[str, list[dict[str, Any]]], None] | None = None) -> Tree:
+              on_page: Callable[[str, list[dict[str, Any]]], None] | None = None,
+              feed: FeedAnswer | None = None) -> Tree:
     """List the whole tree under the folder ``root``: folders in parallel, each one paged.
 
     Args:
@@ -278,6 +284,9 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
         workers: folders listed at the same time.
         on_page: Drive only: called with ``(folder id, items)`` for each page listed now (on a
             listing thread), so a caller can show counts before the walk ends.
+        feed: the change feed's answer for the remembered listing, already read (by
+            ``walk_remembered``); it is not asked for again while the remembered listing
+            is still the one it answered for.
 
     Raises:
         NotFoundError, AuthError, TransferError: as listing raised them.
@@ -297,7 +306,11 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
     token = None
     if drive is not None and old is not None:
         raw = {k: list(v) for k, v in old["folders"].items()}
-        dirty, token = drive.changed_in_feed(raw, old.get("changes_token"))
+        if feed is not None and feed.since == old.get("changes_token"):
+            dirty, token = (set(feed.dirty) if feed.dirty is not None else None), feed.token
+            drive.touched |= feed.touched
+        else:
+            dirty, token = drive.changed_in_feed(raw, old.get("changes_token"))
     elif drive is not None and use_memo:
         token = drive.start_token()  # before listing: later changes show in the feed
     if drive is not None and old is not None:
@@ -313,7 +326,7 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
             raise NotFoundError(f"{root.ref.path or root.name} is no longer a folder")
         if fresh.ref.id != root.ref.id:  # another folder took the path: walk that one
             return walk_tree(backend, fresh, follow_links=follow_links, remember=remember,
-                             refresh=refresh, workers=workers, on_page=on_page)
+                             refresh=refresh, workers=workers, on_page=on_page, feed=feed)
         root = fresh
     root_node = TreeNode(parts=(), local="", stat=root, children=[])
     visited: set[str] = set()
@@ -333,7 +346,8 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
             if dirty is not None and fid in raw and fid not in dirty:
                 items = raw[fid]
             else:
-                items = drive.children(node.stat.ref.id, node.stat.ref.path or fid)
+                items = [{k: v for k, v in item.items() if k not in _NOT_REMEMBERED}
+                         for item in drive.children(node.stat.ref.id, node.stat.ref.path or fid)]
                 with _MEMO_LOCK:
                     raw[fid] = items
                     stats.folders_listed += 1
@@ -360,13 +374,36 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
                 descend.append(kid)
         return descend
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="colabmodels-list") as pool:
-        pending = {pool.submit(expand, root_node)}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                for sub in fut.result():
-                    pending.add(pool.submit(expand, sub))
+    def remembered(node: TreeNode) -> bool:
+        """Whether ``node`` expands without a request (its listing is remembered and still
+        good, and it holds no shortcut to resolve): then it is expanded on this thread."""
+        fid = node.stat.ref.id or ""
+        return (drive is not None and dirty is not None and fid in raw and fid not in dirty
+                and not any(item.get("mimeType") == SHORTCUT_MIME for item in raw[fid]))
+
+    # Folders that need requests are listed on a pool, started only when one does: a new
+    # kernel on an unchanged remembered tree starts no thread for it.
+    pool: ThreadPoolExecutor | None = None
+    pending: set[Future[list[TreeNode]]] = set()
+    ready = [root_node]
+    try:
+        while ready or pending:
+            while ready:
+                node = ready.pop()
+                if remembered(node):
+                    ready.extend(expand(node))
+                    continue
+                if pool is None:
+                    pool = ThreadPoolExecutor(max_workers=max(1, workers),
+                                              thread_name_prefix="colabmodels-list")
+                pending.add(pool.submit(expand, node))
+            if pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    ready.extend(fut.result())
+    finally:
+        if pool is not None:  # on an error: nothing new starts, what runs ends first
+            pool.shutdown(wait=True, cancel_futures=True)
     if use_memo and (old is None or dirty or len(raw) != len(old["folders"])):
         live = {n.stat.ref.id for n in _folders(root_node)}
         _memo_save(memo_key, {"taken_at": taken_at, "root": root.ref.id, "changes_token": token,
@@ -380,6 +417,95 @@ def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool =
     logger.info("listed %s: %d requests, %d folders listed%s", root.name, stats.requests,
                 stats.folders_listed, " (remembered)" if stats.remembered else "")
     return Tree(root_node, stats)
+
+
+@dataclass(frozen=True)
+class FeedAnswer:
+    """What Drive's change feed said about a remembered listing (``TreeRequests.changed_in_feed``).
+
+    Attributes:
+        since: the feed position it was read from (the remembered listing's).
+        dirty: its folders that gained, lost or changed a file (None: the feed could not be read).
+        token: the feed position after the changes read.
+        touched: its folders named by the feed themselves (renamed, moved, trashed).
+    """
+
+    since: str
+    dirty: frozenset[str] | None
+    token: str | None
+    touched: frozenset[str]
+
+
+class RememberedWalk(NamedTuple):
+    """``walk_remembered``: the remembered tree now, and ``confirm()`` for the tree as of now."""
+
+    tree: Tree
+    confirm: Callable[[], Tree]
+
+
+def walk_remembered(backend: StorageBackend, root: RemoteStat, *, follow_links: bool = False,
+                    workers: int = LIST_WORKERS) -> RememberedWalk | None:
+    """The remembered tree of a Drive folder, built at once, while the change feed is asked.
+
+    For a caller with work to do on the listing before it must be sure of it (a new kernel
+    on a warm cache): the tree is built from the remembered listing as if the feed named
+    nothing (no request waited for), while one thread reads the feed. ``confirm()`` waits for
+    that answer and returns ``tree`` itself when the feed names none of its folders nor the
+    folder itself; otherwise it returns the tree walked now (``walk_tree``, which reuses the
+    answer: the feed is read once). Whatever the caller built from ``tree`` is right only when
+    ``confirm()`` returns ``tree``.
+
+    Returns None where there is nothing to start from (no remembered listing with a feed
+    position, not Drive); then call ``walk_tree``.
+    """
+    session = backend.session if isinstance(backend, DriveBackend) else None
+    if session is None or root.ref.id is None:
+        return None
+    memo_key = _memo_key(backend, root, follow_links)
+    old = _memo_load(memo_key)
+    since = old.get("changes_token") if old is not None else None
+    if old is None or not isinstance(since, str) or not since:
+        return None
+    drive = TreeRequests(session)
+    folders = old["folders"]
+    answer: Future[FeedAnswer] = Future()
+
+    def ask() -> None:
+        try:
+            dirty, token = drive.changed_in_feed(folders, since)
+            answer.set_result(FeedAnswer(since, None if dirty is None else frozenset(dirty),
+                                         token, frozenset(drive.touched)))
+        except BaseException as e:  # handed to confirm(), which raises it
+            answer.set_exception(e)
+
+    threading.Thread(target=ask, name="colabmodels-change-feed", daemon=True).start()
+    assumed = FeedAnswer(since, frozenset(), since, frozenset())
+    try:
+        tree = walk_tree(backend, root, follow_links=follow_links, workers=workers, feed=assumed)
+    except BaseException:
+        answer.result()  # the thread's request ends before the error goes on
+        raise
+    settled: list[Tree] = []
+
+    def confirm() -> Tree:
+        if settled:
+            return settled[0]
+        said = answer.result()
+        if said.dirty is None or said.dirty or root.ref.id in said.touched:
+            settled.append(walk_tree(backend, root, follow_links=follow_links, workers=workers,
+                                     feed=said))
+            return settled[0]
+        tree.stats.requests += drive.requests
+        if said.token and said.token != since:  # unchanged here: skip those changes next time
+            current = _memo_load(memo_key)
+            if current is not None and current.get("changes_token") == since:
+                current["changes_token"] = said.token
+                current["taken_at"] = time.time()
+                _memo_save(memo_key, current)
+        settled.append(tree)
+        return tree
+
+    return RememberedWalk(tree, confirm)
 
 
 def _child_key(stat: RemoteStat) -> str:

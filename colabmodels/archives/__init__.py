@@ -1,12 +1,12 @@
 """Archives as folders: a zip read by byte ranges, and zip/tar extracted into the cache.
 
-- :class:`ZipArchive`: a ``.zip`` in any backend (Drive, GCS, S3, a URL, local disk). Its
-  central directory is read in at most three ranged requests (:mod:`.zipdir`) and kept in the
+- ``ZipArchive``: a ``.zip`` in any backend (Drive, GCS, S3, a URL, local disk). Its
+  central directory is read in at most three ranged requests (``.zipdir``) and kept in the
   cache; members are read by range, neighbours coalesced into large single-range requests, each
-  member decoded into its own cache entry with its CRC-32 checked (:mod:`.members`).
-- :func:`extract_entry`: a whole zip, tar or tar.gz extracted into one cache entry
-  (``cm.fetch(ref, extract=True)``; :mod:`.extract`).
-- :mod:`.limits`: which member names may be written and the expansion (bomb) rule.
+  member decoded into its own cache entry with its CRC-32 checked (``.members``).
+- ``extract_entry``: a whole zip, tar or tar.gz extracted into one cache entry
+  (``cm.fetch(ref, extract=True)``; ``.extract``).
+- ``.limits``: which member names may be written and the expansion (bomb) rule.
 
 The datasets, the API and the dataset panel build on these; this package imports only the
 cache, the transfer engine, the storage contract and the leaves.

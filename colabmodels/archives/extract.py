@@ -7,13 +7,13 @@ entry's metadata (``meta.json``) sits beside it, never inside. A second call fin
 
 - **zip**: the archive is downloaded by the parallel, resuming transfer engine into the cache's
   ``partial/`` folder, its central directory read, the expansion rule checked
-  (:mod:`colabmodels.archives.limits`), then every member decoded (stored or deflate, capped at
+  (``colabmodels.archives.limits``), then every member decoded (stored or deflate, capped at
   its declared size, CRC-32 checked) and the download removed.
 - **tar, tar.gz/.tgz** (also ``.tar.bz2``/``.tar.xz``): streamed in one pass from a single
   request (gzip cannot be read by ranges); a dropped connection is resumed with a ranged request
   from the byte where it stopped. Expansion is held to the same numbers as it arrives.
 
-Names follow :mod:`colabmodels.archives.limits`: kept as the archive has them; absolute, drive
+Names follow ``colabmodels.archives.limits``: kept as the archive has them; absolute, drive
 letter and ``..`` names, links and devices are left out with a warning that names them (and
 listed in the entry's ``extra["left_out"]``); ``__MACOSX/`` is left out quietly. The entry
 appears only complete (``Cache.store``): an error half-way leaves nothing that looks extracted.

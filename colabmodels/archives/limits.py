@@ -6,20 +6,20 @@ count as separators (archives made on Windows). A name is *refused* (left out, w
 that names it) when it is absolute (``/etc/x``), starts with a drive letter (``C:x``) or is a UNC
 path (``//host/x``), or has a ``..`` component. Symbolic links, hard links and device, FIFO or
 socket entries are never written (left out with a warning). Characters no common file system
-takes (control characters, ``:*?"<>|``) become ``_`` (:func:`colabmodels.cachestore.sanitize_name`).
+takes (control characters, ``:*?"<>|``) become ``_`` (``colabmodels.cachestore.sanitize_name``).
 ``__MACOSX/`` (macOS resource forks) is left out without a warning.
 
 **Expansion (bombs).** The rule, checked on the declared sizes before anything is written:
 
-- an archive may expand to :data:`FREE_EXPANSION` (256 MiB) at any ratio;
-- past that, the declared total may be at most :data:`MAX_RATIO` (100) times the archive's own
-  size, and one member past :data:`FREE_EXPANSION` at most 100 times its compressed size;
-- never more than :data:`MAX_TOTAL` (64 GiB) nor :data:`MAX_MEMBERS` (1,000,000) members;
+- an archive may expand to ``FREE_EXPANSION`` (256 MiB) at any ratio;
+- past that, the declared total may be at most ``MAX_RATIO`` (100) times the archive's own
+  size, and one member past ``FREE_EXPANSION`` at most 100 times its compressed size;
+- never more than ``MAX_TOTAL`` (64 GiB) nor ``MAX_MEMBERS`` (1,000,000) members;
 - and the declared total must fit on the cache's disk.
 
 Writes stop at each member's declared size (a member whose data expands further is an error),
 so the declared sizes bound what can reach the disk. This is stricter than
-:func:`colabmodels.formats.safety.check_zip` (1000:1 past 64 MiB per member), which lets a
+``colabmodels.formats.safety.check_zip`` (1000:1 past 64 MiB per member), which lets a
 157:1 archive expanding to 640 MiB through; this rule refuses it. Tar streams (no directory to
 read first) are held to the same numbers as they arrive.
 """
@@ -81,8 +81,8 @@ def check_member(name: str, size: int, compressed: int, *, where: str) -> None:
     """Refuse one member that claims an absurd expansion.
 
     Raises:
-        UnsafeArchiveError: it declares more than :data:`FREE_EXPANSION` at more than
-            :data:`MAX_RATIO`:1.
+        UnsafeArchiveError: it declares more than ``FREE_EXPANSION`` at more than
+            ``MAX_RATIO``:1.
     """
     if size > FREE_EXPANSION and size > MAX_RATIO * max(compressed, 1):
         raise UnsafeArchiveError(

@@ -1,16 +1,16 @@
 """Zip members read by byte ranges, each into its own cache entry.
 
-:class:`ZipArchive` is one zip in any backend: its central directory (read in at most three
-ranged requests by :func:`~colabmodels.archives.zipdir.read_directory`, then kept in the cache,
+``ZipArchive`` is one zip in any backend: its central directory (read in at most three
+ranged requests by ``read_directory``, then kept in the cache,
 so a new kernel sends no ranged request to list it again) and its members.
 
-:class:`MemberFetcher` brings members into the cache. The members asked for are sorted by where
+``MemberFetcher`` brings members into the cache. The members asked for are sorted by where
 they sit in the archive and *neighbours are coalesced*: members whose spans touch (or are
-separated by at most :data:`MAX_GAP` bytes of members nobody asked for) become one block, read
-with one ``Range: bytes=a-b`` request of up to :data:`BLOCK_BYTES` (Drive honours one range per
-request: no multi-range). Blocks are read :data:`WORKERS` at a time, in the order their members
+separated by at most ``MAX_GAP`` bytes of members nobody asked for) become one block, read
+with one ``Range: bytes=a-b`` request of up to ``BLOCK_BYTES`` (Drive honours one range per
+request: no multi-range). Blocks are read ``WORKERS`` at a time, in the order their members
 are first needed (a member asked for now jumps the queue); a block larger than
-:data:`ENGINE_BYTES` (a single big member) goes through the parallel, resuming transfer engine
+``ENGINE_BYTES`` (a single big member) goes through the parallel, resuming transfer engine
 instead. Retries follow the one retry policy.
 
 Each member is decoded (stored or deflate) straight into its cache entry's staging folder:
@@ -18,6 +18,11 @@ writing stops at its declared size, its CRC-32 is checked against the central di
 the entry appears only complete (``Cache.store``), so nothing half-written is ever an entry.
 The entry's key is the archive's content identity plus the member's offset: a changed archive
 gets new entries, and a second epoch or a new kernel finds every member on local disk.
+
+With ``MemberFetcher(blobs=True)`` (what ``image_dataset_from_drive`` uses) a block is kept
+as it sits in the archive, one cache file per block, and ``ZipArchive.member_bytes``
+decodes a member from it when asked (CRC-32 checked on every read): one file creation per
+block instead of one per member.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ import io
 import logging
 import os
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from ..cachestore import CacheEntry, cache, identity_of, key_for, sanitize_name
 from ..errors import IntegrityError, TransferError, UnknownFormatError
@@ -63,6 +69,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+_Got = TypeVar("_Got")  # what the cache holds for a member: a file, or (block file, start)
 
 BLOCK_BYTES = 4 * 1024 * 1024
 """Largest coalesced range (bigger blocks: fewer requests; smaller: an earlier first batch)."""
@@ -83,13 +90,14 @@ def display(stat: RemoteStat) -> str:
     return (stat.ref.path or stat.name or str(stat.ref)).rstrip("/")
 
 
-def copy_member(src: IO[bytes], member: ZipMember, out: IO[bytes], *, where: str) -> str:
+def copy_member(src: IO[bytes], member: ZipMember, out: IO[bytes], *, where: str,
+                digest: bool = True) -> str:
     """Decode one member from ``src`` (positioned at its local header) into ``out``.
 
     Writes at most ``member.size`` bytes and checks the CRC-32 against the central directory.
 
     Returns:
-        The md5 of what was written.
+        The md5 of what was written ("" with ``digest=False``: a reader that keeps no copy).
 
     Raises:
         UnknownFormatError: the member is encrypted or uses an unsupported compression method.
@@ -106,7 +114,7 @@ def copy_member(src: IO[bytes], member: ZipMember, out: IO[bytes], *, where: str
     skip = fields[9] + fields[10]
     if len(src.read(skip)) != skip:
         raise IntegrityError(f"{what}: truncated local header")
-    md5 = hashlib.md5(usedforsecurity=False)
+    md5 = hashlib.md5(usedforsecurity=False) if digest else None
     crc = 0
     written = 0
 
@@ -120,7 +128,8 @@ def copy_member(src: IO[bytes], member: ZipMember, out: IO[bytes], *, where: str
             raise UnsafeArchiveError(f"{what} expands past its declared {member.size} bytes; "
                                      "refusing it (a zip bomb or a corrupt archive)")
         out.write(chunk)
-        md5.update(chunk)
+        if md5 is not None:
+            md5.update(chunk)
         crc = zlib.crc32(chunk, crc)
         written += len(chunk)
 
@@ -156,7 +165,7 @@ def copy_member(src: IO[bytes], member: ZipMember, out: IO[bytes], *, where: str
     if crc != member.crc:
         raise IntegrityError(f"{what}: CRC-32 {crc:08x} does not match the archive's "
                              f"{member.crc:08x}; the archive is corrupt")
-    return md5.hexdigest()
+    return md5.hexdigest() if md5 is not None else ""
 
 
 def check_readable(member: ZipMember, *, where: str) -> None:
@@ -379,14 +388,16 @@ class ZipArchive:
             self._remember(paths)
         return out
 
-    def fetch_block(self, block: Block, cancel: threading.Event | None = None) -> dict[ZipMember, Path | BaseException]:
-        """Read one block and store its members: ``{member: path or the error}``."""
-        out: dict[ZipMember, Path | BaseException] = {}
+    def _still_to_read(self, block: Block, cached: Callable[[ZipMember], _Got | None]
+                       ) -> tuple[dict[ZipMember, _Got | BaseException], list[ZipMember]]:
+        """Sort ``block``'s members: ``({member: what the cache has, or why it is refused},
+        the members to read)``."""
+        out: dict[ZipMember, _Got | BaseException] = {}
         wanted = []
         for m in block.members:
-            cached = self.cached_path(m)
-            if cached is not None:
-                out[m] = cached
+            found = cached(m)
+            if found is not None:
+                out[m] = found
                 continue
             try:
                 check_readable(m, where=self.where)
@@ -395,6 +406,11 @@ class ZipArchive:
                 out[m] = e
                 continue
             wanted.append(m)
+        return out, wanted
+
+    def fetch_block(self, block: Block, cancel: threading.Event | None = None) -> dict[ZipMember, Path | BaseException]:
+        """Read one block and store its members: ``{member: path or the error}``."""
+        out, wanted = self._still_to_read(block, self.cached_path)
         if not wanted:
             return out
         start, end = wanted[0].header_offset, wanted[-1].span_end
@@ -406,6 +422,111 @@ class ZipArchive:
             return io.BytesIO(data[m.header_offset - start:m.span_end - start])
 
         return {**out, **self.store_members(wanted, src, block=(start, end))}
+
+    # -- blocks kept whole: one cache file per block (the bytes as they sit in the archive) ----
+    # What image_dataset_from_drive reads: a member's bytes are decoded from its block's file
+    # when asked for (CRC-32 checked each time), so a block of hundreds of members costs one
+    # file creation, not hundreds.
+
+    def _blobs_alias(self) -> str:
+        return f"zip-blobs:{self.identity}"
+
+    def _blob_index(self) -> dict[str, list[Any]]:
+        """``{header offset: [key of the block's file entry, the block's start]}``."""
+        with _INDEX_LOCK:
+            found = self.__dict__.get("_known_blobs")
+            if found is None:
+                recalled = cache.recall(self._blobs_alias()) or {}
+                members = recalled.get("members")
+                found = self.__dict__["_known_blobs"] = dict(members) if isinstance(members, dict) else {}
+            return found
+
+    def blob_of(self, member: ZipMember) -> tuple[Path, int] | None:
+        """``(file, its start in the archive)`` of the cached block holding ``member``, if any."""
+        found = self._blob_index().get(str(member.header_offset))
+        if not isinstance(found, list) or len(found) != 2 or not isinstance(found[1], int):
+            return None
+        key, start = found
+        entry = self._entry(key)
+        if entry is None:
+            return None
+        path = entry.path
+        end = member.span_end - start
+        try:
+            if start <= member.header_offset and os.stat(path).st_size >= end:
+                return path, start
+        except OSError:
+            pass
+        self.__dict__.get("_entries", {}).pop(key, None)
+        return None
+
+    def fetch_blob(self, block: Block, cancel: threading.Event | None = None) -> dict[ZipMember, tuple[Path, int] | BaseException]:
+        """Read one block into a cache file of its own: ``{member: (file, start) or the error}``."""
+        out, wanted = self._still_to_read(block, self.blob_of)
+        if not wanted:
+            return out
+        start, end = wanted[0].header_offset, wanted[-1].span_end
+        ident = f"zip-blob:{self.identity}:{start}-{end}"
+        key = key_for(ident)
+        partial = cache.partial_path(key)
+
+        def fill(target: Path) -> None:
+            if end - start > ENGINE_BYTES:  # one big member: parallel ranged parts, resumable
+                from ..transfer import download_to
+
+                view = RangeView(self.backend, self.stat, start, end)
+                download_to(view, view.stat, partial, cancel=cancel)  # type: ignore[arg-type]
+                os.replace(partial, target)
+            else:
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with open(fd, "wb") as fh:
+                    fh.write(_read_exact(self.backend, self.stat, start, end))
+
+        cache.ensure_space(end - start)
+        entry, _ = cache.get_or_store(key, identity=ident, source=f"{self.stat.ref} (zip block)",
+                                      name="block", kind="file", fill=fill)
+        self.__dict__.setdefault("_entries", {})[key] = entry
+        with _INDEX_LOCK:
+            self._blob_index().update({str(m.header_offset): [key, start] for m in wanted})
+            self.__dict__["_blobs_dirty"] = True
+            if time.monotonic() - self.__dict__.get("_blobs_saved", 0.0) >= _SAVE_EVERY_S:
+                self.save_blob_index()
+        for m in wanted:
+            out[m] = (entry.path, start)
+        return out
+
+    def save_blob_index(self) -> None:
+        """Write which blocks hold which members (for a new kernel), if anything changed. At
+        most every ``_SAVE_EVERY_S`` while blocks arrive, and when a reader goes idle or
+        closes: rewriting it after every block would cost more than reading the block."""
+        with _INDEX_LOCK:
+            if not self.__dict__.get("_blobs_dirty"):
+                return
+            self.__dict__["_blobs_dirty"] = False
+            self.__dict__["_blobs_saved"] = time.monotonic()
+            try:
+                cache.remember_info(self._blobs_alias(), {"members": self._blob_index()})
+            except OSError as e:  # a read-only cache: read again next time
+                logger.debug("could not remember the blocks of %s: %s", self.where, e)
+
+    def member_bytes(self, member: ZipMember, blob: tuple[Path, int]) -> bytes:
+        """``member``'s decoded bytes, from its block's cache file (CRC-32 checked).
+
+        Raises:
+            IntegrityError, UnsafeArchiveError, UnknownFormatError: as ``copy_member``.
+        """
+        from ..transfer import open_private, pread_at
+
+        path, start = blob
+        n = member.span_end - member.header_offset
+        fd = open_private(path, os.O_RDONLY)
+        try:
+            raw = pread_at(fd, n, member.header_offset - start)
+        finally:
+            os.close(fd)
+        out = io.BytesIO()
+        copy_member(io.BytesIO(raw), member, out, where=self.where, digest=False)
+        return out.getvalue()
 
     def _fetch_big(self, members: list[ZipMember], start: int, end: int,
                    cancel: threading.Event | None) -> dict[ZipMember, Path | BaseException]:
@@ -430,6 +551,8 @@ class ZipArchive:
 
 
 _INDEX_LOCK = threading.RLock()
+_SAVE_EVERY_S = 1.0
+"""How often, at most, the blocks a reader stored are written down while it reads."""
 _NOW = 10 ** 15
 """Subtracted from a queue position: blocks needed now go before those read ahead."""
 
@@ -489,8 +612,9 @@ class MemberFetcher:
 
     def __init__(self, archive: ZipArchive, members: Sequence[ZipMember], *,
                  workers: int = WORKERS, block_bytes: int = BLOCK_BYTES,
-                 max_gap: int = MAX_GAP) -> None:
+                 max_gap: int = MAX_GAP, blobs: bool = False) -> None:
         self.archive = archive
+        self.blobs = blobs
         self.workers = workers
         # Blocks small enough that every connection has work from the start (an early first
         # batch), large enough that latency is paid rarely.
@@ -501,7 +625,7 @@ class MemberFetcher:
         for i, block in enumerate(self._blocks):
             for m in block.members:
                 self._block_of[m] = i
-        self._results: dict[int, Future[dict[ZipMember, Path | BaseException]]] = {}
+        self._results: dict[int, Future[dict[ZipMember, Any]]] = {}
         self._queue: list[tuple[int, int]] = []  # (priority, block index)
         self._counter = 0
         self._cond = threading.Condition()
@@ -514,7 +638,7 @@ class MemberFetcher:
     def blocks(self) -> list[Block]:
         return self._blocks
 
-    def _queue_block(self, index: int, priority: int) -> Future[dict[ZipMember, Path | BaseException]]:
+    def _queue_block(self, index: int, priority: int) -> Future[dict[ZipMember, Any]]:
         with self._cond:
             fut = self._results.get(index)
             if fut is None:
@@ -555,7 +679,7 @@ class MemberFetcher:
             elif not queued:
                 self._queue_block(index, order)
 
-    def future(self, member: ZipMember) -> Future[dict[ZipMember, Path | BaseException]]:
+    def future(self, member: ZipMember) -> Future[dict[ZipMember, Any]]:
         """The future of ``member``'s block, moved to the front of the queue."""
         with self._cond:
             self._counter += 1
@@ -571,6 +695,23 @@ class MemberFetcher:
         cached = self.archive.cached_path(member)
         if cached is not None:
             return cached
+        return self._wait_for(member)
+
+    def blob(self, member: ZipMember) -> tuple[Path, int]:
+        """(``blobs`` mode) the cached block file holding ``member`` and its start, read now
+        if needed (its block jumps the queue).
+
+        Raises:
+            the member's own error (encrypted, a bomb...), or the block's read error.
+        """
+        cached = self.archive.blob_of(member)
+        if cached is not None:
+            return cached
+        return self._wait_for(member)
+
+    def _wait_for(self, member: ZipMember) -> Any:
+        """What reading ``member``'s block gave for it (its block jumps the queue); its error
+        raised."""
         result = self.future(member).result()[member]
         if isinstance(result, BaseException):
             raise result
@@ -578,6 +719,8 @@ class MemberFetcher:
 
     def _work(self) -> None:
         while True:
+            if self.blobs and not self._queue:
+                self.archive.save_blob_index()  # idle: what arrived is written down
             with self._cond:
                 while not self._queue and not self._closed:
                     if not self._cond.wait(timeout=5.0) and not self._queue:
@@ -591,12 +734,15 @@ class MemberFetcher:
                     continue  # a block queued twice (moved to the front): already taken
                 self.requests += 1
             try:
-                fut.set_result(self.archive.fetch_block(self._blocks[index], self._cancel))
+                read = self.archive.fetch_blob if self.blobs else self.archive.fetch_block
+                fut.set_result(read(self._blocks[index], self._cancel))
             except BaseException as e:
                 fut.set_exception(e)
 
     def close(self) -> None:
         """Stop reading: blocks not started are dropped (whoever waits for one gets an error)."""
+        if self.blobs:
+            self.archive.save_blob_index()
         with self._cond:
             self._closed = True
             self._cancel.set()

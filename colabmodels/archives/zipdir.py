@@ -4,15 +4,15 @@ A zip keeps its table of contents at its end: the *end of central directory* rec
 bytes plus a comment of up to 64 KiB), for zip64 archives a *locator* (20 bytes, just before the
 EOCD) pointing at the *zip64 EOCD* record, and before those the *central directory*: one record
 per member with its name, sizes, CRC-32, compression method, flags and the offset of its local
-header. :func:`read_directory` reads
+header. ``read_directory`` reads
 
-1. the last :data:`TAIL_BYTES` of the archive (EOCD, locator and usually the zip64 record; for
+1. the last ``TAIL_BYTES`` of the archive (EOCD, locator and usually the zip64 record; for
    small archives the whole central directory as well);
 2. the zip64 EOCD record, only when it is not in that tail;
 3. the part of the central directory not already in the tail.
 
 Nothing else is read: a member's data is found from its local header offset, and read later by
-range (:mod:`colabmodels.archives.members`).
+range (``colabmodels.archives.members``).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def read_directory(read: Callable[[int, int], bytes], size: int, *, where: str) 
 
     Returns:
         ``(directory, raw)``: the parsed directory and the raw bytes from the central
-        directory's start to the archive's end (what :func:`parse_directory` needs again).
+        directory's start to the archive's end (what ``parse_directory`` needs again).
 
     Raises:
         UnknownFormatError: not a zip archive (no end-of-central-directory record).

@@ -1,15 +1,15 @@
 """Image datasets that live in Drive (or GCS, S3, a local folder), for Keras and torch.
 
-- :func:`image_dataset_from_drive`: ``keras.utils.image_dataset_from_directory`` for a Drive
+- ``image_dataset_from_drive``: ``keras.utils.image_dataset_from_directory`` for a Drive
   folder (a ``tf.data.Dataset``);
-- :class:`DriveImageSequence`: a ``keras.utils.PyDataset`` (every Keras backend);
-- :class:`DriveImageFolder`: a torch ``Dataset`` (``classes``, ``class_to_idx``, ``samples``);
-- :func:`pack`: WebDataset tar shards + a JSON index written back to Drive, read by all of the
+- ``DriveImageSequence``: a ``keras.utils.PyDataset`` (every Keras backend);
+- ``DriveImageFolder``: a torch ``Dataset`` (``classes``, ``class_to_idx``, ``samples``);
+- ``pack``: WebDataset tar shards + a JSON index written back to Drive, read by all of the
   above (and by ``webdataset`` and Ray Data);
-- :func:`index_drive_folder`: the listing behind them (Drive stats, thumbnails, class counts).
+- ``index_drive_folder``: the listing behind them (Drive stats, thumbnails, class counts).
 
-Listing: :mod:`.listing`; fetching ahead of use: :mod:`.feeder`; Keras: :mod:`.image_dataset`
-and :mod:`.sequence`; torch: :mod:`.torch_folder`; shards: :mod:`.shards`. Nothing heavy is
+Listing: ``.listing``; fetching ahead of use: ``.feeder``; Keras: ``.image_dataset``
+and ``.sequence``; torch: ``.torch_folder``; shards: ``.shards``. Nothing heavy is
 imported until used.
 """
 

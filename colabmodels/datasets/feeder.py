@@ -1,14 +1,14 @@
 """Local files for a list of Drive files, fetched many at a time just ahead of their use.
 
-A :class:`Feeder` serves the readers of one list of files (the ``tf.data`` pipeline, the
+A ``Feeder`` serves the readers of one list of files (the ``tf.data`` pipeline, the
 Keras ``PyDataset``, the torch ``Dataset``): ``local(i)`` returns the cache path of file ``i``,
-fetching it if needed, and keeps :data:`~colabmodels.bulk.FETCH_WORKERS` requests in flight
+fetching it if needed, and keeps ``FETCH_WORKERS`` requests in flight
 for the files that come next. Files go to disk (the cache), never into memory, so memory use
 does not grow with the dataset; once fetched, a file's path is remembered, so the second
 epoch reads local disk without a single request.
 
 Broken files: a file that cannot be fetched, or is not a readable image, raises
-:class:`BrokenImageError` (or the fetch's own error) naming its Drive path; with
+``BrokenImageError`` (or the fetch's own error) naming its Drive path; with
 ``on_error="skip"`` it is skipped, one logged warning names its Drive path (never a cache
 path), and it is added to ``skipped``.
 
@@ -27,15 +27,22 @@ import contextvars
 import logging
 import os
 import re
+import struct
 import threading
+import time
 import weakref
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ColabModelsError, IntegrityError
+from ..transfer import O_BINARY, pread_at
+from . import interrupts
 from .listing import take
-from .pixels import bomb_problem
+from .pixels import bomb_problem, declared_size, markers_complete, pixel_limit, size_problem
 
 if TYPE_CHECKING:
     from ..bulk import BulkFetcher
@@ -55,6 +62,95 @@ class FetchStopped(ColabModelsError):
     """The feeder was stopped (an interrupt, or interpreter exit) before this file arrived."""
 
 
+def stand_in_image() -> bytes:
+    """A 1x1 black PNG (decodable in every colour mode): what a stopped look-up hands
+    TensorFlow in place of the images it was waiting for (``stand_ins_when_stopped``)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)  # 1x1, 8-bit grey
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\0"))
+            + chunk(b"IEND", b""))
+
+
+_STAND_IN: dict[str, str] = {}
+_STAND_IN_LOCK = threading.Lock()
+
+
+def stand_in_path() -> str:
+    """``stand_in_image`` as a file, in the cache's private ``partial/`` folder (a private
+    temporary file, removed at exit, when the cache cannot be written)."""
+    from ..cachestore import cache
+
+    root = str(cache.root)
+    with _STAND_IN_LOCK:
+        found = _STAND_IN.get(root)
+        if found is not None and os.path.exists(found):
+            return found
+        try:
+            path = cache.private_dir("partial") / "interrupted-stand-in.png"
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o600)
+            try:
+                os.write(fd, stand_in_image())
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            made = str(path)
+        except OSError as e:  # a read-only cache (a warm one still streams): anywhere private
+            logger.debug("stand-in image outside the cache: %s", e)
+            made = _private_temp_file(stand_in_image())
+        _STAND_IN[root] = made
+        return made
+
+
+def _private_temp_file(data: bytes) -> str:
+    """``data`` in a new file only this user can read, removed when the interpreter exits."""
+    import atexit
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="colabmodels-stand-in-", suffix=".png")
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    atexit.register(_remove_quietly, name)
+    return name
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def stand_ins_when_stopped(read: Callable[[Any], tuple[Any, Any]], *,
+                           as_path: bool) -> Callable[[Any], tuple[Any, Any]]:
+    """``read`` (a batch look-up TensorFlow calls through ``tf.numpy_function``), answering
+    a batch the feeder was stopped for (Ctrl-C) with stand-in images instead of an error.
+
+    Why not an error: the main thread waits in TensorFlow's iterator with the KeyboardInterrupt
+    pending. An error reaching it there is turned into a Python exception while the pending
+    signal handler runs (pybind11's normalisation runs Python code), and the cell then ends
+    with "RuntimeError: pybind11::error_already_set: MISMATCH ... KeyboardInterrupt" instead
+    of the KeyboardInterrupt (seen under load). A batch of stand-ins returns normally and the
+    interrupt is raised as it should be; the stand-ins belong to the interrupted iterator
+    only (a new iteration fetches again). Every other error goes through as it is.
+    """
+    import numpy as np
+
+    def call(indices: Any) -> tuple[Any, Any]:
+        try:
+            return read(indices)
+        except FetchStopped:
+            n = len(indices)
+            stand_in: object = stand_in_path().encode() if as_path else stand_in_image()
+            logger.info("stopped: %d images of the interrupted iteration are stand-ins", n)
+            return (np.array([stand_in] * n, dtype=object), np.ones(n, dtype=bool))
+
+    return call
+
+
 _LIVE: weakref.WeakSet[FeederBase] = weakref.WeakSet()
 _SKIP_REPORT: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
     "colabmodels_skip_report", default=None)
@@ -72,12 +168,18 @@ def skips_reported_to(report: Callable[[str], None]) -> Iterator[None]:
 
 
 _EXITING = threading.Event()
+INTERRUPT_QUIET_S = 1.0
+"""After an interrupt, the readers of the interrupted iterator (TensorFlow's threads) are
+refused new fetches until none has asked for this long."""
+_STOP_POLL_S = 0.05
+_FETCHING = threading.local()  # .small: this fetch thread's file comes in one request
 
 
 def stop_all() -> None:
     """Stop every live feeder (run at interpreter exit, before the fetch threads are joined);
-    none starts fetching again after this."""
+    none starts fetching again after this. The interrupt watch gives the wakeup fd back."""
     _EXITING.set()
+    interrupts.release()
     for feeder in list(_LIVE):
         try:
             feeder.stop()
@@ -86,7 +188,7 @@ def stop_all() -> None:
 
 
 def _stop_at_exit() -> None:
-    """Register :func:`stop_all` to run before ``concurrent.futures`` joins its workers at exit
+    """Register ``stop_all`` to run before ``concurrent.futures`` joins its workers at exit
     (threading's exit hooks run newest first; the executor registered its own on import)."""
     import atexit
     import concurrent.futures.thread  # noqa: F401  (its hook first, so ours runs before it)
@@ -113,53 +215,57 @@ _TAIL = 4096
 
 
 def _quick_verdict(path: str) -> bool:
-    """True when the file's first and last bytes are those of a complete JPEG, PNG or GIF.
+    """True when the file's first and last bytes are those of a complete JPEG, PNG or GIF
+    (``markers_complete``).
 
     A few microseconds per file (two small reads), so every file of a dataset can be checked
-    as it arrives; anything else (other formats, a missing end marker) gets PIL's check. A
-    JPEG passes only when it *ends* with its end-of-image marker (trailing zero or blank
-    padding aside): a truncated JPEG may well hold those two bytes earlier (in an EXIF
-    thumbnail, an ICC profile or a comment).
+    as it arrives; anything else (other formats, a missing end marker) gets PIL's check.
     """
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-        size = fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, size - _TAIL))
-        tail = fh.read()
-    if head.startswith(b"\xff\xd8\xff"):
-        return tail.rstrip(b"\x00 \t\r\n").endswith(b"\xff\xd9")
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return tail.endswith(b"IEND\xaeB`\x82")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return tail.endswith(b";")
-    return False
+    fd = os.open(path, os.O_RDONLY | O_BINARY)
+    try:  # the bare descriptor and two preads: a file object would add six system calls
+        size = os.fstat(fd).st_size
+        head = pread_at(fd, 16, 0)
+        tail = head if size <= 16 else pread_at(fd, min(size, _TAIL), max(0, size - _TAIL))
+    finally:
+        os.close(fd)
+    return markers_complete(head, tail)
 
 
-def image_problem(path: str) -> str | None:
+_UNREAD: Any = object()
+
+
+def image_problem(path: str, *, declared: Any = _UNREAD) -> str | None:
     """Why the file at ``path`` is not a readable image, or None (a cheap structural check).
 
     JPEG, PNG and GIF files pass on their start and end markers alone; anything else (BMP,
     and any file whose markers are missing) is opened by PIL, which reads the header and, for
     PNG, checks every chunk's CRC. Without PIL installed only the markers are checked.
     First of all, an image whose header declares more pixels than PIL allows (a decompression
-    bomb, :mod:`.pixels`) is refused, so no decoder ever allocates for it.
+    bomb, ``.pixels``) is refused, so no decoder ever allocates for it. ``declared``: the
+    ``(width, height)`` its header declares (``pixels.declared_size``), when read already.
     """
     try:
-        problem = bomb_problem(path)
+        problem = bomb_problem(path) if declared is _UNREAD else size_problem(declared)
         if problem:
             return problem
         if _quick_verdict(path):
             return None
     except OSError as e:
         return f"cannot be read ({e})"
+    return pil_problem(path, path)
+
+
+def pil_problem(source: Any, path: str = "") -> str | None:
+    """PIL's verdict on an image (a path or a binary file object) whose markers did not
+    settle it: a JPEG is decoded whole, anything else verified. None without PIL. ``path``
+    (a local cache path) is kept out of the message."""
     try:
         from PIL import Image, ImageFile
     except ImportError:  # pragma: no cover - PIL comes with keras/tf installs
         return None
     try:
-        with Image.open(path) as img:
-            fmt = img.format
-            if fmt == "JPEG":  # no end marker where it belongs: decode it all to be sure
+        with Image.open(source) as img:
+            if img.format == "JPEG":  # no end marker where it belongs: decode it all to be sure
                 if getattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False):
                     return "a truncated JPEG (no end-of-image marker)"
                 img.load()
@@ -170,7 +276,8 @@ def image_problem(path: str) -> str | None:
     except (OSError, SyntaxError, ValueError) as e:
         if "truncated" in str(e).lower() or "premature" in str(e).lower():
             return "a truncated image (its data stops early)"
-        return f"not a readable image ({type(e).__name__}: {_without_path(str(e), path)})"
+        text = _without_path(str(e), path) if path else str(e)
+        return f"not a readable image ({type(e).__name__}: {text})"
     return None
 
 
@@ -178,6 +285,19 @@ def _without_path(text: str, path: str) -> str:
     """``text`` without the local (cache) path ``path`` in it: messages name Drive paths."""
     text = text.replace(repr(path), "").replace(f'"{path}"', "").replace(path, "")
     return re.sub(r"\s+", " ", text.replace("''", "")).strip(" :")
+
+
+def _write_note(note: Path, most: int) -> None:
+    """Note in the cache's ``checks`` that the entries behind ``note`` declare at most ``most``
+    pixels (written whole: a reader sees the old note or the new one)."""
+    from ..cachestore import cache
+
+    try:
+        tmp = note.with_name(f"{note.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        cache.write_private(cache.private_dir("checks") / tmp.name, str(most))
+        os.replace(tmp, note)
+    except OSError as e:  # a read-only cache: the headers are read again next time
+        logger.debug("could not note the checked pixels: %s", e)
 
 
 def _check_key(f: DatasetFile) -> str:
@@ -216,14 +336,15 @@ class _Closable(Protocol):
 class FeederBase:
     """What every feeder shares: the paths handed out, the skip/raise rule for broken files
     (reported once, by the source path), fetching all with a bar that counts files, stopping,
-    and pickling without connections. Subclasses say how a file is fetched (:class:`Feeder`
-    for folders, :class:`~colabmodels.datasets.zipped.ZipFeeder` for zip members).
+    and pickling without connections. Subclasses say how a file is fetched (``Feeder``
+    for folders, ``ZipFeeder`` for zip members).
     """
 
     #: what the error for a broken file suggests first
     fix_hint = "Replace or remove it"
     #: attributes that hold live objects (connections, threads): not pickled
-    _unpicklable: tuple[str, ...] = ("_fetcher", "_lock", "on_all_local", "_stopped")
+    _unpicklable: tuple[str, ...] = ("_fetcher", "_lock", "on_all_local", "_stopped",
+                                     "_stopping")
     _fetcher: _Closable | None = None
 
     def __init__(self, files: Sequence[DatasetFile], *, on_error: str, check_images: bool,
@@ -241,6 +362,10 @@ class FeederBase:
         self._pid = os.getpid()
         self._resolved = 0
         self._stopped = threading.Event()
+        # held while a stop closes the fetcher: Ctrl-C stops a feeder from two threads (the
+        # interrupt watch and the main thread's ``except KeyboardInterrupt``), and the one that
+        # finds the fetcher already taken must still return only once its threads have ended
+        self._stopping = threading.Lock()
         self.on_all_local: Callable[[list[str]], None] | None = None
         _LIVE.add(self)
 
@@ -262,23 +387,67 @@ class FeederBase:
         raise NotImplementedError
 
     # -- shared --------------------------------------------------------------------------------
-    @staticmethod
-    def _refuse_when_exiting() -> None:
-        """No new fetches once the interpreter is exiting (:func:`stop_all` has run)."""
+    #: when the last fetch was refused after an interrupt (None: not interrupted)
+    _interrupted_at: float | None = None
+
+    def interrupt(self) -> None:
+        """Ctrl-C while a reader may be blocked in C (``.interrupts``): stop now. Readers on
+        other threads (TensorFlow's, still running for the interrupted iterator) get
+        ``FetchStopped`` at once and start no fetch until they have been quiet for
+        ``INTERRUPT_QUIET_S`` (the interrupted iterator is gone); the main thread, or a
+        new iteration after that, resumes."""
+        self._interrupted_at = time.monotonic()
+        self.stop()
+
+    def pending(self) -> bool:
+        """Whether some file is neither local nor skipped yet (fetching may still be needed)."""
+        return self._resolved + len(self._bad) < len(self.files)
+
+    def _refuse_when_exiting(self) -> None:
+        """No new fetches once the interpreter is exiting (``stop_all`` has run), nor from
+        the readers of an interrupted iterator (``interrupt``)."""
         if _EXITING.is_set():
             raise FetchStopped("the interpreter is exiting")
+        since = self._interrupted_at
+        if since is None:
+            return
+        now = time.monotonic()
+        if threading.current_thread() is threading.main_thread() or now - since >= INTERRUPT_QUIET_S:
+            self._interrupted_at = None  # a new run: resume
+            return
+        self._interrupted_at = now  # the interrupted iterator's readers are still asking
+        raise FetchStopped("stopped by an interrupt; ask again to resume")
+
+    def _wait(self, fut: Future[str]) -> str:
+        """``fut``'s result; off the main thread, ``FetchStopped`` as soon as the feeder
+        is stopped (a download under way is not waited for). On the main thread a plain wait,
+        which a KeyboardInterrupt reaches at once."""
+        if threading.current_thread() is threading.main_thread():
+            return fut.result()
+        while True:
+            try:
+                return fut.result(timeout=_STOP_POLL_S)
+            except FutureTimeout:
+                if self._stopped.is_set():
+                    raise FetchStopped("stopped") from None
 
     def _record(self, index: int, path: str) -> None:
         """File ``index`` is local at ``path``; once every file is, tell ``on_all_local``."""
         with self._lock:
-            if self._paths[index] is None:
+            first = self._paths[index] is None
+            if first:
                 self._resolved += 1
             self._paths[index] = path
-            complete = self._resolved == len(self.files) and self.on_all_local is not None
-        if complete:  # every file is local: let the reader stop asking (e.g. pure TF lookups)
-            assert self.on_all_local is not None
+            complete = self._resolved == len(self.files)
+        if complete and first:
+            self._all_local()
+        if complete and self.on_all_local is not None:
+            # every file is local: let the reader stop asking (e.g. pure TF lookups)
             threading.Thread(target=self.on_all_local, args=(self.paths(),), daemon=True,
                              name="colabmodels-all-local").start()
+
+    def _all_local(self) -> None:
+        """Every file has just become local (once; a subclass notes what it checked)."""
 
     def _failed(self, index: int, exc: Exception) -> None:
         f = self.files[index]
@@ -354,6 +523,7 @@ class FeederBase:
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._stopping = threading.Lock()
         _LIVE.add(self)
 
 
@@ -362,7 +532,7 @@ class Feeder(FeederBase):
 
     Args:
         backend: the source's backend.
-        files: the dataset's files (from :func:`~colabmodels.datasets.listing.index_drive_folder`).
+        files: the dataset's files (from ``index_drive_folder``).
         lookahead: how many files past the ones already asked for are fetched ahead.
         workers: requests in flight.
         on_error: ``"raise"`` or ``"skip"``.
@@ -385,34 +555,79 @@ class Feeder(FeederBase):
         self._futures: dict[int, Future[str]] = {}
         self._next = 0
         self._fetcher: BulkFetcher | None = None
+        self._keys: list[str] | None = None  # the files' cache keys (``find_cached``)
+        self._most_pixels = 0  # the most pixels a checked file declares
 
     def find_cached(self) -> int:
         """Take every file that is already in the cache (one ``stat`` each); returns how many.
 
         Files found this way are trusted (cache entries appear complete, at once) once their
-        header declares no more pixels than PIL allows (:mod:`.pixels`: a few bytes read, so
+        header declares no more pixels than PIL allows (``.pixels``: a few bytes read, so
         no decoder ever allocates for a decompression bomb that another route cached); files
-        that failed the image check before are left to :meth:`local`, which reports them by
-        their Drive path again.
+        that failed the image check before are left to ``local``, which reports them by
+        their Drive path again. The most pixels that a set of cache entries declares is noted
+        in the cache (``checks/<digest of their keys>.pixels``; an entry's bytes never change
+        under its key), so the next kernel on the same files reads one small file instead of
+        every header, and checks each header again when the limit is now lower.
         """
-        from ..bulk import cached_paths
-        from ..cachestore import cache
+        from ..cachestore import cache, identity_of, key_for
 
-        root = cache.root
         try:
-            broken = {name[:-len(".broken")] for name in os.listdir(root / "checks")}
+            broken = {name[:-len(".broken")] for name in os.listdir(cache.root / "checks")}
         except OSError:
             broken = set()
+        keys = [key_for(identity_of(f.stat)) for f in self.files]  # also ``_check_key``
+        self._keys = keys
+        paths = cache.file_path_strings([(key, f.stat.name, f.stat.size)
+                                         for key, f in zip(keys, self.files, strict=True)])
+        limit = pixel_limit() if self.check_images else None  # read once, not per file
+        present = [i for i, (key, path) in enumerate(zip(keys, paths, strict=True))
+                   if path is not None and key not in broken]  # broken: reported when asked for
+        note = None
+        if limit is not None and present:
+            note = self._pixels_note([keys[i] for i in present])
+            try:
+                noted = int(note.read_text())
+                if noted <= limit:  # every header was read before: none over
+                    limit, note = None, None
+                    self._most_pixels = noted
+            except (OSError, ValueError):
+                pass
+        most = 0
         found = 0
-        for i, (f, path) in enumerate(zip(self.files, cached_paths([f.stat for f in self.files]),
-                                          strict=True)):
-            if broken and _check_key(f) in broken:
-                continue  # asked for each time, so it is reported (or skipped) by its Drive path
-            if path is not None and (not self.check_images or bomb_problem(str(path)) is None):
-                self._paths[i] = str(path)
-                found += 1
+        for i in present:
+            path = paths[i]
+            assert path is not None
+            if limit is not None:  # bomb_problem(path) is None, with the limit read once
+                size = declared_size(path)
+                pixels = size[0] * size[1] if size is not None else 0
+                most = max(most, pixels)
+                if pixels > limit:
+                    continue
+            self._paths[i] = path
+            found += 1
+        self._most_pixels = max(self._most_pixels, most)
+        if note is not None:
+            _write_note(note, most)
         self._resolved = found
         return found
+
+    @staticmethod
+    def _pixels_note(keys: Sequence[str]) -> Path:
+        """Where the most pixels that the cache entries ``keys`` declare is noted."""
+        import hashlib
+
+        from ..cachestore import cache
+
+        digest = hashlib.sha256("\n".join(sorted(keys)).encode())
+        return cache.root / "checks" / f"{digest.hexdigest()[:40]}.pixels"
+
+    def _all_local(self) -> None:
+        """Every file is local and was checked on its way in (or found checked): note the
+        most pixels they declare, so the next kernel on the same files reads no header."""
+        if not self.check_images or self._bad or self._keys is None:
+            return
+        _write_note(self._pixels_note(self._keys), self._most_pixels)
 
     # -- fetching ------------------------------------------------------------------------------
     def _pool(self) -> BulkFetcher:
@@ -435,8 +650,9 @@ class Feeder(FeederBase):
 
     def _check_stopped(self, _: int = 0) -> None:
         """The fetcher's progress callback: a download under way ends at its next block once
-        the feeder is stopped (what arrived is kept for the next call)."""
-        if self._stopped.is_set():
+        the feeder is stopped (what arrived is kept for the next call). A small file (one
+        request) reports once, when all of it has arrived: it is kept, not thrown away."""
+        if self._stopped.is_set() and not getattr(_FETCHING, "small", False):
             raise FetchStopped("stopped")
 
     def stop(self) -> None:
@@ -444,20 +660,28 @@ class Feeder(FeederBase):
         block, and wait for the fetch threads to end (a second or so). Asking for a file
         afterwards starts again, resuming what was cut short."""
         self._stopped.set()
-        with self._lock:
-            futures, self._futures = list(self._futures.values()), {}
-            fetcher, self._fetcher = self._fetcher, None
-        for fut in futures:
-            fut.cancel()
-        if fetcher is not None and self._pid == os.getpid():
-            fetcher.close()
+        with self._stopping:
+            with self._lock:
+                futures, self._futures = list(self._futures.values()), {}
+                fetcher, self._fetcher = self._fetcher, None
+            for fut in futures:
+                fut.cancel()
+            if fetcher is not None and self._pid == os.getpid():
+                fetcher.close()
 
     def _fetch_and_check(self, index: int, fetcher: BulkFetcher) -> str:
+        from ..bulk import SMALL_FILE_BYTES
+
         f = self.files[index]
         self._check_stopped()
+        _FETCHING.small = f.stat.size is not None and f.stat.size <= SMALL_FILE_BYTES
         path = str(fetcher.fetch(f.stat))
         if self.check_images:
-            problem = image_problem(path)
+            size = declared_size(path)
+            pixels = size[0] * size[1] if size is not None else 0
+            with self._lock:
+                self._most_pixels = max(self._most_pixels, pixels)
+            problem = image_problem(path, declared=size)
             if problem:
                 _remember_broken(f)
                 raise BrokenImageError(f"{f.path}: {problem}")
@@ -474,6 +698,12 @@ class Feeder(FeederBase):
         with self._lock:
             for i in indices:
                 self._submit(i)
+
+    def read_ahead_now(self) -> None:
+        """Start fetching the first ``lookahead`` files now, before any is asked for (a dataset
+        being made: its first batches come from them while TensorFlow builds the pipeline)."""
+        with self._lock:
+            self._read_ahead()
 
     def _read_ahead(self) -> None:
         n = len(self.files)
@@ -503,7 +733,7 @@ class Feeder(FeederBase):
             self._read_ahead()
             fut = self._futures[index]
         try:
-            path = fut.result()
+            path = self._wait(fut)
         except KeyboardInterrupt:
             self.stop()
             raise

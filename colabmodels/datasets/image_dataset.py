@@ -4,19 +4,30 @@ Same arguments, same checks and error messages, same class order, same file sele
 split for the same seed, and the same decoding: the pipeline is Keras' own (its label
 encoding, shuffle, and image loading with ``smart_resize`` / ``resize_with_pad``), fed with
 the local cache paths of the Drive files. Those are fetched many at a time just ahead of
-their use (:class:`~colabmodels.datasets.feeder.Feeder`), so the first epoch streams from
-Drive and later epochs read local disk. A folder written by :func:`~colabmodels.datasets.pack`
+their use (``Feeder``), so the first epoch streams from
+Drive and later epochs read local disk. A folder written by ``pack``
 is read from its shards instead.
+
+A new kernel on a warm cache does not wait for Drive before it starts: the dataset is built on
+the remembered listing while one thread reads Drive's change feed
+(``colabmodels.tree.walk_remembered``), and the call returns it only once the feed names
+nothing in it; otherwise it is built again on the listing as of now. Either way the dataset
+returned is Drive's as of the call.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
-from .feeder import Feeder, check_on_error, keep_readable
+from ..tree import RememberedWalk, Tree, walk_remembered, walk_tree
+from .feeder import Feeder, check_on_error, keep_readable, stand_ins_when_stopped
+from .interrupts import watch_interrupts
 from .listing import (
     ALLOWLIST_FORMATS,
     DatasetFile,
@@ -110,6 +121,30 @@ def check_arguments(labels: Any, label_mode: Any, class_names: Any, color_mode: 
     return labels, label_mode, channels, (int(image_size[0]), int(image_size[1])), interpolation
 
 
+def _without_gc_pauses(make: Callable[..., Any]) -> Callable[..., Any]:
+    """``make`` with Python's automatic garbage collection held off while it runs.
+
+    Making a dataset turns a listing into some ten objects per file (10,000s for a large
+    folder), all of which live on. With TensorFlow loaded, that many new objects set off a
+    full collection, which walks every object TensorFlow and Keras made (a million or so): a
+    tenth of a second or more, spent finding nothing, before the first batch. Collections go
+    on as usual afterwards (and a caller that turned them off keeps them off).
+    """
+
+    @functools.wraps(make)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return make(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+
+    return wrapper
+
+
+@_without_gc_pauses
 def image_dataset_from_drive(
     ref: str | os.PathLike[str] | Ref,
     labels: Any = "inferred",
@@ -144,8 +179,9 @@ def image_dataset_from_drive(
 
     Where the files go: each file is downloaded once into the colabmodels cache
     (``COLABMODELS_CACHE_DIR``, by default ``~/.cache/colabmodels``; ``%cache ls`` or
-    ``colabmodels cache ls`` show it), 64 at a time, just ahead of its use in the first epoch;
-    later epochs, and later sessions on the same machine, read local disk. The dataset takes
+    ``colabmodels cache ls`` show it), 64 at a time, just ahead of its use in the first epoch
+    (the first few hundred start while the dataset is being made); later epochs, and later
+    sessions on the same machine, read local disk. The dataset takes
     as much disk as its files take in Drive (``cm.DatasetPanel`` shows the total);
     ``COLABMODELS_CACHE_MAX_BYTES`` caps the cache, and ``cm.cache.prune()`` /
     ``cm.cache.clear()`` free it. Nothing is held in memory beyond Keras' own buffers.
@@ -155,9 +191,9 @@ def image_dataset_from_drive(
 
     Args:
         ref: the dataset folder: ``MyDrive/datasets/flowers``, a folder link or id (also
-            ``gs://``, ``s3://`` or a local folder), or a folder written by :func:`cm.pack`;
+            ``gs://``, ``s3://`` or a local folder), or a folder written by ``cm.pack``;
             or a ``.zip`` of it, read by ranges as if extracted (one top folder is descended
-            into; see :mod:`colabmodels.datasets.zipped`).
+            into; see ``colabmodels.datasets.zipped``).
         on_error: ``"raise"`` (a broken image raises an error naming its Drive path, when it
             is read) or ``"skip"``: every file is fetched and checked before the dataset is
             returned (with a progress bar counting files), broken ones are left out with one
@@ -187,130 +223,218 @@ def image_dataset_from_drive(
     if seed is None:
         seed = int(np.random.randint(1_000_000))
     backend, root = _resolve(ref)
-    from ..tree import walk_tree
-    from .shards import open_packed
-    from .zipped import open_zip_dataset
+    from .shards import INDEX_NAME, open_packed
 
-    zipped = None if root.is_dir else open_zip_dataset(backend, root)
+    zipped = None
+    if not root.is_dir:
+        from .zipped import open_zip_dataset
+
+        zipped = open_zip_dataset(backend, root)
+    early = None
     if zipped is not None:  # a .zip, read by ranges as the folder it holds
-        root, tree, packed = zipped.root, zipped.tree, None
-    else:
+        root, tree = zipped.root, zipped.tree
+    elif not refresh:
+        # A new kernel on a warm cache: the remembered listing is used at once while Drive's
+        # change feed is read in a thread; what is built on it is kept only if the feed names
+        # nothing in it (otherwise everything is built again on the listing as of now).
+        early = walk_remembered(backend, root, follow_links=follow_links)
+    if early is not None:
+        tree = early.tree
+    elif zipped is None:
         tree = walk_tree(backend, root, follow_links=follow_links, refresh=refresh)
-        packed = open_packed(backend, root, tree)
-    skipped: list[str] = []
-    if packed is not None:
-        files, labels_arr, class_names_out = packed.select(labels, class_names, shuffle, seed)
+    messages: list[str] = []
 
-        def make_feeder(part: list[DatasetFile], lookahead: int) -> Any:
-            return packed.feeder(part, on_error=on_error, skipped=skipped)
-    else:
-        index = index_drive_folder(ref, labels, formats=ALLOWLIST_FORMATS,
-                                   class_names=class_names,
-                                   shuffle=shuffle and include_hidden, seed=seed,
-                                   follow_links=follow_links, refresh=refresh,
-                                   folder=(backend, root), tree=tree)
-        files, labels_arr, class_names_out = index.stats.files, index.labels, index.class_names
-        if zipped is not None:
-            zipped.check(files)  # encrypted members raise now, naming archive and member
-        if not include_hidden:  # as Keras would list the folder without them
-            files, labels_arr = _without_hidden(files, labels_arr, labels == "inferred")
-            if shuffle:
-                files, labels_arr = shuffled(files, labels_arr, seed)
-        for where, why in index.stats.unreadable:
-            if on_error == "raise":
-                from ..errors import AuthError
+    def build(tree: Tree, root: Any, speculation: _Speculation) -> Any:
+        packed = None
+        if zipped is None:
+            if any(c.name == INDEX_NAME for c in tree.root.children or () if not c.is_dir):
+                speculation.settle()  # reading the shard index may take requests
+            packed = open_packed(backend, root, tree)
+        skipped: list[str] = []
+        if packed is not None:
+            files, labels_arr, class_names_out = packed.select(labels, class_names, shuffle, seed)
 
-                raise AuthError(f"{where}: {why}. Pass on_error=\"skip\" to leave it out.")
-            logger.warning("skipped %s: %s", where, why)
-            skipped.append(where)
-
-        def make_feeder(part: list[DatasetFile], lookahead: int) -> Any:
+            def make_feeder(part: list[DatasetFile], lookahead: int, early: bool = True) -> Any:
+                return packed.feeder(part, on_error=on_error, skipped=skipped)
+        else:
+            index = index_drive_folder(ref, labels, formats=ALLOWLIST_FORMATS,
+                                       class_names=class_names,
+                                       shuffle=shuffle and include_hidden, seed=seed,
+                                       follow_links=follow_links, refresh=refresh,
+                                       folder=(backend, root), tree=tree)
+            files, labels_arr, class_names_out = index.stats.files, index.labels, index.class_names
             if zipped is not None:
-                return zipped.feeder(part, on_error=on_error, skipped=skipped, workers=workers,
-                                     lookahead=lookahead)
-            feeder = Feeder(backend, part, on_error=on_error, skipped=skipped, workers=workers,
-                            lookahead=lookahead)
-            feeder.find_cached()
-            return feeder
-    if on_error == "skip" and zipped is not None:
-        files, labels_arr = zipped.checked_up_front(files, labels_arr, skipped, workers)
-    elif on_error == "skip" and packed is None:
-        files, labels_arr = _checked_up_front(backend, files, labels_arr, skipped, workers,
-                                              verbose)
-    if labels_arr is None:
-        _print(f"Found {len(files)} files.", verbose)
-    else:
-        _print(f"Found {len(files)} files belonging to {len(class_names_out or [])} classes.",
-               verbose)
-    if label_mode == "binary" and len(class_names_out or []) != 2:
-        raise ValueError('When passing `label_mode="binary"`, there must be exactly 2 '
-                         f"class_names. Received: class_names={class_names_out}")
-    from keras.src.backend.config import standardize_data_format
+                zipped.check(files)  # encrypted members raise now, naming archive and member
+            if not include_hidden:  # as Keras would list the folder without them
+                files, labels_arr = _without_hidden(files, labels_arr, labels == "inferred")
+                if shuffle:
+                    files, labels_arr = shuffled(files, labels_arr, seed)
+            for where, why in index.stats.unreadable:
+                if on_error == "raise":
+                    from ..errors import AuthError
 
-    data_format = standardize_data_format(data_format=data_format)
-    shuffle_buffer_size = batch_size * 8 if batch_size is not None else 1024
-    directory = root.ref.path or root.name
-    num_classes = len(class_names_out) if class_names_out else 0
-    common: dict[str, Any] = dict(image_size=image_size, num_channels=num_channels,
-                  label_mode=label_mode, num_classes=num_classes, interpolation=interpolation,
-                  crop_to_aspect_ratio=crop_to_aspect_ratio,
-                  pad_to_aspect_ratio=pad_to_aspect_ratio, data_format=data_format,
-                  on_error=on_error)
-    from keras.src.utils import dataset_utils
+                    raise AuthError(f"{where}: {why}. Pass on_error=\"skip\" to leave it out.")
+                speculation.settle()
+                logger.warning("skipped %s: %s", where, why)
+                skipped.append(where)
 
-    def split(which: str | None) -> tuple[list[DatasetFile], Any]:
-        if verbose:  # Keras prints "Using N files for training." even when not verbose
-            return dataset_utils.get_training_or_validation_split(files, labels_arr,
-                                                                  validation_split, which)
-        import contextlib
-        import io
+            def make_feeder(part: list[DatasetFile], lookahead: int, early: bool = True) -> Any:
+                """``early``: start fetching now (not for a validation split: the training
+                split is read first)."""
+                if zipped is not None:
+                    return zipped.feeder(part, on_error=on_error, skipped=skipped,
+                                         workers=workers, lookahead=lookahead)
+                feeder = Feeder(backend, part, on_error=on_error, skipped=skipped,
+                                workers=workers, lookahead=lookahead)
+                feeder.find_cached()
+                if early and on_error == "raise" and feeder.pending():
+                    # The first batches come from the first files: fetch them while TensorFlow
+                    # builds the pipeline (a listing not yet confirmed is confirmed first).
+                    speculation.settle()
+                    started.append(feeder)
+                    feeder.read_ahead_now()
+                return feeder
+        if on_error == "skip":
+            speculation.settle()  # every file is fetched now: only those of the listing as of now
+        if on_error == "skip" and zipped is not None:
+            files, labels_arr = zipped.checked_up_front(files, labels_arr, skipped, workers)
+        elif on_error == "skip" and packed is None:
+            files, labels_arr = _checked_up_front(backend, files, labels_arr, skipped, workers,
+                                                  verbose)
+        if labels_arr is None:
+            messages.append(f"Found {len(files)} files.")
+        else:
+            messages.append(f"Found {len(files)} files belonging to "
+                            f"{len(class_names_out or [])} classes.")
+        if label_mode == "binary" and len(class_names_out or []) != 2:
+            raise ValueError('When passing `label_mode="binary"`, there must be exactly 2 '
+                             f"class_names. Received: class_names={class_names_out}")
+        from keras.src.backend.config import standardize_data_format
 
-        with contextlib.redirect_stdout(io.StringIO()):
-            return dataset_utils.get_training_or_validation_split(files, labels_arr,
-                                                                  validation_split, which)
+        shuffle_buffer_size = batch_size * 8 if batch_size is not None else 1024
+        directory = root.ref.path or root.name
+        num_classes = len(class_names_out) if class_names_out else 0
+        common: dict[str, Any] = dict(image_size=image_size, num_channels=num_channels,
+                      label_mode=label_mode, num_classes=num_classes,
+                      interpolation=interpolation, crop_to_aspect_ratio=crop_to_aspect_ratio,
+                      pad_to_aspect_ratio=pad_to_aspect_ratio,
+                      data_format=standardize_data_format(data_format=data_format),
+                      on_error=on_error)
 
-    def finish(ds: Any, part: list[DatasetFile]) -> Any:
-        feeder, known = ds._colabmodels_feeder, ds._colabmodels_paths
-        if batch_size is not None:
-            ds = ds.batch(batch_size)
-        ds = ds.prefetch(tf.data.AUTOTUNE)
-        ds.class_names = class_names_out
-        ds.file_paths = [f.path for f in part]
-        ds.skipped = skipped
-        ds._colabmodels_feeder = feeder  # the fetcher lives as long as the dataset
-        ds._colabmodels_paths = known
-        return ds
+        def split(which: str | None) -> tuple[list[DatasetFile], Any]:
+            """Keras' split; its "Using N files for ..." line waits in ``messages``."""
+            import contextlib
+            import io
 
-    if subset == "both":
-        train_files, train_labels = split("training")
-        val_files, val_labels = split("validation")
-        if not train_files:
-            raise ValueError(f"No training images found in directory {directory}. "
-                             f"Allowed formats: {ALLOWLIST_FORMATS}")
-        if not val_files:
-            raise ValueError(f"No validation images found in directory {directory}. "
-                             f"Allowed formats: {ALLOWLIST_FORMATS}")
-        train = files_to_dataset(train_files, train_labels, shuffle=shuffle,
-                                 shuffle_buffer_size=shuffle_buffer_size, seed=seed,
-                                 feeder=make_feeder(train_files, shuffle_buffer_size + 256),
-                                 **common)
-        val = files_to_dataset(val_files, val_labels, shuffle=False,
-                               feeder=make_feeder(val_files, 256), **common)
-        return [finish(train, train_files), finish(val, val_files)]
-    part, part_labels = split(subset) if validation_split else (files, labels_arr)
-    if not part:
-        raise ValueError(f"No images found in directory {directory}. "
-                         f"Allowed formats: {ALLOWLIST_FORMATS}"
-                         + _one_class_hint(tree, directory, labels, class_names_out))
-    ds = files_to_dataset(part, part_labels, shuffle=shuffle,
-                          shuffle_buffer_size=shuffle_buffer_size, seed=seed,
-                          feeder=make_feeder(part, (shuffle_buffer_size if shuffle else 0) + 256),
-                          **common)
-    return finish(ds, part)
+            from keras.src.utils import dataset_utils
+
+            with contextlib.redirect_stdout(io.StringIO()):
+                part, part_labels = dataset_utils.get_training_or_validation_split(
+                    files, labels_arr, validation_split, which)
+            if which in ("training", "validation"):  # Keras' line, with its counts
+                val = int((validation_split or 0) * len(files))
+                messages.append(f"Using {len(files) - val if which == 'training' else val} "
+                                f"files for {which}.")
+            return part, part_labels
+
+        def finish(ds: Any, part: list[DatasetFile]) -> Any:
+            feeder, known = ds._colabmodels_feeder, ds._colabmodels_paths
+            if batch_size is not None:
+                ds = ds.batch(batch_size)
+            ds = ds.prefetch(tf.data.AUTOTUNE)
+            ds.class_names = class_names_out
+            ds.file_paths = [f.path for f in part]
+            ds.skipped = skipped
+            ds._colabmodels_feeder = feeder  # the fetcher lives as long as the dataset
+            ds._colabmodels_paths = known
+            return ds
+
+        if subset == "both":
+            train_files, train_labels = split("training")
+            val_files, val_labels = split("validation")
+            if not train_files:
+                raise ValueError(f"No training images found in directory {directory}. "
+                                 f"Allowed formats: {ALLOWLIST_FORMATS}")
+            if not val_files:
+                raise ValueError(f"No validation images found in directory {directory}. "
+                                 f"Allowed formats: {ALLOWLIST_FORMATS}")
+            train = files_to_dataset(train_files, train_labels, shuffle=shuffle,
+                                     shuffle_buffer_size=shuffle_buffer_size, seed=seed,
+                                     feeder=make_feeder(train_files, shuffle_buffer_size + 256),
+                                     **common)
+            val = files_to_dataset(val_files, val_labels, shuffle=False,
+                                   feeder=make_feeder(val_files, 256, early=False), **common)
+            return [finish(train, train_files), finish(val, val_files)]
+        part, part_labels = split(subset) if validation_split else (files, labels_arr)
+        if not part:
+            raise ValueError(f"No images found in directory {directory}. "
+                             f"Allowed formats: {ALLOWLIST_FORMATS}"
+                             + _one_class_hint(tree, directory, labels, class_names_out))
+        ds = files_to_dataset(part, part_labels, shuffle=shuffle,
+                              shuffle_buffer_size=shuffle_buffer_size, seed=seed,
+                              feeder=make_feeder(part, (shuffle_buffer_size if shuffle else 0) + 256),
+                              **common)
+        return finish(ds, part)
+
+    started: list[Feeder] = []  # feeders fetching already: stopped if the build fails
+
+    def attempt(tree: Tree, root: Any, speculation: _Speculation) -> Any:
+        try:
+            try:
+                out = build(tree, root, speculation)
+            except _Changed:
+                raise
+            except Exception:
+                speculation.settle()  # an error met on an unconfirmed listing counts if it holds
+                raise
+            speculation.settle()
+        except BaseException:
+            for feeder in started:
+                feeder.stop()
+            started.clear()
+            raise
+        return out
+
+    try:
+        out = attempt(tree, root, _Speculation(early))
+    except _Changed as changed:  # Drive changed since the listing was remembered
+        logger.info("the remembered listing of %s changed; building on the listing as of now",
+                    root.name)
+        messages.clear()
+        out = attempt(changed.tree, changed.tree.root.stat, _Speculation(None))
+    for message in messages:
+        _print(message, verbose)
+    return out
+
+
+class _Changed(Exception):
+    """The listing a dataset was being built on is no longer Drive's (``_Speculation``)."""
+
+    def __init__(self, tree: Tree) -> None:
+        super().__init__("the remembered listing changed")
+        self.tree = tree
+
+
+class _Speculation:
+    """A dataset being built on a remembered listing that the change feed has not confirmed
+    yet (``colabmodels.tree.walk_remembered``); None when the listing is Drive's as of now."""
+
+    def __init__(self, walk: RememberedWalk | None) -> None:
+        self.walk = walk
+
+    def settle(self) -> None:
+        """Wait for the change feed (once); raise ``_Changed`` with the tree as of now
+        when the remembered one is no longer right."""
+        walk, self.walk = self.walk, None
+        if walk is None:
+            return
+        current = walk.confirm()
+        if current is not walk.tree:
+            raise _Changed(current)
 
 
 def _resolve(ref: Any) -> tuple[Any, Any]:
-    """:func:`resolve_folder`, and for a path that names nothing, an error that says so with
+    """``resolve_folder``, and for a path that names nothing, an error that says so with
     the nearest existing names (``flowers`` for ``flowerz``)."""
     from ..errors import NotFoundError
 
@@ -357,7 +481,7 @@ def _without_hidden(files: list[DatasetFile], labels: Any,
 
 def _checked_up_front(backend: Any, files: list[DatasetFile], labels: Any, skipped: list[str],
                       workers: int | None, verbose: bool) -> tuple[list[DatasetFile], Any]:
-    """``on_error="skip"``: every file fetched and checked now (:func:`.feeder.keep_readable`)."""
+    """``on_error="skip"``: every file fetched and checked now (``.feeder.keep_readable``)."""
     feeder = Feeder(backend, files, on_error="skip", skipped=skipped, workers=workers)
     feeder.find_cached()
     return keep_readable(feeder, labels, progress=verbose)
@@ -373,13 +497,19 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
 
     The element stream is Keras' (labels encoded by its ``labels_to_dataset_tf``, shuffled
     with the same buffer and seed, images loaded by its ``_load_image_tf``); only the path
-    of each element is looked up in the :class:`Feeder`, which fetches ahead.
+    of each element is looked up in the ``Feeder``, which fetches ahead.
     """
     import numpy as np
     import tensorflow as tf
     from keras.src.utils import dataset_utils, image_dataset_utils
 
     buffer = shuffle_buffer_size or 1024
+    if hasattr(feeder, "to_dataset"):  # shards and zips: image bytes, decoded in TensorFlow
+        return feeder.to_dataset(
+            labels, image_size=image_size, num_channels=num_channels, label_mode=label_mode,
+            num_classes=num_classes, interpolation=interpolation, data_format=data_format,
+            crop_to_aspect_ratio=crop_to_aspect_ratio, pad_to_aspect_ratio=pad_to_aspect_ratio,
+            on_error=on_error, shuffle=shuffle, shuffle_buffer_size=buffer, seed=seed)
     ready = feeder.paths() if hasattr(feeder, "paths") else []
     if files and ready and all(ready):
         # Every file is already local (a warm cache): Keras' own pipeline over the cache paths.
@@ -394,7 +524,7 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
         return ds
 
     def local_batch(indices: Any) -> tuple[Any, Any]:
-        """One Python call per :data:`FEED_BATCH` elements: start every missing file of the
+        """One Python call per ``FEED_BATCH`` elements: start every missing file of the
         batch at once, then collect them (the feeder fetches ahead of this too)."""
         wanted = [int(i) for i in indices]
         if hasattr(feeder, "prefetch"):
@@ -424,9 +554,12 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
     if hasattr(feeder, "on_all_local"):
         feeder.on_all_local = known.assign
         known.assign(feeder.paths())  # what arrived while the variable was made
+    if hasattr(feeder, "interrupt"):  # Ctrl-C stops its downloads while TF's iterator waits
+        watch_interrupts(feeder)
 
     def ask_feeder(i: Any) -> tuple[Any, Any]:
-        path, ok = tf.numpy_function(local_batch, [i], (tf.string, tf.bool), stateful=True)
+        path, ok = tf.numpy_function(stand_ins_when_stopped(local_batch, as_path=True), [i], (tf.string, tf.bool),
+                                     stateful=True)
         path.set_shape(i.shape)
         ok.set_shape(i.shape)
         return path, ok
@@ -437,25 +570,24 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
                        lambda: (path, tf.ones_like(i, dtype=tf.bool)), lambda: ask_feeder(i))
 
     load = image_dataset_utils._load_image_tf
+    # No AutoGraph: these functions have no Python control flow on tensors, and converting
+    # them (with Keras' loader they call) parsed their source for about 0.4 s per dataset.
+    plain = tf.autograph.experimental.do_not_convert
     ds = ds.batch(FEED_BATCH)
     if label_mode:
-        ds = ds.map(lambda i, y: (*lookup(i), y), num_parallel_calls=FEED_CALLS)
+        ds = ds.map(plain(lambda i, y: (*lookup(i), y)), num_parallel_calls=FEED_CALLS)
     else:
-        ds = ds.map(lookup, num_parallel_calls=FEED_CALLS)
+        ds = ds.map(plain(lookup), num_parallel_calls=FEED_CALLS)
     ds = ds.unbatch()
     if on_error == "skip":
-        if label_mode:
-            ds = ds.filter(lambda p, ok, y: ok)
-            ds = ds.map(lambda p, ok, y: (load(p, *args), y), num_parallel_calls=tf.data.AUTOTUNE)
-        else:
-            ds = ds.filter(lambda p, ok: ok)
-            ds = ds.map(lambda p, ok: load(p, *args), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.filter(plain(lambda p, ok, *y: ok))
     else:
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(files)))
-        if label_mode:
-            ds = ds.map(lambda p, ok, y: (load(p, *args), y), num_parallel_calls=tf.data.AUTOTUNE)
-        else:
-            ds = ds.map(lambda p, ok: load(p, *args), num_parallel_calls=tf.data.AUTOTUNE)
+    if label_mode:
+        ds = ds.map(plain(lambda p, ok, y: (load(p, *args), y)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(plain(lambda p, ok: load(p, *args)), num_parallel_calls=tf.data.AUTOTUNE)
     ds._colabmodels_feeder = feeder  # keeps the fetcher alive as long as the dataset
     ds._colabmodels_paths = known
     return ds

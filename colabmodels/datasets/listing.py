@@ -1,7 +1,7 @@
 """Which files of a Drive folder make an image dataset, and their labels: Keras' rules on Drive.
 
-:func:`index_drive_folder` lists the folder once (in parallel, remembered; see
-:func:`colabmodels.tree.walk_tree`) and applies exactly the selection that
+``index_drive_folder`` lists the folder once (in parallel, remembered; see
+``colabmodels.tree.walk_tree``) and applies exactly the selection that
 ``keras.utils.image_dataset_from_directory`` applies to a local folder:
 
 - ``labels="inferred"``: the classes are the folder's direct subfolders whose names do not
@@ -126,7 +126,7 @@ def take(files: list[DatasetFile], labels: Any, keep: list[int]) -> tuple[list[D
 
 
 def as_ref(ref: str | os.PathLike[str] | Ref) -> Ref:
-    """``ref`` parsed (a :class:`~colabmodels.refs.Ref` is returned as it is)."""
+    """``ref`` parsed (a ``Ref`` is returned as it is)."""
     from ..refs import Ref, parse_ref
 
     return ref if isinstance(ref, Ref) else parse_ref(os.fspath(ref))
@@ -138,7 +138,7 @@ def resolve_folder(ref: str | os.PathLike[str] | Ref, *,
 
     Args:
         archives: also accept a ``.zip`` file (the caller reads it as a folder; see
-            :mod:`colabmodels.datasets.zipped`).
+            ``colabmodels.datasets.zipped``).
 
     Raises:
         NotFoundError: it does not exist, cannot be seen, or is a file, not a folder.
@@ -184,7 +184,7 @@ def _folder_facts(stat: RemoteStat) -> dict[str, Any] | None:
 
 
 def _remembered_folder(parsed: Ref, known: dict[str, Any] | None) -> RemoteStat | None:
-    """The remembered stat of a Drive folder (:class:`~colabmodels.tree.RememberedStat`), or
+    """The remembered stat of a Drive folder (``RememberedStat``), or
     None when there is none or it does not look right."""
     from dataclasses import replace
 
@@ -240,7 +240,7 @@ def index_drive_folder(ref: str | os.PathLike[str] | Ref, labels: Any = "inferre
         follow_links: descend into folders reached through Drive shortcuts.
         refresh: list everything again instead of checking the remembered listing.
         folder: an already resolved ``(backend, stat)``.
-        tree: an already made listing of it (:func:`colabmodels.tree.walk_tree`).
+        tree: an already made listing of it (``colabmodels.tree.walk_tree``).
 
     Returns:
         DriveIndex ``(paths, labels, class_names, stats)``; ``stats.files[i]`` describes
@@ -341,8 +341,12 @@ def _valid_files(folder: TreeNode, class_name: str, formats: tuple[str, ...], st
     for _, node in sorted(walked, key=lambda item: item[0]):
         files = [c for c in node.children or () if not c.is_dir]
         for child in sorted(files, key=lambda c: c.name):
+            doc = child.is_google_doc
+            if not doc and child.problem is None and child.name.lower().endswith(formats):
+                out.append(child)  # the usual case: no Drive path to spell out
+                continue
             where = _join(base, class_name, *child.parts[len(folder.parts):])
-            if child.is_google_doc:
+            if doc:
                 stats.google_docs.append(where)
             if not child.name.lower().endswith(formats):
                 stats.not_images.append(where)
@@ -350,7 +354,7 @@ def _valid_files(folder: TreeNode, class_name: str, formats: tuple[str, ...], st
             if child.problem is not None:
                 stats.unreadable.append((where, child.problem))
                 continue
-            if child.is_google_doc:
+            if doc:
                 raise UnknownFormatError(
                     f"{where} is a Google {_doc_kind(child.stat.mime)} named like an image; Drive "
                     "keeps no image bytes for it. Remove or rename it, or upload the image itself.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 from ..transfer import O_BINARY, pread_at
 
@@ -47,6 +48,22 @@ def declared_size(path: str) -> tuple[int, int] | None:
         return None
     try:
         head = pread_at(fd, _HEAD_BYTES, 0)
+        return size_in_header(head, lambda pos, n: pread_at(fd, n, pos))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def declared_size_of_bytes(data: bytes) -> tuple[int, int] | None:
+    """``declared_size`` for an image held in memory (a zip member, a tar sample)."""
+    return size_in_header(data, lambda pos, n: data[pos:pos + n])
+
+
+def size_in_header(head: bytes, read: Callable[[int, int], bytes]) -> tuple[int, int] | None:
+    """``(width, height)`` from an image's first bytes ``head``; ``read(pos, n)`` gives bytes
+    past them (a JPEG's segments are walked by their lengths up to its frame header)."""
+    try:
         if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
             w, h = struct.unpack(">II", head[16:24])
             return w, h
@@ -59,12 +76,24 @@ def declared_size(path: str) -> tuple[int, int] | None:
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             return _webp_size(head)
         if head[:2] == b"\xff\xd8":
-            return _jpeg_size(fd, head)
-    except (OSError, struct.error):
+            return _jpeg_size(head, read)
+    except struct.error:
         return None
-    finally:
-        os.close(fd)
     return None
+
+
+def markers_complete(head: bytes, tail: bytes) -> bool:
+    """True when an image's first bytes ``head`` and last bytes ``tail`` are those of a
+    complete JPEG, PNG or GIF. A JPEG passes only when it *ends* with its end-of-image marker
+    (trailing zero or blank padding aside): a truncated JPEG may well hold those two bytes
+    earlier (in an EXIF thumbnail, an ICC profile or a comment)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return tail.rstrip(b"\x00 \t\r\n").endswith(b"\xff\xd9")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return tail.endswith(b";")
+    return False
 
 
 def _webp_size(head: bytes) -> tuple[int, int] | None:
@@ -82,10 +111,10 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _jpeg_size(fd: int, head: bytes) -> tuple[int, int] | None:
+def _jpeg_size(head: bytes, read_past: Callable[[int, int], bytes]) -> tuple[int, int] | None:
     """Walk a JPEG's segments (their lengths only) up to its frame header."""
     def read(pos: int, n: int) -> bytes:
-        return head[pos:pos + n] if pos + n <= len(head) else pread_at(fd, n, pos)
+        return head[pos:pos + n] if pos + n <= len(head) else read_past(pos, n)
 
     pos = 2
     for _ in range(_JPEG_MAX_SEGMENTS):
@@ -113,7 +142,11 @@ def _jpeg_size(fd: int, head: bytes) -> tuple[int, int] | None:
 
 def bomb_problem(path: str) -> str | None:
     """Why the image at ``path`` must not be decoded (it declares too many pixels), or None."""
-    size = declared_size(path)
+    return size_problem(declared_size(path))
+
+
+def size_problem(size: tuple[int, int] | None) -> str | None:
+    """``bomb_problem`` for an image whose header declared ``size`` (None: not known)."""
     limit = pixel_limit()
     if size is None or limit is None or size[0] * size[1] <= limit:
         return None

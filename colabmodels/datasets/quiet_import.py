@@ -4,7 +4,7 @@ TensorFlow's native code writes its start-up chatter straight to file descriptor
 first imported (absl's "All log messages before absl::InitializeLog() …", oneDNN's "custom
 operations are on", the CPU-feature note, CUDA factory registrations on GPU builds). In
 Jupyter that lands in whatever output is active: inside a widget's Output capture it shows as
-red boxes that overflow the widget. :func:`quiet_import` imports a module with descriptor 2
+red boxes that overflow the widget. ``quiet_import`` imports a module with descriptor 2
 pointed at a temporary file, drops the lines known to be start-up noise and logs every other
 line as a warning, so real errors are still seen.
 """

@@ -37,7 +37,7 @@ def _make_class() -> type:
         """Batches of images from a Drive folder, as a ``keras.utils.PyDataset``.
 
         The files, labels, classes and the split are those of
-        :func:`~colabmodels.image_dataset_from_drive` with the same arguments (Keras' rules);
+        ``image_dataset_from_drive`` with the same arguments (Keras' rules);
         images are decoded with PIL and resized with ``keras.ops.image.resize`` (Keras'
         backend-neutral loader), so it works on the TensorFlow, JAX and torch backends. Files
         of the next batches are fetched while the current one is used. ``subset`` is

@@ -1,15 +1,17 @@
 """WebDataset shards of an image folder, written back to Drive once and streamed from then on.
 
-:func:`pack` turns a folder of class subfolders into tar shards in the WebDataset layout
+``pack`` turns a folder of class subfolders into tar shards in the WebDataset layout
 (``train-000000.tar``, ``validation-000000.tar``; inside, ``<key>.jpg`` + ``<key>.cls`` per
-sample, the class index as text), plus a JSON index (:data:`INDEX_NAME`) with the class names,
+sample, the class index as text), plus a JSON index (``INDEX_NAME``) with the class names,
 counts, the split and every sample's original path, label, shard and byte offset. The shards
 are plain POSIX tars that ``webdataset`` and Ray Data's ``read_webdataset`` read unchanged.
 
-:func:`image_dataset_from_drive` on a packed folder reads the shards: each shard is downloaded
-with parallel ranged requests (the transfer engine) into the cache and unpacked there once,
-and the samples come out in exactly the order, split and labels the original folder would give
-for the same arguments (the index keeps Keras' file order).
+``image_dataset_from_drive`` on a packed folder reads the shards: each shard is downloaded
+with parallel ranged requests (the transfer engine) into the cache, where it stays one file
+(the tar); each sample's bytes are read at the offset the index gives as soon as they have
+arrived and decoded by TensorFlow (``.member_bytes``), so download, tar reading and decoding
+overlap. The samples come out in exactly the order, split and labels the original folder would
+give for the same arguments (the index keeps Keras' file order).
 """
 
 from __future__ import annotations
@@ -21,18 +23,15 @@ import os
 import tarfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import IntegrityError, NotFoundError, RefError
-from .feeder import BrokenImageError, check_on_error, image_problem
+from .feeder import INTERRUPT_QUIET_S, BrokenImageError, FetchStopped, check_on_error, image_problem
 from .listing import ALLOWLIST_FORMATS, DatasetFile, given_labels, shuffled
-from .pixels import bomb_problem
 
 if TYPE_CHECKING:
-    from ..cachestore import CacheEntry
     from ..refs import Ref
     from ..storage.base import RemoteStat, StorageBackend
     from ..tree import Tree
@@ -58,10 +57,10 @@ def pack(src: str | os.PathLike[str] | Ref, dest: str | os.PathLike[str] | Ref |
          progress: bool = True) -> Ref:
     """Write the image folder ``src`` as WebDataset tar shards plus a JSON index to ``dest``.
 
-    The samples are Keras' selection of ``src`` (as :func:`image_dataset_from_drive` sees it).
+    The samples are Keras' selection of ``src`` (as ``image_dataset_from_drive`` sees it).
     With ``validation_split`` and ``seed``, the split Keras would make goes into
     ``train-*.tar`` and ``validation-*.tar``; without, everything goes into ``data-*.tar``.
-    Either way, :func:`image_dataset_from_drive` on ``dest`` can make any split.
+    Either way, ``image_dataset_from_drive`` on ``dest`` can make any split.
 
     Args:
         src: the image folder (Drive path, link or id; also gs://, s3://, local).
@@ -75,7 +74,7 @@ def pack(src: str | os.PathLike[str] | Ref, dest: str | os.PathLike[str] | Ref |
         progress: show progress bars (reading the images, uploading the shards).
 
     Returns:
-        The Ref of the shard folder (pass it to :func:`image_dataset_from_drive`).
+        The Ref of the shard folder (pass it to ``image_dataset_from_drive``).
 
     Raises:
         RefError: no destination can be derived (``src`` has no path); pass ``dest``.
@@ -209,10 +208,12 @@ def _write_shards(workdir: Path, subset: str, members: list[int], samples: list[
         info.size = path.stat().st_size
         info.mtime = 0
         info.mode = 0o444
+        header = info.tobuf(tarfile.USTAR_FORMAT, current.encoding, current.errors)
+        data_offset = current.offset + len(header)  # addfile records it on a copy only
         with open(path, "rb") as fh:
             current.addfile(info, fh)
         sample["member"] = image_name
-        sample["offset"] = info.offset_data
+        sample["offset"] = data_offset
         sample["size"] = info.size
         cls = str(sample["label"]).encode()
         cinfo = tarfile.TarInfo(f"{sample['key']}.cls")
@@ -231,12 +232,14 @@ def _write_shards(workdir: Path, subset: str, members: list[int], samples: list[
 
 @dataclass
 class PackedDataset:
-    """A shard folder written by :func:`pack`: its index and the shards' Drive stats."""
+    """A shard folder written by ``pack``: its index and the shards' Drive stats."""
 
     backend: StorageBackend
     root: RemoteStat
     index: dict[str, Any]
     shard_stats: list[RemoteStat]
+    early: list[_ShardStream] = field(default_factory=list)
+    """Shards started while the index was read (released once a reader took its own)."""
 
     def select(self, labels: Any, class_names: list[str] | None, shuffle: bool,
                seed: int | None) -> tuple[list[DatasetFile], Any, list[str] | None]:
@@ -279,11 +282,19 @@ class PackedDataset:
         return files, out_labels, out_names
 
     def feeder(self, files: list[DatasetFile], *, on_error: str, skipped: list[str]) -> ShardFeeder:
-        return ShardFeeder(self, files, on_error=on_error, skipped=skipped)
+        feeder = ShardFeeder(self, files, on_error=on_error, skipped=skipped)
+        self.release_early()
+        return feeder
+
+    def release_early(self) -> None:
+        """Let go of the shards started early: one no reader took stops (resumable later)."""
+        early, self.early = self.early, []
+        for stream in early:
+            _release(stream)
 
 
 def open_packed(backend: StorageBackend, root: RemoteStat, tree: Tree | None = None) -> PackedDataset | None:
-    """The packed dataset in folder ``root``, or None when it holds no :data:`INDEX_NAME`."""
+    """The packed dataset in folder ``root``, or None when it holds no ``INDEX_NAME``."""
     from ..bulk import BulkFetcher
 
     children = (tree.root.children or []) if tree is not None else None
@@ -295,25 +306,37 @@ def open_packed(backend: StorageBackend, root: RemoteStat, tree: Tree | None = N
     found = by_name.get(INDEX_NAME)
     if found is None:
         return None
-    with BulkFetcher(backend, workers=2) as fetcher:
-        index_path = fetcher.fetch(found.stat)
+    # The first shards a full or training read wants start now, while the index is read: a
+    # cold read waits for its first bytes that much less. A reader that wants other shards
+    # (a validation subset) releases them, which stops them.
+    early = [_stream(backend, by_name[name].stat) for name in sorted(by_name)
+             if name.endswith(".tar") and name.startswith(("data-", "train-"))][:SHARD_WORKERS]
+    for stream in early:
+        stream.start()
     try:
-        index = json.loads(Path(index_path).read_text())
-    except ValueError as e:
-        raise IntegrityError(f"{found.rel} in {root.name} is not a dataset index: {e}") from e
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        found_format = index.get("format") if isinstance(index, dict) else None
-        raise IntegrityError(f"{INDEX_NAME} in {root.name} has format {found_format!r}; "
-                             f"this version reads {FORMAT!r}")
-    _check_index(index, root.ref.path or root.name)
-    stats = []
-    for shard in index["shards"]:
-        node = by_name.get(shard["name"])
-        if node is None:
-            raise NotFoundError(f"shard {shard['name']} of {root.ref.path or root.name} is "
-                                "missing; pack the dataset again")
-        stats.append(node.stat)
-    return PackedDataset(backend, root, index, stats)
+        with BulkFetcher(backend, workers=2) as fetcher:
+            index_path = fetcher.fetch(found.stat)
+        try:
+            index = json.loads(Path(index_path).read_text())
+        except ValueError as e:
+            raise IntegrityError(f"{found.rel} in {root.name} is not a dataset index: {e}") from e
+        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            found_format = index.get("format") if isinstance(index, dict) else None
+            raise IntegrityError(f"{INDEX_NAME} in {root.name} has format {found_format!r}; "
+                                 f"this version reads {FORMAT!r}")
+        _check_index(index, root.ref.path or root.name)
+        stats = []
+        for shard in index["shards"]:
+            node = by_name.get(shard["name"])
+            if node is None:
+                raise NotFoundError(f"shard {shard['name']} of {root.ref.path or root.name} is "
+                                    "missing; pack the dataset again")
+            stats.append(node.stat)
+    except BaseException:
+        for stream in early:
+            _release(stream)
+        raise
+    return PackedDataset(backend, root, index, stats, early)
 
 
 def _check_index(index: dict[str, Any], where: str) -> None:
@@ -361,20 +384,295 @@ def _check_index(index: dict[str, Any], where: str) -> None:
             raise refuse(f"gives sample {n} no path")
 
 
-def _member_path(entry: CacheEntry, member: str) -> str:
-    """The unpacked file ``member`` of a shard's entry; refused if it would leave the entry."""
-    base = os.path.normpath(entry.path)
-    path = os.path.normpath(os.path.join(base, member))
-    if os.path.isabs(member) or os.path.commonpath([base, path]) != base:
-        raise IntegrityError(f"{member!r} is outside its shard's cache entry; pack the dataset "
-                             "again (cm.pack)")
-    return path
+_TAR_BLOCK = 512
+
+
+def _tar_header_names(header: bytes, member: str, size: int) -> bool:
+    """Whether the 512-byte ustar header before a member's data names ``member`` with ``size``."""
+    if len(header) != _TAR_BLOCK:
+        return False
+    name = header[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+    prefix = header[345:500].split(b"\0", 1)[0].decode("utf-8", "replace")
+    if prefix:
+        name = f"{prefix}/{name}"
+    try:
+        declared = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return False
+    return name == member and declared == size
+
+
+class _Spans:
+    """Byte ranges of a file that have arrived (merged, sorted)."""
+
+    def __init__(self) -> None:
+        self._spans: list[list[int]] = []
+
+    def add(self, start: int, end: int) -> None:
+        import bisect
+
+        spans = self._spans
+        i = bisect.bisect_left(spans, [start, start])
+        if i and spans[i - 1][1] >= start:
+            i -= 1
+            start = spans[i][0]
+        j = i
+        while j < len(spans) and spans[j][0] <= end:
+            end = max(end, spans[j][1])
+            j += 1
+        spans[i:j] = [[start, end]]
+
+    def covers(self, start: int, end: int) -> bool:
+        import bisect
+
+        i = bisect.bisect_right(self._spans, [start, float("inf")]) - 1
+        return i >= 0 and self._spans[i][0] <= start and self._spans[i][1] >= end
+
+
+class _Watched:
+    """A backend whose ranged reads report each block once the downloader has written it (the
+    downloader asks for the next block only after writing the previous one)."""
+
+    def __init__(self, backend: StorageBackend, arrived: Any) -> None:
+        self._backend, self._arrived = backend, arrived
+
+    def check_downloadable(self, stat: RemoteStat) -> None:
+        self._backend.check_downloadable(stat)
+
+    def open_range(self, ref: Any, start: int, end: int | None) -> Any:
+        def blocks() -> Any:
+            pos = start
+            stream = self._backend.open_range(ref, start, end)
+            try:
+                for block in stream:
+                    yield block
+                    self._arrived(pos, pos + len(block))  # written: the next one is asked for
+                    pos += len(block)
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        return blocks()
+
+
+class _ShardStream:
+    """One shard: in the cache (a file entry holding the tar), or being downloaded into the
+    cache's private partial folder, its members readable as their bytes arrive.
+
+    The download is the transfer engine's (parallel ranged parts, retries, md5 check); the
+    shard becomes a cache entry only once complete and verified, so an interrupted read leaves
+    no entry (only the resumable partial file, which the next read completes before use).
+    """
+
+    def __init__(self, backend: StorageBackend, stat: RemoteStat) -> None:
+        from ..cachestore import cache, identity_of, key_for
+
+        self.backend, self.stat = backend, stat
+        self.identity = "shard:" + identity_of(stat)
+        self.registry_key = f"{cache.root}|{self.identity}"
+        self.key = key_for(self.identity)
+        self.partial = cache.partial_path(self.key)
+        self._cond = threading.Condition()
+        self._spans = _Spans()
+        self._waiting: list[tuple[int, int]] = []
+        self._fd: int | None = None
+        self._complete = False
+        self._error: BaseException | None = None
+        self._started = False
+        self._cancel = threading.Event()
+        self.users = 0
+        entry = cache.entry(self.key)
+        if entry is not None:
+            self._use(entry.path)
+
+    def _use(self, path: Path) -> None:
+        """Serve reads from the complete shard. The partial file's descriptor, when open, is
+        kept: it is the entry's file now (renamed into place) or the same verified bytes."""
+        from ..transfer import open_private
+
+        with self._cond:
+            if self._fd is None:
+                self._fd = open_private(path, os.O_RDONLY)
+            self._complete = True
+            self._cond.notify_all()
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    def start(self) -> None:
+        with self._cond:
+            if self._started or self._complete:
+                return
+            self._started = True
+        threading.Thread(target=self._run, daemon=True, name="colabmodels-shard").start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _arrived(self, start: int, end: int) -> None:
+        from ..transfer import open_private
+
+        with self._cond:
+            if self._fd is None:
+                self._fd = open_private(self.partial, os.O_RDONLY)
+            self._spans.add(start, end)
+            if any(self._spans.covers(a, b) for a, b in self._waiting):
+                self._cond.notify_all()  # only when a waiting reader's bytes are all here
+
+    def _run(self) -> None:
+        from ..cachestore import cache, md5_of
+        from ..transfer import download_to
+
+        stat = self.stat
+        try:
+            with _STARTED, cache.lock(self.key):
+                entry = cache.entry(self.key)
+                if entry is None:
+                    # a partial file left by an interrupted read is resumed, then read whole
+                    resumed = self.partial.exists()
+                    cache.ensure_space(stat.size or 0)
+                    source: Any = self.backend if resumed else _Watched(self.backend, self._arrived)
+                    download_to(source, stat, self.partial, cancel=self._cancel)
+                    md5 = md5_of(stat)
+
+                    def fill(target: Path) -> None:
+                        os.replace(self.partial, target)
+
+                    entry = cache.store(self.key, identity=self.identity, source=str(stat.ref),
+                                        name=stat.name, kind="file", fill=fill,
+                                        known_md5={"": md5} if md5 else None)
+                    self.partial.unlink(missing_ok=True)
+            self._use(entry.path)
+        except BaseException as e:  # handed to every reader
+            with self._cond:
+                self._error = e
+                self._cond.notify_all()
+        finally:  # readers keep their own reference; a new reader starts from the cache
+            with _STREAMS_LOCK:
+                if _STREAMS.get(self.registry_key) is self:
+                    del _STREAMS[self.registry_key]
+
+    def member_span(self, member: str) -> tuple[int, int] | None:
+        """``(data offset, size)`` of ``member``, from the tar's headers (the shard is waited
+        for whole and its headers read once); None when the shard holds no such file."""
+        with self._cond:
+            found = self.__dict__.get("_members")
+        if found is None:
+            self.read(0, 0, whole=True)
+            with self._cond:
+                fd = self._fd
+            assert fd is not None
+            found = {}
+            with tarfile.open(fileobj=_FdReader(fd), mode="r:") as tar:
+                for m in tar:
+                    if m.isfile():
+                        found[m.name] = (m.offset_data, m.size)
+            with self._cond:
+                self.__dict__["_members"] = found
+        return found.get(member)
+
+    def read(self, offset: int, size: int, *, whole: bool = False) -> bytes:
+        """Bytes ``[offset, offset + size)`` of the shard, waiting until they have arrived.
+
+        Raises:
+            the download's error (TransferError, IntegrityError...).
+        """
+        from ..transfer import pread_at
+
+        end = offset + size
+        self.start()
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._cancel.is_set() and not self._complete:
+                    from ..errors import TransferError
+
+                    raise TransferError(f"reading {self.stat.name} was stopped")
+                if self._complete or (not whole and self._fd is not None
+                                      and self._spans.covers(offset, end)):
+                    break
+                wanted = (offset, end if not whole else (self.stat.size or 0) + 1)
+                self._waiting.append(wanted)
+                try:
+                    self._cond.wait(timeout=0.5)
+                finally:
+                    self._waiting.remove(wanted)
+            fd = self._fd
+        assert fd is not None
+        return pread_at(fd, size, offset)
+
+
+
+class _FdReader(io.RawIOBase):
+    """A read-only, seekable file over a descriptor, read with ``pread`` (shared safely)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd, self._pos = fd, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        size = os.fstat(self._fd).st_size
+        self._pos = {0: pos, 1: self._pos + pos, 2: size + pos}[whence]
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buf: Any) -> int:
+        data = os.pread(self._fd, len(buf), self._pos)
+        buf[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+_STARTED = threading.BoundedSemaphore(SHARD_WORKERS)
+"""Shards downloading at once in this process."""
+_STREAMS: dict[str, _ShardStream] = {}
+_STREAMS_LOCK = threading.Lock()
+
+
+def _stream(backend: StorageBackend, stat: RemoteStat) -> _ShardStream:
+    """The process's one stream of this shard while it downloads (shared by every dataset
+    reading it); a new one, which finds the cache entry, once it is complete."""
+    from ..cachestore import cache, identity_of
+
+    key = f"{cache.root}|shard:{identity_of(stat)}"
+    with _STREAMS_LOCK:
+        found = _STREAMS.get(key)
+        if found is None or found._error is not None or found._cancel.is_set():
+            found = _ShardStream(backend, stat)
+            if not found.complete:
+                _STREAMS[key] = found
+        found.users += 1
+        return found
+
+
+def _release(stream: _ShardStream) -> None:
+    with _STREAMS_LOCK:
+        stream.users -= 1
+        if stream.users <= 0 and not stream.complete:
+            stream.cancel()  # nobody reads it any more: stop (what arrived stays resumable)
+            if _STREAMS.get(stream.registry_key) is stream:
+                del _STREAMS[stream.registry_key]
 
 
 class ShardFeeder:
-    """Local paths of packed samples: shards downloaded (ranged, in parallel) and unpacked once.
+    """The packed samples' encoded bytes, read from their shards as the shards arrive.
 
-    The same interface as :class:`~colabmodels.datasets.feeder.Feeder`: ``local(i)``.
+    Every shard the samples need starts downloading at once (``SHARD_WORKERS`` at a time,
+    in the order the samples want them, each with the transfer engine's parallel ranged
+    parts); a sample's bytes are handed over as soon as its span of the shard has arrived, and
+    TensorFlow decodes them (``.member_bytes.bytes_to_dataset``), so downloading, reading
+    the tar and decoding overlap. Complete shards are cache entries: a second epoch or a new
+    process reads them from local disk.
     """
 
     def __init__(self, packed: PackedDataset, files: list[DatasetFile], *, on_error: str,
@@ -383,95 +681,137 @@ class ShardFeeder:
         self.files = files
         self.on_error = on_error
         self.skipped = skipped
-        self._entries: dict[int, Future[CacheEntry]] = {}
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=SHARD_WORKERS, thread_name_prefix="colabmodels-shard")
         self._bad: set[int] = set()
-        order: list[int] = []
+        self._lock = threading.Lock()
+        samples = packed.index["samples"]
+        by_member = {(s["shard"], s["member"]): s for s in samples}
+        # Where each sample's bytes sit in its shard; None: the index does not say (older
+        # packs recorded no offsets), so the shard's tar headers are read once it is complete.
+        self._spans: list[tuple[int, int] | None] = []
+        for f in files:
+            s = by_member.get((int(f.info["shard"]), f.info["member"])) or {}
+            offset, size = s.get("offset"), s.get("size")
+            usable = isinstance(offset, int) and isinstance(size, int) and offset >= _TAR_BLOCK \
+                and size >= 0 and offset % _TAR_BLOCK == 0
+            self._spans.append((offset, size) if usable else None)  # type: ignore[arg-type]
+        self._streams: dict[int, _ShardStream] = {}
         for f in files:  # start every shard in the order the samples will want them
             shard = int(f.info["shard"])
-            if shard not in order:
-                order.append(shard)
-        self.on_all_local: Any = None
-        self._done = 0
-        for shard in order:
-            fut = self._pool.submit(self._shard_entry, shard)
-            self._entries[shard] = fut
-            fut.add_done_callback(self._shard_done)
-
-    def _shard_done(self, fut: Future[CacheEntry]) -> None:
-        with self._lock:
-            self._done += 1
-            complete = self._done == len(self._entries)
-        if complete and self.on_all_local is not None and all(
-                f.exception() is None for f in self._entries.values()):
-            self.on_all_local(self.paths())
+            if shard not in self._streams:
+                self._streams[shard] = _stream(packed.backend, packed.shard_stats[shard])
+        for stream in self._streams.values():
+            stream.start()
+        self._closed = False
+        self._interrupted_at: float | None = None
 
     def paths(self) -> list[str]:
-        """The unpacked path of every sample whose shard is ready ("" for the others)."""
-        out = []
-        for f in self.files:
-            fut = self._entries[int(f.info["shard"])]
-            ready = fut.done() and fut.exception() is None
-            path = _member_path(fut.result(), f.info["member"]) if ready else ""
-            # a bomb (an altered shard) is left to local(), which names it
-            out.append(path if path and bomb_problem(path) is None else "")
-        return out
+        """No sample is a file of its own (image_dataset_from_drive asks for bytes instead)."""
+        return [""] * len(self.files)
 
-    def _shard_entry(self, shard: int) -> CacheEntry:
-        from ..cachestore import cache, identity_of, key_for, safe_relpath
-        from ..transfer import download_to
+    def member_bytes(self, index: int) -> bytes | None:
+        """Sample ``index``'s encoded image (None when left out with ``on_error="skip"``).
 
-        stat = self.packed.shard_stats[shard]
-        identity = "unpacked:" + identity_of(stat)
-        key = key_for(identity)
-        partial = cache.partial_path(key)
-        known: dict[str, str] = {}
-
-        def fill(target: Path) -> None:
-            import hashlib
-
-            download_to(self.packed.backend, stat, partial)
-            target.mkdir(parents=True)
-            with tarfile.open(partial, "r:") as tar:
-                for member in tar:
-                    if not member.isfile() or member.name.endswith(".cls"):
-                        continue  # labels come from the index
-                    rel = safe_relpath(member.name)
-                    dest = target / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    digest = hashlib.md5(usedforsecurity=False)
-                    with open(dest, "wb") as out:
-                        while block := src.read(1024 * 1024):
-                            out.write(block)
-                            digest.update(block)
-                    known[rel.as_posix()] = digest.hexdigest()
-            partial.unlink(missing_ok=True)
-
-        entry, _ = cache.get_or_store(key, identity=identity, source=str(stat.ref), name=stat.name,
-                                      kind="tree", fill=fill, known_md5=known)
-        return entry
-
-    def local(self, index: int) -> str | None:
-        f = self.files[index]
+        Raises:
+            BrokenImageError: not a readable image, or not where the index says (``"raise"``).
+            TransferError, IntegrityError: the shard could not be read.
+        """
         if index in self._bad:
             return None
-        entry = self._entries[int(f.info["shard"])].result()
-        path = _member_path(entry, f.info["member"])
-        # Images were checked when packed, but a shard can be altered: no decoder sees a bomb.
-        problem = None if os.path.exists(path) else f"missing from its shard {f.stat.name}"
-        problem = problem or bomb_problem(path)
-        if problem:
-            message = f"{f.path}: {problem}"
-            if self.on_error == "skip":
-                self._bad.add(index)
-                self.skipped.append(f.path)
-                logger.warning("skipped %s", message)
-                return None
-            raise BrokenImageError(message)
-        return path
+        f = self.files[index]
+        stream = self._stream_of(int(f.info["shard"]))
+        try:
+            return self._member_bytes(index, f, stream)
+        except FetchStopped:
+            raise
+        except Exception as e:
+            if self._interrupted_at is not None:
+                raise FetchStopped(f"{f.path}: not read, stopped by an interrupt; ask again "
+                                   "to resume") from e
+            raise
+
+    def _stream_of(self, shard: int) -> _ShardStream:
+        """The shard's stream; after an interrupt, a new one (the download resumes)."""
+        since = self._interrupted_at
+        if since is not None:
+            now = time.monotonic()
+            if threading.current_thread() is not threading.main_thread() \
+                    and now - since < INTERRUPT_QUIET_S:
+                self._interrupted_at = now  # the interrupted iterator's readers still ask
+                raise FetchStopped("stopped by an interrupt; ask again to resume")
+            self._interrupted_at = None
+        with self._lock:
+            stream = self._streams[shard]
+            if stream._cancel.is_set() or (stream._error is not None and not stream.complete):
+                _release(stream)
+                stream = self._streams[shard] = _stream(self.packed.backend,
+                                                        self.packed.shard_stats[shard])
+                stream.start()
+            return stream
+
+    def interrupt(self) -> None:
+        """Ctrl-C while TensorFlow's iterator waits (the interrupt watch): the downloads stop,
+        readers of the interrupted iterator get ``FetchStopped``; reading again resumes."""
+        self._interrupted_at = time.monotonic()
+        for stream in list(self._streams.values()):
+            if not stream.complete:
+                stream.cancel()
+
+    def pending(self) -> bool:
+        """Whether some shard is still to be downloaded."""
+        return not all(stream.complete for stream in self._streams.values())
+
+    def _member_bytes(self, index: int, f: DatasetFile, stream: _ShardStream) -> bytes | None:
+        span = self._spans[index] or stream.member_span(f.info["member"])
+        if span is None:
+            span, f_missing = (_TAR_BLOCK, 0), True
+        else:
+            f_missing = False
+        offset, size = span
+        shard_size = stream.stat.size
+        if f_missing or (shard_size is not None and offset + size > shard_size):
+            problem: str | None = f"outside its shard {stream.stat.name}"
+            data = b""
+        else:
+            raw = stream.read(offset - _TAR_BLOCK, size + _TAR_BLOCK)
+            data = raw[_TAR_BLOCK:]
+            problem = None if _tar_header_names(raw[:_TAR_BLOCK], f.info["member"], size) \
+                else f"missing from its shard {stream.stat.name}"
+        if problem is None:
+            from .member_bytes import bytes_problem
+
+            problem = bytes_problem(data)  # checked when packed, but a shard can be altered
+        if problem is None:
+            return data
+        message = f"{f.path}: {problem}"
+        if self.on_error == "skip":
+            with self._lock:
+                if index not in self._bad:
+                    self._bad.add(index)
+                    self.skipped.append(f.path)
+            logger.warning("skipped %s", message)
+            return None
+        raise BrokenImageError(f"{message}. Pack the dataset again (cm.pack), or pass "
+                               'on_error="skip" to leave it out.')
+
+    def local(self, index: int) -> bytes | None:
+        return self.member_bytes(index)
+
+    def to_dataset(self, labels: Any, **options: Any) -> Any:
+        """The tf.data element stream of these samples (see ``.member_bytes.bytes_to_dataset``)."""
+        from .interrupts import watch_interrupts
+        from .member_bytes import batch_reader, bytes_to_dataset
+
+        ds = bytes_to_dataset(len(self.files), labels, batch_reader(self.member_bytes),
+                              **options)
+        if self.pending():  # Ctrl-C stops the downloads while TensorFlow's iterator waits
+            watch_interrupts(self)
+        ds._colabmodels_feeder = self
+        ds._colabmodels_paths = None
+        return ds
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._closed:
+            return
+        self._closed = True
+        for stream in self._streams.values():
+            _release(stream)

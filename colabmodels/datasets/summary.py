@@ -1,9 +1,9 @@
 """What an image folder holds, from Drive's metadata alone: the dataset panel's one call.
 
-:func:`summarize` lists the folder the way :func:`~colabmodels.datasets.image_dataset_from_drive`
+``summarize`` lists the folder the way ``image_dataset_from_drive``
 does (the same remembered listing, the same Keras file selection) and returns a
-:class:`DatasetSummary`: class names and counts, sizes, Drive's image dimensions, and
-:class:`DatasetWarning` s for what a user should know before training:
+``DatasetSummary``: class names and counts, sizes, Drive's image dimensions, and
+``DatasetWarning`` s for what a user should know before training:
 
 - ``hidden_folders``: top-level folders whose names start with ``.`` (Keras skips them);
 - ``hidden_inside``: hidden folders or files inside a class (``lily/.ipynb_checkpoints/``):
@@ -19,7 +19,7 @@ does (the same remembered listing, the same Keras file selection) and returns a
   ``crop_to_aspect_ratio`` or ``pad_to_aspect_ratio`` is passed);
 - ``not_images``, ``google_docs``, ``unreadable``: files left out, and why.
 
-Nothing is downloaded: the listing reads metadata and :func:`fetch_thumbnail` reads Drive's
+Nothing is downloaded: the listing reads metadata and ``fetch_thumbnail`` reads Drive's
 thumbnails (small images Drive makes itself), never a file's content (no ``alt=media``).
 """
 
@@ -161,7 +161,7 @@ class DatasetSummary:
 
     @property
     def suggested_image_size(self) -> tuple[int, int] | None:
-        """The ``image_size`` to suggest (see :func:`suggest_image_size`), if Drive gave sizes."""
+        """The ``image_size`` to suggest (see ``suggest_image_size``), if Drive gave sizes."""
         return suggest_image_size(self.image_sizes)
 
     @property
@@ -195,7 +195,7 @@ def suggest_image_size(sizes: Counter[tuple[int, int]]) -> tuple[int, int] | Non
     """The ``(height, width)`` to suggest for ``image_size`` from ``(width, height) -> count``.
 
     When one size covers nine files in ten, that size. Otherwise the common square size
-    (:data:`COMMON_SQUARE_SIZES`) nearest to the median image (the square root of width x
+    (``COMMON_SQUARE_SIZES``) nearest to the median image (the square root of width x
     height, weighted by count): what a user would pick, not the most frequent of many sizes.
     """
     import math
@@ -308,7 +308,7 @@ def summarize(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | Non
             for the top level, ``complete=False``), then with the finished one.
 
     Returns:
-        the :class:`DatasetSummary` (``complete=True``).
+        the ``DatasetSummary`` (``complete=True``).
 
     Raises:
         NotFoundError, AuthError: the folder cannot be read (or is a file).
@@ -374,7 +374,7 @@ def _top_level(backend: StorageBackend, root: RemoteStat,
 class _CountsAsPagesArrive:
     """Rough class counts while the walk runs: the images (by extension) in each page of a
     class folder's own listing, sent as partial summaries (``complete=False``) at most every
-    :attr:`EVERY_S` seconds. Files in subfolders of a class count once the walk is done (the
+    ``EVERY_S`` seconds. Files in subfolders of a class count once the walk is done (the
     complete summary, with Keras' exact selection, replaces these)."""
 
     EVERY_S = 0.25
@@ -416,7 +416,7 @@ class _CountsAsPagesArrive:
 def _select(ref: Ref, backend: StorageBackend, root: RemoteStat, tree: Tree,
             class_names: list[str] | None, follow_links: bool,
             formats: tuple[str, ...]) -> tuple[IndexStats, list[DatasetFile], list[str]]:
-    """Keras' selection (:func:`~.listing.index_drive_folder`) on an already made listing."""
+    """Keras' selection (``index_drive_folder``) on an already made listing."""
     try:
         import numpy  # noqa: F401  (index_drive_folder builds its labels with numpy)
     except ImportError:
@@ -596,13 +596,13 @@ def fetch_thumbnail(file: DatasetFile, *, size: int | None = 128,
     """Drive's thumbnail of ``file`` (one small request; never the file's content).
 
     Args:
-        file: a file of a :class:`DatasetSummary`.
+        file: a file of a ``DatasetSummary``.
         size: the box in pixels Drive scales the thumbnail into (None: Drive's default, 220).
-        session: the Drive session that listed it (:meth:`DatasetSummary.session`; default:
+        session: the Drive session that listed it (``DatasetSummary.session``; default:
             the current one).
 
     Returns:
-        a :class:`Thumbnail`; ``data`` is None (and ``problem`` says why) when Drive has no
+        a ``Thumbnail``; ``data`` is None (and ``problem`` says why) when Drive has no
         thumbnail for it or could not make one. Errors are reported, not raised: a preview
         is optional.
     """

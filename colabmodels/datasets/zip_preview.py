@@ -1,12 +1,12 @@
-"""The dataset panel's view of a ``.zip``: an adapter beside :mod:`.summary` for folders.
+"""The dataset panel's view of a ``.zip``: an adapter beside ``.summary`` for folders.
 
 A zip has no Drive thumbnails and no Drive image metadata, so:
 
-- :func:`summarize_source` gives the panel a :class:`~colabmodels.datasets.summary.DatasetSummary`
-  for a folder (:func:`~colabmodels.datasets.summary.summarize`, unchanged) or for a zip
-  (:func:`summarize_zip`: class names and counts from the central directory, read in at most
+- ``summarize_source`` gives the panel a ``DatasetSummary``
+  for a folder (``summarize``, unchanged) or for a zip
+  (``summarize_zip``: class names and counts from the central directory, read in at most
   three ranged requests; Keras' selection on the archive as if extracted);
-- :func:`zip_thumbnails` decodes the few images the panel shows from their members, each read
+- ``zip_thumbnails`` decodes the few images the panel shows from their members, each read
   with one ranged request (a few KiB per image for photos), never the whole archive;
 - the summary's warnings say so, and that ``__MACOSX/`` (macOS resource forks) was left out.
 """
@@ -41,7 +41,7 @@ PREVIEW_NOTE = ("A zip has no Drive thumbnails: each preview image is read from 
 def summarize_source(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] | None = None,
                      follow_links: bool = False, refresh: bool = False,
                      on_update: Callable[[DatasetSummary], None] | None = None) -> DatasetSummary:
-    """:func:`~colabmodels.datasets.summary.summarize` for a folder, :func:`summarize_zip` for a
+    """``summarize`` for a folder, ``summarize_zip`` for a
     zip (a path ending in ``.zip``, or a link whose file turns out to be one)."""
     parsed = as_ref(ref)
     if not (parsed.path or "").lower().endswith(".zip"):
@@ -96,7 +96,7 @@ def summarize_zip(ref: str | os.PathLike[str] | Ref, *, class_names: list[str] |
 
 
 def is_zip_summary(summary: DatasetSummary) -> bool:
-    """Whether the summary's files are members of a zip (previews come from :func:`zip_thumbnails`)."""
+    """Whether the summary's files are members of a zip (previews come from ``zip_thumbnails``)."""
     return any("zip_member" in f.info for f in summary.files[:1])
 
 

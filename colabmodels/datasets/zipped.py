@@ -1,32 +1,35 @@
 """A ``.zip`` of images as a dataset folder: Keras' rules on the archive as if extracted.
 
-:func:`open_zip_dataset` reads the archive's central directory (at most three ranged
-requests, remembered in the cache; :class:`colabmodels.archives.ZipArchive`) and turns the
-member names into the same listing tree a folder gives (:class:`colabmodels.tree.Tree`), so
-:func:`~colabmodels.datasets.listing.index_drive_folder` applies exactly Keras' selection to it:
+``open_zip_dataset`` reads the archive's central directory (at most three ranged
+requests, remembered in the cache; ``colabmodels.archives.ZipArchive``) and turns the
+member names into the same listing tree a folder gives (``colabmodels.tree.Tree``), so
+``index_drive_folder`` applies exactly Keras' selection to it:
 the class folders, hidden folders, extensions, order, labels and split are those
 ``keras.utils.image_dataset_from_directory`` gives on the extracted archive.
 
 - A zip holding one top folder (what zipping a folder makes), with nothing beside it but
   hidden entries, is descended into, as if the user had pointed Keras at that folder.
 - ``__MACOSX/`` is left out; so are members whose names would escape the folder, links and
-  devices (each named in a warning; see :mod:`colabmodels.archives.limits`).
+  devices (each named in a warning; see ``colabmodels.archives.limits``).
 - Encrypted members and unsupported compression among the selected files raise when the
   dataset is made, naming the archive and the member.
 
-:class:`ZipFeeder` serves the dataset readers as :class:`~colabmodels.datasets.feeder.Feeder`
+``ZipFeeder`` serves the dataset readers as ``Feeder``
 does for folders: members are read by range, neighbours coalesced into large requests, in the
-order they are needed, each into its own cache entry (CRC-32 checked), so a second epoch and a
-new kernel read local disk.
+order they are needed, so a second epoch and a new kernel read local disk. For
+``image_dataset_from_drive`` (``ZipFeeder.to_dataset``) each block read is kept as one
+cache file and the members' decoded bytes go to TensorFlow, which decodes the images in its
+parallel map (no file per member); the readers that want files (``DriveImageSequence``, the
+torch dataset) get each member in a file of its own (CRC-32 checked either way).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..archives import MACOSX, MemberFetcher, ZipArchive, ZipMember, check_readable, member_relpath
 from ..archives.limits import check_member, warn_refused
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ZipDataset", "ZipFeeder", "is_zip", "open_zip_dataset"]
 
+_T = TypeVar("_T")
 logger = logging.getLogger(__name__)
 
 
@@ -206,7 +210,7 @@ def open_zip_dataset(backend: StorageBackend, stat: RemoteStat) -> ZipDataset:
 class ZipFeeder(FeederBase):
     """Cache paths of zip members, read by coalesced ranges ahead of use.
 
-    A :class:`~colabmodels.datasets.feeder.FeederBase` like the folders' ``Feeder`` (``local``,
+    A ``FeederBase`` like the folders' ``Feeder`` (``local``,
     ``paths``, ``prefetch``, ``start_all``, ``fetch_all``, ``find_cached``, ``stop``, ``close``,
     ``on_all_local``); pickles without connections (DataLoader workers re-open what they need).
     """
@@ -225,6 +229,8 @@ class ZipFeeder(FeederBase):
         self.workers = workers
         self._wanted = 0
         self._fetcher = None
+        self.blobs = False
+        self._delivered: set[int] = set()
 
     def _pool(self) -> MemberFetcher:
         self._refuse_when_exiting()
@@ -234,7 +240,8 @@ class ZipFeeder(FeederBase):
             self._stopped.clear()
 
             self._fetcher = MemberFetcher(self.archive, self.members,
-                                          workers=min(self.workers or WORKERS, WORKERS))
+                                          workers=min(self.workers or WORKERS, WORKERS),
+                                          blobs=self.blobs)
             self._pid = os.getpid()
             self._wanted = 0
         return self._fetcher
@@ -283,13 +290,25 @@ class ZipFeeder(FeederBase):
         with self._lock:
             self._asked = max(self._asked, index + 1)
         self._read_ahead()
-        f = self.files[index]
-        try:
+
+        def read() -> str:
             got = str(self._pool().path(self.members[index]))
-            if self.check_images:
-                problem = image_problem(got)
-                if problem:
-                    raise BrokenImageError(f"{f.path}: {problem}")
+            problem = image_problem(got) if self.check_images else None
+            if problem:
+                raise BrokenImageError(f"{self.files[index].path}: {problem}")
+            return got
+
+        got = self._read(index, read)
+        if got is not None:
+            self._record(index, got)
+        return got
+
+    def _read(self, index: int, read: Callable[[], _T]) -> _T | None:
+        """``read()`` for member ``index`` under the feeder's rules: Ctrl-C stops the reads, a
+        stopped feeder says how to resume, any other failure is ``_failed`` (raised, or
+        skipped: None)."""
+        try:
+            return read()
         except KeyboardInterrupt:
             self.stop()
             raise
@@ -297,19 +316,85 @@ class ZipFeeder(FeederBase):
             raise
         except Exception as exc:
             if self._stopped.is_set():
-                raise FetchStopped(f"{f.path}: not read, the feeder was stopped (an "
-                                   "interrupt); ask again to resume") from exc
+                raise FetchStopped(f"{self.files[index].path}: not read, the feeder was stopped "
+                                   "(an interrupt); ask again to resume") from exc
             self._failed(index, exc)
             return None
-        self._record(index, got)
-        return got
+
+    def member_bytes(self, index: int) -> bytes | None:
+        """Member ``index``'s decoded bytes (None when skipped with ``on_error="skip"``): from
+        its own cache file when one is there, else from its block's cache file (the block read
+        by range first when needed; see ``to_dataset``).
+
+        Raises:
+            BrokenImageError, IntegrityError, UnknownFormatError, UnsafeArchiveError,
+            TransferError: as ``local``.
+        """
+        if index in self._bad:
+            return None
+        member, path = self.members[index], self._paths[index]
+        with self._lock:
+            self._asked = max(self._asked, index + 1)
+
+        def read() -> bytes:
+            data = None
+            if path is not None:
+                try:
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                except OSError:
+                    data = None
+            if data is None:
+                self._read_ahead()
+                data = self.archive.member_bytes(member, self._pool().blob(member))
+            if self.check_images:
+                from .member_bytes import bytes_problem
+
+                problem = bytes_problem(data)
+                if problem:
+                    raise BrokenImageError(f"{self.files[index].path}: {problem}")
+            return data
+
+        data = self._read(index, read)
+        if data is not None:
+            with self._lock:
+                self._delivered.add(index)
+        return data
+
+    def pending(self) -> bool:
+        """Whether some member is still to be read (for the interrupt watch)."""
+        if not self.blobs:
+            return super().pending()
+        return len(self._delivered) + len(self._bad) < len(self.files)
+
+    def to_dataset(self, labels: Any, **options: Any) -> Any:
+        """The tf.data element stream of these members: their bytes, read by coalesced ranges
+        ahead of use into one cache file per block (no file per member), decoded by TensorFlow
+        (``.member_bytes.bytes_to_dataset``)."""
+        from .interrupts import watch_interrupts
+        from .member_bytes import batch_reader, bytes_to_dataset
+
+        if not self.blobs:
+            self.stop()  # a fetcher made for member files: the next one reads blocks
+            self.blobs = True
+        checked = self.on_error == "skip" and all(p is not None for p in self._paths)
+        if not all(p is not None for p in self._paths):
+            self._read_ahead()  # the first blocks are read while TensorFlow sets up
+        ds = bytes_to_dataset(len(self.files), labels, batch_reader(self.member_bytes),
+                              checked=checked, **options)
+        if self.pending():  # Ctrl-C stops the reads while TensorFlow's iterator waits
+            watch_interrupts(self)
+        ds._colabmodels_feeder = self
+        ds._colabmodels_paths = None
+        return ds
 
     def stop(self) -> None:
         """Stop reading: blocks not started are dropped, and whoever waits is told so. Asking
         for a member afterwards starts again (what was read stays in the cache)."""
         self._stopped.set()
-        with self._lock:
-            fetcher, self._fetcher = self._fetcher, None
-            self._wanted = 0
-        if fetcher is not None and self._pid == os.getpid():
-            fetcher.close()
+        with self._stopping:  # a second stop (Ctrl-C's other thread) waits for this close
+            with self._lock:
+                fetcher, self._fetcher = self._fetcher, None
+                self._wanted = 0
+            if fetcher is not None and self._pid == os.getpid():
+                fetcher.close()

@@ -7,8 +7,8 @@ Every notebook in ``notebooks/NN_*.ipynb`` starts with the same first cell::
     from colabmodels.demo import setup
     FILES = setup(MY_FILES, use_emulator=USE_EMULATOR)
 
-:func:`setup` either returns your own references (after checking that no ``YOUR_...``
-placeholder is left) or starts the demo servers (:func:`start_emulator`) and returns the demo
+``setup`` either returns your own references (after checking that no ``YOUR_...``
+placeholder is left) or starts the demo servers (``start_emulator``) and returns the demo
 content's references under the same keys, with the environment pointed at the servers.
 
 The demo servers run in one background process (``python -m colabmodels.demo serve``): the
@@ -27,10 +27,10 @@ Command line (``python -m colabmodels.demo`` or ``colabmodels demo``)::
     colabmodels demo stop [--workdir D]                     stop them
     colabmodels demo prepare [--workdir D]                  only generate the demo content
 
-The package has one module per job: :mod:`~colabmodels.demo.content` (the demo files),
-:mod:`~colabmodels.demo.servers` (the background servers), :mod:`~colabmodels.demo.first_cell`
-(:func:`setup`), :mod:`~colabmodels.demo.runner` (executing notebooks) and
-:mod:`~colabmodels.demo.command` (the command line).
+The package has one module per job: ``content`` (the demo files),
+``servers`` (the background servers), ``first_cell``
+(``setup``), ``runner`` (executing notebooks) and
+``command`` (the command line).
 """
 
 from __future__ import annotations

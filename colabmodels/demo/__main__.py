@@ -1,4 +1,4 @@
-"""``python -m colabmodels.demo``: see :mod:`colabmodels.demo`."""
+"""``python -m colabmodels.demo``: see ``colabmodels.demo``."""
 
 from .command import main
 

@@ -2,7 +2,7 @@
 
 A Keras classifier (HDF5), a torch state dict, VGG-style weights saved the way a DataParallel
 training script saves them, a TF SavedModel, a TF checkpoint, and ``shapes/`` (circles, squares,
-triangles) for notebook 03. :func:`stage` puts the Drive part on an emulator.
+triangles) for notebook 03. ``stage`` puts the Drive part on an emulator.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def make_content(folder: Path) -> dict[str, Path]:
     Returns:
         ``{"keras": classifier.h5, "torch": encoder.pth, "savedmodel": standardizer/,
         "checkpoint": regressor-ckpt/, "vgg": small_vgg.pth, "shapes": shapes/}`` (shapes: the
-        image dataset of notebook 03, see :func:`make_shapes`).
+        image dataset of notebook 03, see ``make_shapes``).
     """
     import shutil
 

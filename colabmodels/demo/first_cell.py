@@ -1,4 +1,4 @@
-"""The first cell of every demo notebook: :func:`setup` returns your own references, or starts
+"""The first cell of every demo notebook: ``setup`` returns your own references, or starts
 the demo servers and returns the demo content's references under the same keys."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ PLACEHOLDER = "YOUR_"
 
 
 class NotebookFiles(dict):
-    """What :func:`setup` returns: the references by key, and how they were chosen."""
+    """What ``setup`` returns: the references by key, and how they were chosen."""
 
     def __init__(self, files: Mapping[str, str], *, emulator: DemoServers | None, note: str) -> None:
         super().__init__(files)
@@ -47,7 +47,7 @@ def setup(my_files: Mapping[str, str] | None = None, *, use_emulator: bool | Non
         use_emulator: True: the bundled emulator and demo content (started here if not
             running); False: your own files and Drive; None: the emulator, except in Colab
             when every placeholder is filled in.
-        workdir: the emulator's work folder (see :func:`start_emulator`).
+        workdir: the emulator's work folder (see ``start_emulator``).
 
     Returns:
         the references to use, under the keys of ``my_files`` (plus any other demo keys).

@@ -1,9 +1,9 @@
 """The demo servers: the Drive emulator, moto's S3 and the GCS emulator in one background process.
 
-:func:`serve` runs them (``python -m colabmodels.demo serve``) with the demo content staged;
-:func:`start_emulator` starts that process or finds the one already running (its state file,
+``serve`` runs them (``python -m colabmodels.demo serve``) with the demo content staged;
+``start_emulator`` starts that process or finds the one already running (its state file,
 ``state.json`` in the work folder, holds the pid, the environment and the references);
-:func:`stop_emulator` stops it.
+``stop_emulator`` stops it.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ class _CountingApp:
 
 
 class _S3Server:
-    """moto's S3 on 127.0.0.1 behind :class:`_CountingApp`, answering only requests signed with
-    this run's own key (:attr:`key_id`, :attr:`secret`; moto's IAM checks the signature)."""
+    """moto's S3 on 127.0.0.1 behind ``_CountingApp``, answering only requests signed with
+    this run's own key (``key_id``, ``secret``; moto's IAM checks the signature)."""
 
     def __enter__(self) -> _S3Server:
         import secrets
@@ -280,7 +280,7 @@ def serve(workdir: Path, ready_file: Path, *, content_dir: Path | None = None,
     until they are no longer used.
 
     They are no longer used ``linger`` seconds after the last process that registered as a
-    user (see :func:`start_emulator`; a kernel restart fits in that time) has exited, or after
+    user (see ``start_emulator``; a kernel restart fits in that time) has exited, or after
     ``idle_timeout`` seconds without a request (0: never). Defaults: ``$COLABMODELS_DEMO_LINGER``
     (300) and ``$COLABMODELS_DEMO_IDLE_TIMEOUT`` (3600).
 
@@ -503,8 +503,8 @@ def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
 
     The process outlives the caller, long enough for a kernel restart: it stops by itself
     ``linger`` seconds after the last process that uses it (this one, with ``user=True``) has
-    exited, or after ``idle_timeout`` seconds without a request (see :func:`serve`). Stop it
-    sooner with :func:`stop_emulator`, :meth:`DemoServers.stop` or ``colabmodels demo stop``.
+    exited, or after ``idle_timeout`` seconds without a request (see ``serve``). Stop it
+    sooner with ``stop_emulator``, ``DemoServers.stop`` or ``colabmodels demo stop``.
     The first start generates the demo content (TensorFlow, Keras and torch are needed for
     that), later ones reuse it.
 
@@ -515,10 +515,10 @@ def start_emulator(workdir: str | os.PathLike[str] | None = None, *,
         user: count this process as a user of the servers (False for a launcher that exits
             right away, such as ``colabmodels demo start``).
         linger, idle_timeout: for servers started here (default: the environment's, see
-            :func:`serve`).
+            ``serve``).
 
     Returns:
-        the servers; call :meth:`DemoServers.apply` to point this process at them.
+        the servers; call ``DemoServers.apply`` to point this process at them.
 
     Raises:
         ColabModelsError: the server process failed; the message holds the end of its log.

@@ -1,8 +1,8 @@
 """The Drive room: every request colabmodels makes to Google Drive lives in this package.
 
-- :mod:`.wire`: the v2 service builder, ``q`` quoting, the field lists and MIME constants,
+- ``.wire``: the v2 service builder, ``q`` quoting, the field lists and MIME constants,
   and the translation of Drive's errors into colabmodels errors;
-- :mod:`.session`: who is signed in (:class:`~colabmodels.drive.session.DriveSession`) and
+- ``.session``: who is signed in (``DriveSession``) and
   path -> id resolution.
 
 Everything above (storage/drive.py, bulk, browse, registry, api, datasets, widgets) calls into

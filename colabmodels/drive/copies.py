@@ -1,20 +1,20 @@
 """Drive-side copies, moves and deletes, and the listings of the two virtual roots.
 
-The ``gdrive://`` filesystem (:mod:`colabmodels.gdrivefs`) needs these request shapes, which
+The ``gdrive://`` filesystem (``colabmodels.gdrivefs``) needs these request shapes, which
 nothing else made before:
 
-- :func:`copy_file`: ``files.copy``: Drive copies the bytes itself, none pass through the client;
-- :func:`move`: ``files.patch`` with ``addParents``/``removeParents`` and a new title: a rename or
+- ``copy_file``: ``files.copy``: Drive copies the bytes itself, none pass through the client;
+- ``move``: ``files.patch`` with ``addParents``/``removeParents`` and a new title: a rename or
   a move (a folder moves with everything in it) in one request;
-- :func:`delete_forever`: ``files.delete`` (the filesystem trashes by default; this is its
+- ``delete_forever``: ``files.delete`` (the filesystem trashes by default; this is its
   ``trash=False``);
-- :func:`replace_content`: ``files.update`` with a resumable upload: new bytes for an existing
+- ``replace_content``: ``files.update`` with a resumable upload: new bytes for an existing
   file, which keeps its id, its place and its sharing (Drive keeps the old bytes as a revision);
-- :func:`shared_drives` and :func:`shared_with_me`: what ``Shareddrives/`` and
+- ``shared_drives`` and ``shared_with_me``: what ``Shareddrives/`` and
   ``SharedWithMe/`` contain, one page at a time.
 
-Every function takes the :class:`~colabmodels.drive.session.DriveSession` and returns Drive's
-file resources as dicts with :data:`~colabmodels.drive.wire.FILE_FIELDS`; errors are
+Every function takes the ``DriveSession`` and returns Drive's
+file resources as dicts with ``FILE_FIELDS``; errors are
 colabmodels errors (the session translates them and retries transient ones).
 """
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config
 from ..progress import ProgressCallback
-from .files import Uploads, _run_resumable
+from .files import Uploads, send_resumable
 from .wire import FILE_FIELDS
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def replace_content(session: Uploads, file_id: str, src: Path, *,
                             chunksize=config.chunk_bytes())
     request = session.service.files().update(fileId=file_id, media_body=media,
                                              supportsAllDrives=True, fields=FILE_FIELDS)
-    return _run_resumable(session, request, size, progress, what=what)
+    return send_resumable(session, request, size, progress, what=what)
 
 
 def shared_drives(session: DriveSession, *, page_size: int = 100) -> Iterator[dict[str, Any]]:

@@ -3,21 +3,21 @@
 Callers outside ``colabmodels/drive/`` (the Drive backend, the browser listings, the registry,
 the API) call these instead of building ``files().list(...)`` requests themselves, so a request
 shape exists once, with its parameters (``supportsAllDrives``, the fields asked for...) in one
-place. Each function takes the session (anything with :meth:`DriveSession.execute
-<colabmodels.drive.session.DriveSession.execute>`: see :class:`Executes`), makes one request
+place. Each function takes the session (anything with ``DriveSession.execute``: see ``Executes``), makes one request
 (or one per page), and returns Drive's v2 resources as dicts; errors arrive as colabmodels
-errors (:func:`~colabmodels.drive.wire.translate_drive_error`).
+errors (``translate_drive_error``).
 
-- :func:`get`, :func:`parent_ids`: one file's metadata;
-- :func:`query_page`, :func:`query_pages`, :func:`children_pages`, :func:`folders_named`:
+- ``get``, ``parent_ids``: one file's metadata;
+- ``query_page``, ``query_pages``, ``children_pages``, ``folders_named``:
   listings by a ``q`` query, one page or all pages;
-- :func:`new_folder`, :func:`patch`, :func:`trash`, :func:`upload`: writes;
-- :func:`shared_drives_page`: the shared drives the user sees;
-- :func:`owned_md5s`: the owner walk (are all files of a folder the signed-in user's own?).
+- ``new_folder``, ``patch``, ``trash``, ``upload``: writes;
+  ``send_resumable`` sends a prepared resumable upload (also for ``colabmodels.drive.copies``);
+- ``shared_drives_page``: the shared drives the user sees;
+- ``owned_md5s``: the owner walk (are all files of a folder the signed-in user's own?).
 
-Drive-side copies are in :mod:`colabmodels.drive.copies`; the tree walk's requests (change
-feed, modified-since) in :mod:`colabmodels.drive.treewalk`; thumbnails in
-:mod:`colabmodels.drive.thumbnails`.
+Drive-side copies are in ``colabmodels.drive.copies``; the tree walk's requests (change
+feed, modified-since) in ``colabmodels.drive.treewalk``; thumbnails in
+``colabmodels.drive.thumbnails``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
     "patch",
     "query_page",
     "query_pages",
+    "send_resumable",
     "shared_drives_page",
     "trash",
     "upload",
@@ -63,7 +64,7 @@ _OWNER_FIELDS = ("id,title,mimeType,md5Checksum,owners(emailAddress,isAuthentica
 
 class Executes(Protocol):
     """What a request function needs of a session: run one request with retries and
-    colabmodels errors (:class:`~colabmodels.drive.session.DriveSession` is one)."""
+    colabmodels errors (``DriveSession`` is one)."""
 
     def execute(self, build: Callable[[Any], Any], *, what: str) -> Any: ...
 
@@ -272,12 +273,18 @@ def upload(session: Uploads, src: Path, *, parent_id: str, title: str,
                             resumable=True, chunksize=config.chunk_bytes())
     request = session.service.files().insert(body=body, media_body=media,
                                              supportsAllDrives=True, fields=FILE_FIELDS)
-    return _run_resumable(session, request, size, progress, what=what)
+    return send_resumable(session, request, size, progress, what=what)
 
 
-def _run_resumable(session: Uploads, request: Any, size: int,
-                   progress: ProgressCallback | None, *, what: str) -> dict[str, Any]:
-    """Drive a resumable upload chunk by chunk, retrying transient errors where it stopped.
+def send_resumable(session: Uploads, request: Any, size: int,
+                   progress: ProgressCallback | None = None, *, what: str) -> dict[str, Any]:
+    """Send a prepared resumable upload chunk by chunk; return Drive's resource of the file.
+
+    ``request`` is a ``files().insert(...)`` or ``files().update(...)`` request whose media body
+    is resumable (``MediaFileUpload(..., resumable=True)``), ``size`` the bytes it sends, and
+    ``progress`` (optional) is called with the bytes each chunk added. A transient error is
+    retried where the upload stopped (googleapiclient asks Drive how much it has); other
+    errors arrive as colabmodels errors, worded with ``what``.
 
     Each chunk is one request on the calling thread, so a KeyboardInterrupt stops the upload
     within the chunk in flight (nothing keeps sending in the background).

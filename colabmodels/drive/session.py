@@ -1,6 +1,6 @@
 """The Drive session: who is signed in, the PyDrive2 objects, and path -> id resolution.
 
-One :class:`DriveSession` per runtime (``cm.mount()`` returns the same one until
+One ``DriveSession`` per runtime (``cm.mount()`` returns the same one until
 ``force_remount=True``). It is built on PyDrive2: ``session.drive`` is a ready
 ``pydrive2.drive.GoogleDrive`` and ``session.gauth`` its ``GoogleAuth``, whose service is built
 from the Drive v2 discovery document bundled with google-api-python-client, with ``rootUrl``
@@ -9,15 +9,15 @@ pointed at ``COLABMODELS_DRIVE_ENDPOINT`` when one is set (uploads included, whi
 
 Two ways in:
 
-- :func:`mount` (``cm.mount()``, ``%drive_mount``) signs in and asks Drive who is signed in,
+- ``mount`` (``cm.mount()``, ``%drive_mount``) signs in and asks Drive who is signed in,
   so it can say so;
-- :func:`implicit_session` (the first Drive use without a mount) signs in without sending any
+- ``implicit_session`` (the first Drive use without a mount) signs in without sending any
   request of its own: a cache hit in a fresh process costs one metadata request.
 
 Configuration is read at call time: when ``COLABMODELS_DRIVE_ENDPOINT`` changes after a
 session was made, the next use signs in again against the new endpoint.
 
-This module speaks the Drive API through :mod:`colabmodels.drive.wire` and never imports the
+This module speaks the Drive API through ``colabmodels.drive.wire`` and never imports the
 storage backends (they import it).
 """
 
@@ -34,7 +34,7 @@ from ..errors import AmbiguousPathError, NotFoundError, RefError
 from ..presentation import format_size
 from ..retry import call_with_retries
 from . import files
-from .wire import build_drive_service, quote_q, translate_drive_error
+from .wire import FILE_FIELDS, build_drive_service, quote_q, translate_drive_error
 
 __all__ = ["DriveSession", "current_session", "implicit_session", "mount", "reset"]
 
@@ -184,12 +184,19 @@ class DriveSession:
             NotFoundError: a step does not exist (the message names it).
             AmbiguousPathError: two files in one folder share a step's name (lists their ids).
         """
+        return self.resolve_with_meta(path)[0]
+
+    def resolve_with_meta(self, path: str) -> tuple[str, dict[str, Any] | None]:
+        """``resolve``, and the file's metadata (``FILE_FIELDS``) when the last step was
+        looked up now (None when its id was remembered, or the path is a drive's root): a
+        caller that wants the metadata too needs no second request for it."""
         path = path.strip("/")
         with self._paths_lock:
             if path in self._paths:
-                return self._paths[path]
+                return self._paths[path], None
         parts = path.split("/")
         head, rest = parts[0], parts[1:]
+        meta: dict[str, Any] | None = None
         if head == "MyDrive":
             current, walked = "root", "MyDrive"  # Drive's alias: no request for the real id
         elif head == "Shareddrives":
@@ -200,29 +207,34 @@ class DriveSession:
         elif head == "SharedWithMe":
             if not rest:
                 raise RefError("SharedWithMe/ needs a file or folder name")
-            current = self._one(f"sharedWithMe = true and title = {quote_q(rest[0])} and trashed = false",
-                                f"SharedWithMe/{rest[0]}")
-            walked, rest = f"SharedWithMe/{rest[0]}", rest[1:]
+            meta = self._one(
+                f"sharedWithMe = true and title = {quote_q(rest[0])} and trashed = false",
+                f"SharedWithMe/{rest[0]}", last=len(rest) == 1)
+            current, walked, rest = meta["id"], f"SharedWithMe/{rest[0]}", rest[1:]
         else:
             raise RefError(f"{path!r}: Drive paths start with MyDrive/, Shareddrives/NAME/ or SharedWithMe/")
-        for name in rest:
+        for step, name in enumerate(rest):
             walked = f"{walked}/{name}"
             with self._paths_lock:
                 cached = self._paths.get(walked)
             if cached:
-                current = cached
+                current, meta = cached, None
                 continue
-            current = self._one(
-                f"{quote_q(current)} in parents and title = {quote_q(name)} and trashed = false", walked
-            )
+            meta = self._one(
+                f"{quote_q(current)} in parents and title = {quote_q(name)} and trashed = false",
+                walked, last=step == len(rest) - 1)
+            current = meta["id"]
             with self._paths_lock:
                 self._paths[walked] = current
         with self._paths_lock:
             self._paths[path] = current
-        return current
+        return current, (meta if meta and "mimeType" in meta else None)
 
-    def _one(self, q: str, walked: str) -> str:
-        found = files.query_page(self, q, fields="items(id,title)", page_size=10,
+    def _one(self, q: str, walked: str, *, last: bool = False) -> dict[str, Any]:
+        """The one file the query finds (its id and title; every ``FILE_FIELDS`` when
+        ``last``, the end of a path, whose metadata is wanted next anyway)."""
+        fields = f"items({FILE_FIELDS})" if last else "items(id,title)"
+        found = files.query_page(self, q, fields=fields, page_size=10,
                                  what=f"looking up {walked}").get("items", [])
         if not found:
             raise NotFoundError(f"{walked} does not exist in Drive (or you cannot see it)")
@@ -232,7 +244,7 @@ class DriveSession:
                 f"{walked} names {len(ids)} files with the same name: {', '.join(ids)}. "
                 "Load one by its id or share link, or rename the others.", ids
             )
-        return found[0]["id"]
+        return found[0]
 
     def _shared_drive_id(self, name: str) -> str:
         page = files.shared_drives_page(self, page_size=100, q=f"name = {quote_q(name)}",
@@ -313,7 +325,7 @@ def _sign_in(mountpoint: str, *, service_account: str | None, endpoint: str | No
 def mount(mountpoint: str = "/content/drive", *, service_account: str | None = None,
           endpoint: str | None = None, interactive: bool | None = None,
           force_remount: bool = False, timeout_ms: int = 120_000) -> DriveSession:
-    """Sign in (see :mod:`colabmodels.auth`), check with Drive who that is, and return the
+    """Sign in (see ``colabmodels.auth``), check with Drive who that is, and return the
     runtime's Drive session.
 
     Calling it again returns the same session unless ``force_remount=True``, different

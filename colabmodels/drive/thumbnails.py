@@ -2,13 +2,13 @@
 
 A thumbnail link of a private file needs the session's bearer token, but a link is data Drive
 (or whoever answered as Drive) handed us, so the token goes only where it belongs
-(:func:`may_send_token`): to Google's own hosts over HTTPS, or to the endpoint the session
+(``may_send_token``): to Google's own hosts over HTTPS, or to the endpoint the session
 talks to (the emulator), and over plain HTTP only to this machine. Anywhere else the link is
 fetched without it.
 
 The request goes through a plain HTTP client, not the session's authorised ``http``: PyDrive2's
 authorised object adds the token to every request it sends, whatever the host. Redirects are
-followed by hand (at most :data:`MAX_REDIRECTS`), and the rule is applied again at each hop.
+followed by hand (at most ``MAX_REDIRECTS``), and the rule is applied again at each hop.
 """
 
 from __future__ import annotations

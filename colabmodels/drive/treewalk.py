@@ -1,16 +1,16 @@
 """The Drive requests of a tree walk: children with the extra fields a dataset needs, a
 shortcut's target, and the two ways of telling which folders of a remembered listing changed.
 
-:class:`TreeRequests` counts every request it makes (the walk reports them). The walk itself
+``TreeRequests`` counts every request it makes (the walk reports them). The walk itself
 (folders in parallel, the remembered listing, local names) is source-neutral and lives in
-:mod:`colabmodels.tree`; it calls these for Drive folders.
+``colabmodels.tree``; it calls these for Drive folders.
 
-- :meth:`TreeRequests.children`: every untrashed child of a folder as a v2 resource, paged,
+- ``TreeRequests.children``: every untrashed child of a folder as a v2 resource, paged,
   with ``thumbnailLink``, ``imageMediaMetadata`` and ``shortcutDetails``;
-- :meth:`TreeRequests.start_token`, :meth:`TreeRequests.changed_in_feed`: Drive's change feed
+- ``TreeRequests.start_token``, ``TreeRequests.changed_in_feed``: Drive's change feed
   (``changes.getStartPageToken``/``changes.list``);
-- :meth:`TreeRequests.changed_since`: where an endpoint has no change feed, one query per
-  :data:`FOLDERS_PER_QUERY` folders for anything modified since a time.
+- ``TreeRequests.changed_since``: where an endpoint has no change feed, one query per
+  ``FOLDERS_PER_QUERY`` folders for anything modified since a time.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = ["EXTRA_FIELDS", "FOLDERS_PER_QUERY", "TreeRequests"]
 logger = logging.getLogger("colabmodels.drive")
 
 EXTRA_FIELDS = "thumbnailLink,imageMediaMetadata(width,height,rotation),shortcutDetails"
-"""What a tree listing asks for beyond :data:`~colabmodels.drive.wire.FILE_FIELDS`."""
+"""What a tree listing asks for beyond ``FILE_FIELDS``."""
 FOLDERS_PER_QUERY = 40
 """Folders checked by one modified-since query."""
 
@@ -44,16 +44,16 @@ def _rfc3339(t: float) -> str:
 
 
 class TreeRequests:
-    """The Drive requests of one walk, counted in :attr:`requests`."""
+    """The Drive requests of one walk, counted in ``requests``."""
 
     def __init__(self, session: Executes) -> None:
         self.session = session
         self.requests = 0
         self.touched: set[str] = set()
         self.on_page: Callable[[str, list[dict[str, Any]]], None] | None = None
-        """Called with (folder id, items) as each page of :meth:`children` arrives."""
+        """Called with (folder id, items) as each page of ``children`` arrives."""
         """Folders of a remembered listing that the change feed names themselves (renamed,
-        moved, trashed, their metadata changed), filled by :meth:`changed_in_feed`."""
+        moved, trashed, their metadata changed), filled by ``changed_in_feed``."""
         self._lock = threading.Lock()
 
     def _count(self, n: int = 1) -> None:
@@ -61,7 +61,7 @@ class TreeRequests:
             self.requests += n
 
     def children(self, folder_id: str, what: str) -> list[dict[str, Any]]:
-        """Every untrashed child of ``folder_id`` (paged), with :data:`EXTRA_FIELDS`."""
+        """Every untrashed child of ``folder_id`` (paged), with ``EXTRA_FIELDS``."""
         items: list[dict[str, Any]] = []
         for page in files.children_pages(self.session, folder_id,
                                          item_fields=f"{FILE_FIELDS},{EXTRA_FIELDS}",
@@ -73,7 +73,7 @@ class TreeRequests:
         return items
 
     def get(self, file_id: str, what: str) -> dict[str, Any]:
-        """One file (a shortcut's target) with :data:`EXTRA_FIELDS`."""
+        """One file (a shortcut's target) with ``EXTRA_FIELDS``."""
         self._count()
         return files.get(self.session, file_id, fields=f"{FILE_FIELDS},{EXTRA_FIELDS}",
                          what=f"reading {what}")
@@ -136,7 +136,7 @@ class TreeRequests:
         """Folders of a remembered listing in which something was added or modified since
         ``since``.
 
-        One query per :data:`FOLDERS_PER_QUERY` folders (in parallel). An item that the
+        One query per ``FOLDERS_PER_QUERY`` folders (in parallel). An item that the
         remembered listing already has with the same modifiedDate is no change (the caller
         looks back a few minutes to allow for clock skew). Files deleted for good leave no
         trace in this query; a dataset that lost files is noticed when the walk is refreshed.

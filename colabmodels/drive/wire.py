@@ -1,15 +1,15 @@
 """The Drive v2 wire: how colabmodels speaks to Drive, in one place.
 
 - building the v2 service from the bundled discovery document, aimed at an endpoint;
-- the ``q`` query language's string quoting (:func:`quote_q`), the file fields we ask for and
+- the ``q`` query language's string quoting (``quote_q``), the file fields we ask for and
   the MIME types Drive gives folders, shortcuts and Google Docs;
-- :func:`translate_drive_error`: whatever googleapiclient, PyDrive2, httplib2 or google-auth
+- ``translate_drive_error``: whatever googleapiclient, PyDrive2, httplib2 or google-auth
   raised, as the colabmodels error to raise (HTTP errors are classified by
-  :func:`colabmodels.httpstatus.classify_response`, the one classifier of HTTP statuses);
+  ``colabmodels.httpstatus.classify_response``, the one classifier of HTTP statuses);
 - which files have no bytes to download (Google Docs, Sheets, Slides...).
 
 The request shapes themselves (get, list, change feed, uploads...) are in
-:mod:`colabmodels.drive.files`; this module imports ``config``, ``errors``, ``httpstatus``,
+``colabmodels.drive.files``; this module imports ``config``, ``errors``, ``httpstatus``,
 ``retry`` and ``auth`` only.
 """
 
@@ -124,8 +124,8 @@ _CONNECTION_TROUBLE = frozenset({"RedirectMissingLocation", "IncompleteRead",
 def translate_drive_error(exc: BaseException, what: str) -> BaseException:
     """A googleapiclient / PyDrive2 / httplib2 / google-auth error as a colabmodels error.
 
-    Transient trouble comes back as :class:`RetryableError`; a network that is down as
-    :class:`~colabmodels.errors.NetworkDownError`.
+    Transient trouble comes back as ``RetryableError``; a network that is down as
+    ``NetworkDownError``.
     """
     if isinstance(exc, (ColabModelsError, RetryableError)):
         down = network_down_error(exc, what) if isinstance(exc, (AuthError, RetryableError)) else None

@@ -6,28 +6,28 @@
     model = load_path(path, info=info, trust=False, arch=None, source="MyDrive/m/model.pt")
     saved = save_object(model, dest_dir)   # SavedFiles(format, framework, ..., files, extra)
 
-Detection reads bytes and structure, never file names (see :mod:`.sniff`); loading refuses
+Detection reads bytes and structure, never file names (see ``.sniff``); loading refuses
 formats that would run code from the file, and formats whose safety relies on a framework
-guard the running framework version lacks (see :mod:`.versions`), unless ``trust=True`` (see
-:mod:`.load`); saving picks the format the framework recommends (see :mod:`.save`). Format
-names are listed in :data:`FORMAT_NAMES` and described in :mod:`.info`. ``source=`` is what
+guard the running framework version lacks (see ``.versions``), unless ``trust=True`` (see
+``.load``); saving picks the format the framework recommends (see ``.save``). Format
+names are listed in ``FORMAT_NAMES`` and described in ``.info``. ``source=`` is what
 the user typed when ``path`` is a cache copy: messages name it first.
 
 Models whose files were fetched one by one (a gensim main file and its sidecars, a TF
 checkpoint prefix's index and shards) are loaded from a folder of links:
-:func:`required_sidecars` / :func:`checkpoint_files` say which files to fetch,
-:func:`linked_files` puts them under their names, and :func:`load_path` loads from there.
+``required_sidecars`` / ``checkpoint_files`` say which files to fetch,
+``linked_files`` puts them under their names, and ``load_path`` loads from there.
 
 Importing this package imports no framework (nor numpy); each is imported inside the
 function that needs it, and a missing one raises
-:class:`~colabmodels.errors.MissingDependencyError` naming the pip extra.
+``MissingDependencyError`` naming the pip extra.
 
-Modules: :mod:`.sniff` (recognition), :mod:`.load`, :mod:`.save` (dispatch),
-:mod:`.safety` (pickle global scans, zip checks), :mod:`.versions` (running-version floors),
-:mod:`.arch` (state-dict fitting), :mod:`.keras_io`, :mod:`.tf_io`, :mod:`.torch_io`,
-:mod:`.safetensors_io`, :mod:`.gensim_io`, :mod:`.onnx_io` (one per framework),
-:mod:`.protobuf` (wire-format walking for ONNX and TensorFlow), :mod:`.paths` (temporary
-names), :mod:`.names` (how messages name files).
+Modules: ``.sniff`` (recognition), ``.load``, ``.save`` (dispatch),
+``.safety`` (pickle global scans, zip checks), ``.versions`` (running-version floors),
+``.arch`` (state-dict fitting), ``.keras_io``, ``.tf_io``, ``.torch_io``,
+``.safetensors_io``, ``.gensim_io``, ``.onnx_io`` (one per framework),
+``.protobuf`` (wire-format walking for ONNX and TensorFlow), ``.paths`` (temporary
+names), ``.names`` (how messages name files).
 """
 
 from __future__ import annotations

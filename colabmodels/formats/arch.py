@@ -15,7 +15,7 @@ what matters:
   the middle of keys;
 * shapes are compared before torch sees anything (``load_state_dict(strict=False)`` still
   raises on a shape mismatch), and missing, unexpected and shape-mismatched keys are reported
-  together in one :class:`~colabmodels.errors.ArchitectureMismatchError`.
+  together in one ``ArchitectureMismatchError``.
 
 The module is returned in whatever mode the architecture built it (``nn.Module`` starts in
 training mode); call ``.eval()`` before inference.
@@ -111,7 +111,7 @@ def build_arch(arch: str | Callable[..., Any], arch_kwargs: Mapping[str, Any] | 
     """Build the model: ``resolve_arch(arch)(**arch_kwargs)``.
 
     Raises:
-        MissingDependencyError, ArchitectureMismatchError: see :func:`resolve_arch`.
+        MissingDependencyError, ArchitectureMismatchError: see ``resolve_arch``.
     """
     factory = resolve_arch(arch)
     try:
@@ -330,11 +330,11 @@ def load_into_arch(
     strict: bool = True,
     source: str = "the file",
 ) -> Any:
-    """Build ``arch`` and fit ``checkpoint`` into it; see :func:`fit_state_dict`.
+    """Build ``arch`` and fit ``checkpoint`` into it; see ``fit_state_dict``.
 
     Raises:
-        MissingDependencyError, ArchitectureMismatchError: see :func:`resolve_arch` and
-            :func:`fit_state_dict`.
+        MissingDependencyError, ArchitectureMismatchError: see ``resolve_arch`` and
+            ``fit_state_dict``.
     """
     model = build_arch(arch, arch_kwargs)
     arch_name = arch if isinstance(arch, str) else getattr(arch, "__qualname__", repr(arch))

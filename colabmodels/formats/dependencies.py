@@ -1,6 +1,6 @@
 """Import optional libraries on demand, with an install hint when they are missing.
 
-Nothing here imports a heavy library at module import; :func:`require` does it when a
+Nothing here imports a heavy library at module import; ``require`` does it when a
 function actually needs one.
 """
 

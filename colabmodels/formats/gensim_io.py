@@ -5,8 +5,8 @@
 ``FNAME.ATTR.npy`` — nested objects add their attribute path, e.g. ``FNAME.wv.vectors.npy`` —
 and records which attributes it moved in the pickled ``__numpys`` / ``__scipys`` /
 ``__recursive_saveloads`` attributes. Sniffing reads those lists with
-:func:`~colabmodels.formats.safety.inert_unpickle` (nothing of gensim is imported or run), so
-:class:`~colabmodels.formats.FormatInfo` can list the sidecars the pickle needs, those present
+``inert_unpickle`` (nothing of gensim is imported or run), so
+``FormatInfo`` can list the sidecars the pickle needs, those present
 and those missing. Loading unpickles (``trust=True`` needed) and memory-maps the sidecars.
 
 word2vec files hold only vectors, no code: text (``N D`` header line, then ``word v1 .. vD``
@@ -59,7 +59,7 @@ def _needed_sidecars(
     """Sidecar name suffixes (after ``FNAME.``) that a gensim object's pickle refers to.
 
     Each object is visited once (a crafted pickle can make its objects refer to each other
-    many times over), at most 20 levels deep, naming at most :data:`_MAX_SIDECARS` files.
+    many times over), at most 20 levels deep, naming at most ``_MAX_SIDECARS`` files.
     """
     seen = set() if seen is None else seen
     if not isinstance(obj, InertObject) or depth > 20 or id(obj) in seen:
@@ -89,7 +89,7 @@ def _needed_sidecars(
 def _read_structure(path: Path) -> tuple[str | None, list[str] | None]:
     """The root class and the sidecar suffixes of a gensim pickle, read inertly.
 
-    Returns ``(None, None)`` when the pickle is larger than :data:`MAX_STRUCTURE_BYTES` or
+    Returns ``(None, None)`` when the pickle is larger than ``MAX_STRUCTURE_BYTES`` or
     malformed. The bytes are read into memory first: the unpickler then checks every length
     against what is really there instead of asking the file for it.
     """
@@ -158,7 +158,7 @@ def required_sidecars(path: str | Path, *, name: str | None = None) -> list[str]
     ``SaveLoad.save(fname)`` moves large arrays into ``fname.ATTR.npy`` files; the pickle
     records which. This names them after ``name`` (the main file's name where it is stored,
     e.g. ``d2v.model`` on Drive), so a caller holding only the main file can fetch them from
-    the same folder and load with :func:`~colabmodels.formats.paths.linked_files`.
+    the same folder and load with ``linked_files``.
 
     Args:
         path: the local main file (a cache copy may have any name).
@@ -215,7 +215,7 @@ def load_gensim(
 
     Args:
         path: the main file.
-        info: what :func:`~colabmodels.formats.sniff_format` found.
+        info: what ``sniff_format`` found.
         source: how to name the model in messages (the link or path the user passed).
         **loader_kwargs: ``mmap``.
 

@@ -60,7 +60,7 @@ FORMAT_NAMES: tuple[str, ...] = (
     "word2vec-binary",
     "onnx",
 )
-"""Every format name :func:`~colabmodels.formats.sniff_format` can return."""
+"""Every format name ``sniff_format`` can return."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class FormatInfo:
     """What a file or folder holds, found from its bytes and structure (never its name).
 
     Attributes:
-        name: one of :data:`FORMAT_NAMES`.
+        name: one of ``FORMAT_NAMES``.
         framework: the library that loads it: ``"keras"``, ``"tensorflow"``, ``"torch"``,
             ``"safetensors"``, ``"gensim"`` or ``"onnx"``.
         executes_code: True when loading runs code stored in the file (pickle globals,
@@ -94,17 +94,17 @@ class FormatInfo:
 
 @dataclass
 class SavedFiles:
-    """What :func:`~colabmodels.formats.save_object` wrote.
+    """What ``save_object`` wrote.
 
     Attributes:
-        format: the format name (one of :data:`FORMAT_NAMES`).
+        format: the format name (one of ``FORMAT_NAMES``).
         framework: the library that wrote it (``"keras"``, ``"torch"``, ...).
         framework_version: that library's ``__version__``.
         files: every file written, relative to the destination folder, sorted; upload exactly
             these.
         extra: what else a manifest should record to load the model back, e.g.
             ``{"arch": "mypkg.nets:Net"}`` for a torch state dict.
-        model_path: what to hand to :func:`~colabmodels.formats.load_path`, relative to the
+        model_path: what to hand to ``load_path``, relative to the
             destination folder: the file, or the folder for folder formats (SavedModel,
             gensim with sidecars, checkpoints). Defaults to the only file written.
     """

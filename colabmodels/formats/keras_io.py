@@ -7,13 +7,14 @@ that contains ``Lambda`` layers (or serialized ``__lambda__`` functions) execute
 bytecode when loaded, so those files are marked ``executes_code``.
 
 Keras picks its loader from the file name, so a file stored under another name is exposed
-under the right suffix (:func:`~colabmodels.formats.paths.with_suffix`) before loading.
+under the right suffix (``with_suffix``) before loading.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,7 @@ def _model_info(name: str, config: Any, extra: dict[str, Any]) -> FormatInfo:
 
 
 def inspect_keras_zip(zf: zipfile.ZipFile, names: list[str]) -> FormatInfo | None:
-    """A ``.keras`` archive's :class:`FormatInfo`, or None when the zip is not one."""
+    """A ``.keras`` archive's ``FormatInfo``, or None when the zip is not one."""
     if "config.json" not in names or "metadata.json" not in names:
         return None
     try:
@@ -121,42 +122,98 @@ def inspect_keras_dir(path: Path) -> FormatInfo | None:
     )
 
 
+HDF5_PROBE_TIMEOUT_S = 60.0
+"""How long reading an HDF5 file's root attributes may take (a healthy file: milliseconds)."""
+
+
 def inspect_hdf5(path: Path) -> FormatInfo | None:
     """Tell a legacy HDF5 full model from HDF5 weights; None for other HDF5 files.
 
-    Uses h5py when installed; otherwise falls back to looking for the attribute names in
-    the first megabytes of the file.
+    Uses h5py when installed, in a child process: on some damaged files HDF5's own reading
+    loops forever (holding the GIL) or crashes, and neither may take the kernel with it.
+    Without h5py, falls back to looking for the attribute names in the first megabytes.
 
     Raises:
+        UnknownFormatError: HDF5 did not finish reading the file in ``HDF5_PROBE_TIMEOUT_S``,
+            or crashed on it (a damaged file).
         MissingDependencyError: h5py is missing and the fallback cannot decide.
     """
     try:
-        import h5py
+        import h5py  # noqa: F401 - only whether it is there: the child process reads the file
     except ImportError:
         return _inspect_hdf5_without_h5py(path)
+    return _probe_in_child(path)
+
+
+def _probe_in_child(path: Path) -> FormatInfo | None:
+    import os
+    import subprocess
+    import sys
+
+    package_parent = str(Path(__file__).resolve().parents[2])  # this colabmodels, installed or not
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    code = ("import sys; from colabmodels.formats.keras_io import _probe_main; "
+            "_probe_main(sys.argv[1], int(sys.argv[2]))")
+    damaged = (f"{path.name} looks like a damaged HDF5 file: {{}}. Download or save it again "
+               "(a file cut short or changed on the way reads like this).")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path), str(_MAX_ATTR_BYTES)],
+                              capture_output=True, timeout=HDF5_PROBE_TIMEOUT_S, env=env,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UnknownFormatError(damaged.format(
+            f"HDF5 did not finish reading its header in {HDF5_PROBE_TIMEOUT_S:g} s")) from None
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    if done.returncode != 0 or not lines:
+        logger.debug("HDF5 probe of %s: exit %s, %s", path, done.returncode,
+                     done.stderr.decode("utf-8", "replace")[-2000:])
+        raise UnknownFormatError(damaged.format(
+            f"HDF5 stopped while reading it (exit code {done.returncode})"))
+    found = json.loads(lines[-1])
+    return None if found is None else FormatInfo(**found)
+
+
+def _probe_main(path: str, max_attr_bytes: int) -> None:
+    """The child process of ``inspect_hdf5``: prints what the file holds as one JSON line."""
+    info = _inspect_hdf5_in_process(Path(path), max_attr_bytes)
+    found = None if info is None else {"name": info.name, "framework": info.framework,
+                                       "executes_code": info.executes_code,
+                                       "details": info.details}
+    print(json.dumps(found), flush=True)
+
+
+def _inspect_hdf5_in_process(path: Path, max_attr_bytes: int) -> FormatInfo | None:
+    import h5py
+
+    def read(attrs: Any, name: str) -> Any:
+        return _read_attr(attrs, name, max_attr_bytes)
+
     try:
         with h5py.File(path, "r") as f:
             attrs = f.attrs
             keys = set(f.keys())
             if "model_config" in attrs:
-                raw = attrs["model_config"]
+                raw = read(attrs, "model_config")
                 text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
                 try:
                     config = json.loads(text)
                 except ValueError:
                     config = None
-                version = attrs.get("keras_version")
+                version = read(attrs, "keras_version")
                 return _model_info(
                     "keras-h5",
                     config,
-                    {"keras_version": _text(version), "backend": _text(attrs.get("backend"))},
+                    {"keras_version": _text(version),
+                     "backend": _text(read(attrs, "backend"))},
                 )
             if "layer_names" in attrs:
                 return FormatInfo(
                     "keras-h5-weights",
                     "keras",
                     False,
-                    {"layout": "legacy", "keras_version": _text(attrs.get("keras_version"))},
+                    {"layout": "legacy",
+                     "keras_version": _text(read(attrs, "keras_version"))},
                 )
             if keys and keys <= _KERAS3_WEIGHT_GROUPS and ({"layers", "vars"} & keys):
                 return FormatInfo("keras-h5-weights", "keras", False, {"layout": "keras3"})
@@ -164,6 +221,29 @@ def inspect_hdf5(path: Path) -> FormatInfo | None:
         logger.debug("cannot read %s as HDF5: %s: %s", path, type(e).__name__, e)
         return None
     return None
+
+
+_MAX_ATTR_BYTES = 64 * 1024**2
+"""The most an HDF5 attribute read here may declare (a Keras model's config is a few MB)."""
+
+
+def _read_attr(attrs: Any, name: str, max_bytes: int) -> Any:
+    """``attrs[name]``, or None when absent; refused (``ValueError``) when its header declares
+    more than ``max_bytes`` (``_MAX_ATTR_BYTES``): h5py allocates and fills the whole array
+    before it reads a byte, so a damaged file declaring billions of elements would take
+    minutes and gigabytes."""
+    if name not in attrs:
+        return None
+    attr = attrs.get_id(name)
+    shape = attr.shape or ()
+    dtype = attr.dtype
+    if dtype.subdtype is not None:
+        dtype, sub = dtype.subdtype
+        shape = (*shape, *sub)
+    declared = math.prod(shape) * max(dtype.itemsize, 1)
+    if declared > max_bytes:
+        raise ValueError(f"attribute {name!r} declares {declared:,} bytes: a damaged file")
+    return attrs[name]
 
 
 def _text(value: Any) -> str | None:
@@ -208,7 +288,7 @@ def load_keras(
 
     Args:
         path: the file (or unzipped ``.keras`` folder).
-        info: what :func:`~colabmodels.formats.sniff_format` found.
+        info: what ``sniff_format`` found.
         trust: allow Lambda layers (``safe_mode=False``).
         model: a built Keras model to receive weights (weights formats only).
         name: how to name the file in messages (default: ``path``).

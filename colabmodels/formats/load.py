@@ -1,7 +1,7 @@
 """Load a sniffed file with the right framework, safely by default.
 
 Formats that run no code load straight away. Formats that would run code from the file
-(``executes_code``) raise :class:`~colabmodels.errors.UntrustedFormatError` naming what would
+(``executes_code``) raise ``UntrustedFormatError`` naming what would
 run, unless the caller passed ``trust=True``; nothing here ever falls back to an unsafe load on
 its own.
 """
@@ -81,7 +81,7 @@ LOADER_OPTIONS: dict[str, tuple[str, ...]] = {
     "word2vec-binary": _WORD2VEC_OPTIONS,
     "onnx": (*ONNX_OPTIONS, *ORT_OPTIONS),
 }
-"""The ``**loader_kwargs`` each format takes; anything else is a :class:`TypeError`. (ONNX
+"""The ``**loader_kwargs`` each format takes; anything else is a ``TypeError``. (ONNX
 takes the onnx options, or with ``framework="onnxruntime"`` the onnxruntime ones.)"""
 
 
@@ -121,7 +121,7 @@ def load_path(
     """Load the model in a local file or folder.
 
     Args:
-        path: what :func:`~colabmodels.formats.sniff_format` accepts.
+        path: what ``sniff_format`` accepts.
         info: the result of an earlier ``sniff_format(path)``, to skip sniffing again.
         framework: insist on a framework; for safetensors it picks the tensor type
             (``"torch"`` by default, ``"numpy"``, ``"tensorflow"``); for ONNX
@@ -132,12 +132,12 @@ def load_path(
             builds the model to receive the weights.
         trust: allow formats that execute code from the file, and formats whose safety
             relies on a framework guard the running framework version lacks (see
-            :mod:`colabmodels.formats.versions`).
+            ``colabmodels.formats.versions``).
         map_location: torch device for loaded tensors (default CPU).
         source: what the user passed for ``path`` when ``path`` is a local copy (a link,
             ``MyDrive/...``, ``gs://...``); error messages name it first, the local copy
             after it.
-        **loader_kwargs: per-format options, listed in :data:`LOADER_OPTIONS`: ``model`` (a
+        **loader_kwargs: per-format options, listed in ``LOADER_OPTIONS``: ``model`` (a
             built Keras model / tf.Module for weights and checkpoints), ``checkpoint`` (a
             ``tf.train.Checkpoint``), ``checkpoint_key``, ``arch_kwargs``, ``strict`` (torch
             state dicts), ``compile``/``custom_objects`` (Keras), ``skip_mismatch`` (Keras

@@ -163,9 +163,9 @@ def external_data_files(model: Any, folder: Path, *, source: str | None = None) 
 
 
 ONNX_OPTIONS = ("load_external_data",)
-"""Options :func:`load_onnx` accepts for ``onnx.load``."""
+"""Options ``load_onnx`` accepts for ``onnx.load``."""
 ORT_OPTIONS = ("sess_options", "providers", "provider_options", "disabled_optimizers")
-"""Options :func:`load_onnx` passes to ``onnxruntime.InferenceSession``."""
+"""Options ``load_onnx`` passes to ``onnxruntime.InferenceSession``."""
 
 
 def load_onnx(
@@ -174,7 +174,7 @@ def load_onnx(
     """Load an ONNX model, reading external data only from files inside its folder.
 
     The model is parsed first without its external data, every ``location`` is checked with
-    :func:`external_data_files`, and only then is the data read (by onnx, or by onnxruntime
+    ``external_data_files``, and only then is the data read (by onnx, or by onnxruntime
     from the same folder). Checking needs the onnx package in both cases.
 
     Args:

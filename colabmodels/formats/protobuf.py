@@ -3,7 +3,7 @@
 ONNX ``ModelProto`` files and TensorFlow ``saved_model.pb`` are protobuf messages. Sniffing only
 needs their top-level fields (field number, wire type, where the payload sits), so this walks
 the wire format over any buffer (``bytes``, or an ``mmap`` of a large file) without copying
-payloads. Malformed input raises :class:`ValueError`, never anything else.
+payloads. Malformed input raises ``ValueError``, never anything else.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Field:
 
     Attributes:
         number: the field number.
-        wire: the wire type (:data:`VARINT`, :data:`FIXED64`, :data:`LEN`, :data:`FIXED32`).
+        wire: the wire type (``VARINT``, ``FIXED64``, ``LEN``, ``FIXED32``).
         value: the integer for varints, else the payload length.
         start: where the payload starts in the buffer (varints: where the value starts).
         end: where the field ends.

@@ -2,13 +2,13 @@
 
 Two kinds of inspection live here:
 
-* **Zip archives** (``.keras``, torch zips, TorchScript, ``.pt2``): :func:`open_zip` reads the
+* **Zip archives** (``.keras``, torch zips, TorchScript, ``.pt2``): ``open_zip`` reads the
   central directory only and refuses archives with absolute or ``..`` member paths, and
   archives whose stated uncompressed size is absurd (a zip bomb), before anyone reads a member.
-* **Pickles** (torch, gensim): :func:`scan_pickle` walks the opcodes with
-  :func:`pickletools.genops` and an emulated stack, so it can name every global the pickle
+* **Pickles** (torch, gensim): ``scan_pickle`` walks the opcodes with
+  ``pickletools.genops`` and an emulated stack, so it can name every global the pickle
   would import (``GLOBAL``, ``INST`` and ``STACK_GLOBAL``, including names fetched from the
-  memo) without executing anything. :func:`inert_unpickle` rebuilds a pickle's structure with
+  memo) without executing anything. ``inert_unpickle`` rebuilds a pickle's structure with
   every global replaced by an inert stand-in, to read attributes such as gensim's list of
   sidecar arrays.
 """
@@ -47,7 +47,7 @@ MAX_TOTAL_UNCOMPRESSED = 64 * 1024**3
 """Archives that claim more than this many uncompressed bytes in total are refused."""
 
 MAX_MEMBER_RATIO = 1000
-"""A member larger than :data:`RATIO_MIN_BYTES` may not claim to expand more than this."""
+"""A member larger than ``RATIO_MIN_BYTES`` may not claim to expand more than this."""
 
 RATIO_MIN_BYTES = 64 * 1024**2
 MAX_MEMBERS = 1_000_000
@@ -61,7 +61,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 def check_zip(zf: zipfile.ZipFile, *, source: str = "archive") -> list[str]:
     """Refuse an archive that could escape its folder or expand absurdly.
 
-    Only the central directory (already read by :class:`zipfile.ZipFile`) is looked at;
+    Only the central directory (already read by ``zipfile.ZipFile``) is looked at;
     nothing is decompressed.
 
     Args:
@@ -74,8 +74,8 @@ def check_zip(zf: zipfile.ZipFile, *, source: str = "archive") -> list[str]:
     Raises:
         UnsafeArchiveError: a member path is absolute or contains ``..``; there are more than
             a million members; the stated uncompressed sizes add up to more than
-            :data:`MAX_TOTAL_UNCOMPRESSED`; or a large member claims a compression ratio
-            above :data:`MAX_MEMBER_RATIO`.
+            ``MAX_TOTAL_UNCOMPRESSED``; or a large member claims a compression ratio
+            above ``MAX_MEMBER_RATIO``.
     """
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
@@ -108,14 +108,14 @@ def check_zip(zf: zipfile.ZipFile, *, source: str = "archive") -> list[str]:
 
 
 def open_zip(path: str | Path, *, source: str | None = None) -> zipfile.ZipFile:
-    """Open a zip archive after :func:`check_zip` accepted it.
+    """Open a zip archive after ``check_zip`` accepted it.
 
     Args:
         path: the archive.
         source: how to name it in error messages (default: ``path``).
 
     Raises:
-        UnsafeArchiveError: see :func:`check_zip`.
+        UnsafeArchiveError: see ``check_zip``.
         zipfile.BadZipFile: not a readable zip.
     """
     zf = zipfile.ZipFile(path)
@@ -164,7 +164,7 @@ _STRING_OPS = {
 
 @dataclass
 class PickleScan:
-    """What :func:`scan_pickle` found in one pickle.
+    """What ``scan_pickle`` found in one pickle.
 
     Attributes:
         globals: every global the pickle imports, as ``module.qualname``, in first-use order.
@@ -200,7 +200,7 @@ def scan_pickle(data: bytes | IO[bytes]) -> PickleScan:
         data: the pickle bytes, or a binary stream positioned at its start.
 
     Returns:
-        A :class:`PickleScan`; ``error`` is set when the bytes are not a well-formed pickle.
+        A ``PickleScan``; ``error`` is set when the bytes are not a well-formed pickle.
     """
     stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     scan = PickleScan()
@@ -288,7 +288,7 @@ _EFFECTS = _effects()
 
 
 def _canonical(module: str, qualname: str, protocol: int = 3) -> str:
-    """``module.qualname`` after the renames :mod:`pickle` applies to protocol 0-2 pickles
+    """``module.qualname`` after the renames ``pickle`` applies to protocol 0-2 pickles
     (``__builtin__.xrange`` -> ``builtins.range``, ``copy_reg`` -> ``copyreg``...)."""
     if protocol < 3:
         if (module, qualname) in _compat_pickle.NAME_MAPPING:
@@ -359,8 +359,8 @@ def is_torch_safe_global(name: str) -> bool:
     """Whether a ``torch.save`` pickle may name this global and still be a state dict.
 
     True for what ``torch.load(weights_only=True)`` accepts by default, and for numpy
-    scalars, arrays and dtypes (:func:`is_numpy_safe_global`), which
-    :func:`~colabmodels.formats.torch_io.load_torch` adds to ``weights_only``'s allowlist.
+    scalars, arrays and dtypes (``is_numpy_safe_global``), which
+    ``load_torch`` adds to ``weights_only``'s allowlist.
     """
     return (
         name in _TORCH_SAFE_EXACT
@@ -517,13 +517,13 @@ class _InertUnpickler(pickle.Unpickler):
 
 
 def inert_unpickle(stream: IO[bytes]) -> Any:
-    """Rebuild a pickle's object tree with every global replaced by an :class:`InertObject`.
+    """Rebuild a pickle's object tree with every global replaced by an ``InertObject``.
 
     No function or class named by the pickle is imported or called: ``find_class`` hands
-    out fresh :class:`InertObject` subclasses that only record their arguments and state.
+    out fresh ``InertObject`` subclasses that only record their arguments and state.
     Built-in containers and scalars come back as themselves.
 
     Raises:
-        pickle.UnpicklingError: malformed pickle (and anything :mod:`pickle` raises on bad input).
+        pickle.UnpicklingError: malformed pickle (and anything ``pickle`` raises on bad input).
     """
     return _InertUnpickler(stream).load()

@@ -89,13 +89,13 @@ def save_object(
             tensors or numpy arrays, gensim model or KeyedVectors, ``tf.Module``, or
             ``onnx.ModelProto``.
         dest_dir: the folder to write into (created if needed).
-        format: a format name from :data:`~colabmodels.formats.FORMAT_NAMES`; None picks
+        format: a format name from ``FORMAT_NAMES``; None picks
             the framework's recommended one (see the table in this module).
         name: the base name of the written file or folder.
         **save_kwargs: passed to the framework's save for gensim (e.g. ``sep_limit``).
 
     Returns:
-        :class:`~colabmodels.formats.SavedFiles` with the format, framework and its version,
+        ``SavedFiles`` with the format, framework and its version,
         the files (relative to ``dest_dir``) and extra manifest facts (``arch`` for torch).
 
     Raises:

@@ -65,7 +65,7 @@ def sniff_format(path: str | Path, *, source: str | None = None) -> FormatInfo:
             when ``path`` is a local copy; error messages name it first.
 
     Returns:
-        The :class:`~colabmodels.formats.FormatInfo`.
+        The ``FormatInfo``.
 
     Raises:
         NotFoundError: nothing exists at ``path``.

@@ -11,7 +11,7 @@ the object to restore into: ``checkpoint=`` (the ``tf.train.Checkpoint`` that wa
 one built the same way), or ``model=`` (or ``arch=``) for ``tf.train.Checkpoint(model=...)``.
 
 The prefix ``ckpt.save()`` returns (``.../model-1``) names no file: its files are
-``model-1.index`` and ``model-1.data-*-of-*``; :func:`checkpoint_files` says which to fetch
+``model-1.index`` and ``model-1.data-*-of-*``; ``checkpoint_files`` says which to fetch
 from a folder listing, and ``sniff_format(".../model-1")`` finds them beside the prefix.
 """
 
@@ -83,7 +83,7 @@ def _signature_names(saved_model_pb: bytes) -> list[str]:
 
 
 def inspect_savedmodel(path: Path) -> FormatInfo | None:
-    """A SavedModel folder's :class:`FormatInfo`, or None when ``path`` is not one."""
+    """A SavedModel folder's ``FormatInfo``, or None when ``path`` is not one."""
     pb = path / "saved_model.pb"
     pbtxt = path / "saved_model.pbtxt"
     if not (pb.is_file() or pbtxt.is_file()):
@@ -299,7 +299,7 @@ def checkpoint_files(prefix: str, names: Iterable[str]) -> list[str]:
 
 
 CHECKPOINT_OPTIONS = ("checkpoint", "checkpoint_key", "arch_kwargs")
-"""Options :func:`load_checkpoint` takes besides ``model``."""
+"""Options ``load_checkpoint`` takes besides ``model``."""
 
 
 def load_checkpoint(
@@ -322,7 +322,7 @@ def load_checkpoint(
     file that it lacks are allowed (``expect_partial``).
 
     Args:
-        info: what :func:`~colabmodels.formats.sniff_format` found.
+        info: what ``sniff_format`` found.
         model: the tf.Module / Keras model to restore into (or a ``tf.train.Checkpoint``).
         checkpoint: a ``tf.train.Checkpoint`` to restore into.
         checkpoint_key: the keyword ``model`` was saved under.

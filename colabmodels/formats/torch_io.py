@@ -146,7 +146,7 @@ def load_torch(
     * ``torchscript``: ``torch.jit.load``; ``torch-export``: ``torch.export.load``.
 
     With ``arch``, the loaded state dict (or the loaded module's ``state_dict()``) is fitted
-    into a freshly built architecture (see :mod:`colabmodels.formats.arch`); ``arch_kwargs``
+    into a freshly built architecture (see ``colabmodels.formats.arch``); ``arch_kwargs``
     and ``strict`` come from ``loader_kwargs``.
 
     Raises:

@@ -4,7 +4,7 @@ Some formats load without ``trust=True`` only because the framework refuses to r
 them: torch state dicts rely on ``torch.load(weights_only=True)``, Keras models on
 ``safe_mode=True``. Older releases had holes in exactly those guards, and Colab preinstalls its
 own torch and Keras (``pip install colabmodels`` does not replace them), so the floors in
-``pyproject.toml`` are not enough: :func:`check_running_version` asks the *running* framework
+``pyproject.toml`` are not enough: ``check_running_version`` asks the *running* framework
 for its version and, when it predates the fix, refuses to load without ``trust=True``.
 
 ========================  ======================  ==========================================
@@ -21,7 +21,7 @@ formats                   needs                   because
 ========================  ======================  ==========================================
 
 The running version is ``module.__version__`` of the imported framework, read at call time by
-:func:`running_version`.
+``running_version``.
 """
 
 from __future__ import annotations

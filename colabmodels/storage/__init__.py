@@ -1,4 +1,4 @@
-"""Storage backends, one per source, behind one contract (:class:`StorageBackend`).
+"""Storage backends, one per source, behind one contract (``StorageBackend``).
 
 The registry maps a source name to a dotted path, so nothing heavy (urllib3, s3fs, gcsfs,
 PyDrive2) is imported until a backend is first asked for; each entry carries the pip extra
@@ -7,7 +7,7 @@ to name when its library is missing.
     >>> from colabmodels.storage import get_backend
     >>> backend = get_backend("s3", client_kwargs={"endpoint_url": "http://127.0.0.1:9000"})
 
-:func:`backend_for` chooses the backend for a reference; for Drive that is the Drive session's
+``backend_for`` chooses the backend for a reference; for Drive that is the Drive session's
 backend (signing in on first use, without a request of its own), or, with no credentials at
 all, an anonymous one that reads files shared "anyone with the link".
 """
@@ -144,7 +144,7 @@ def backend_for(ref: Ref, *, write: bool = False) -> StorageBackend:
 
     Raises:
         AuthError: no way to sign in, and ``ref`` is a Drive path or ``write`` is set.
-        RefError, MissingDependencyError: see :func:`get_backend`.
+        RefError, MissingDependencyError: see ``get_backend``.
     """
     if ref.source != "drive":
         return get_backend(ref.source)

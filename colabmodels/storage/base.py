@@ -3,18 +3,18 @@
 A backend speaks to one kind of source (Drive, GCS, S3, HTTP, local disk) and translates that
 source's errors into colabmodels errors, once, here at the boundary:
 
-- missing object -> :class:`~colabmodels.errors.NotFoundError`
-- no permission / bad credentials -> :class:`~colabmodels.errors.AuthError`
-- quota -> :class:`~colabmodels.errors.QuotaError`
-- a file with no bytes to download (a Google Doc) -> :class:`~colabmodels.errors.NotDownloadableError`
-- a host that cannot be reached at all -> :class:`~colabmodels.errors.NetworkDownError`
-- a transient failure -> :class:`~colabmodels.errors.RetryableError` (the caller retries)
-- anything else from the network after retries -> :class:`~colabmodels.errors.TransferError`
+- missing object -> ``NotFoundError``
+- no permission / bad credentials -> ``AuthError``
+- quota -> ``QuotaError``
+- a file with no bytes to download (a Google Doc) -> ``NotDownloadableError``
+- a host that cannot be reached at all -> ``NetworkDownError``
+- a transient failure -> ``RetryableError`` (the caller retries)
+- anything else from the network after retries -> ``TransferError``
 
 A backend moves bytes; it does not download into the cache or retry a download: the transfer
-engine (:func:`colabmodels.transfer.download`) drives ``open_range`` for that.
+engine (``colabmodels.transfer.download``) drives ``open_range`` for that.
 
-Paths in :class:`RemoteStat` are full references (``str(ref)`` shape), so ``list()`` output can be
+Paths in ``RemoteStat`` are full references (``str(ref)`` shape), so ``list()`` output can be
 fed back into ``stat()``.
 """
 
@@ -85,7 +85,7 @@ class StorageBackend(abc.ABC):
         """Stream bytes ``[start, end)`` (``end=None``: to the end) in modest chunks.
 
         Each call is one request; retries are the transfer engine's job, so this raises
-        :class:`~colabmodels.errors.RetryableError` for errors worth another try (429, 5xx,
+        ``RetryableError`` for errors worth another try (429, 5xx,
         rate-limit 403, dropped connection) and other colabmodels errors for the rest.
         """
 
@@ -93,7 +93,7 @@ class StorageBackend(abc.ABC):
         return b"".join(self.open_range(ref, start, end))
 
     def check_downloadable(self, stat: RemoteStat) -> None:
-        """Raise :class:`~colabmodels.errors.NotDownloadableError` when ``stat`` names something
+        """Raise ``NotDownloadableError`` when ``stat`` names something
         with no bytes to download (Drive: a Google Doc). The transfer engine asks first."""
         return None
 

@@ -11,12 +11,12 @@ Without a session, files shared "anyone with the link" are read through Drive's 
 download path (``uc?export=download``), including the confirmation page Drive serves for
 large files.
 
-Google Docs, Sheets and Slides have no bytes to download: :meth:`DriveBackend.check_downloadable`
+Google Docs, Sheets and Slides have no bytes to download: ``DriveBackend.check_downloadable``
 says what such a file is before any download starts. A shortcut stands for its target. The
 query helpers, the fields asked for and the translation of Drive's errors (403 reasons
-included) live in :mod:`colabmodels.drive.wire`, and every request this backend makes is a
-typed function of :mod:`colabmodels.drive.files`; this module turns their answers into
-:class:`~colabmodels.storage.base.RemoteStat` (:func:`stat_from_meta`).
+included) live in ``colabmodels.drive.wire``, and every request this backend makes is a
+typed function of ``colabmodels.drive.files``; this module turns their answers into
+``RemoteStat`` (``stat_from_meta``).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _folder_state(meta: dict[str, Any]) -> str | None:
 
 
 def stat_from_meta(ref: Ref, meta: dict[str, Any]) -> RemoteStat:
-    """What a Drive v2 file resource says, as a :class:`RemoteStat` of ``ref`` (id filled in).
+    """What a Drive v2 file resource says, as a ``RemoteStat`` of ``ref`` (id filled in).
 
     The identity is the content's: ``drive:ID:MD5`` for files with bytes, the version and
     modified time for Google Docs (no md5), the modified time for folders.
@@ -74,7 +74,8 @@ def stat_from_meta(ref: Ref, meta: dict[str, Any]) -> RemoteStat:
         identity = f"drive:{fid}:v{meta.get('version', '')}:{meta.get('modifiedDate', '')}"
     size = meta.get("fileSize")
     return RemoteStat(
-        ref=replace(ref, id=fid, folder=is_dir),
+        ref=Ref(source=ref.source, path=ref.path, id=fid, version=ref.version,
+                resource_key=ref.resource_key, folder=is_dir, raw=ref.raw),
         name=meta.get("title") or fid,
         size=int(size) if size is not None and not is_dir else None,
         is_dir=is_dir,
@@ -90,7 +91,7 @@ def stat_from_meta(ref: Ref, meta: dict[str, Any]) -> RemoteStat:
 
 
 class DriveBackend(StorageBackend):
-    """Drive through a :class:`~colabmodels.drive.session.DriveSession`, or anonymous (public links)."""
+    """Drive through a ``DriveSession``, or anonymous (public links)."""
 
     source = "drive"
 
@@ -126,9 +127,13 @@ class DriveBackend(StorageBackend):
         return self._stat(self.session, ref, afresh=False)
 
     def _stat(self, session: DriveSession, ref: Ref, *, afresh: bool) -> RemoteStat:
-        fid = self.file_id(ref)
+        if ref.id or ref.path is None:
+            fid, meta = self.file_id(ref), None
+        else:  # a path looked up now comes with its metadata: no second request
+            fid, meta = session.resolve_with_meta(ref.path)
         try:
-            meta = files.get(session, fid, what=f"reading metadata of {ref.path or fid}")
+            if meta is None:
+                meta = files.get(session, fid, what=f"reading metadata of {ref.path or fid}")
         except NotFoundError:
             if ref.path and not afresh:  # a remembered id went stale: resolve the path afresh
                 session.forget_paths(ref.path, ancestors=True)

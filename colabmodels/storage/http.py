@@ -1,15 +1,15 @@
 """Plain ``http(s)://`` URLs as a read-only storage backend, and the ranged-GET client it uses.
 
-:class:`RangeClient` is reusable (the Drive backend downloads ``?alt=media`` URLs the same
+``RangeClient`` is reusable (the Drive backend downloads ``?alt=media`` URLs the same
 way): it sends one ranged GET and streams the body in modest chunks (256 KiB, so a cancelled
 transfer stops soon), with memory use independent of the file size. It copes with servers that
 ignore ``Range`` (answering 200 with the whole body) by skipping up to the start, and reports a
-connection dropped mid-body as :class:`~colabmodels.errors.RetryableError` and a host that
-cannot be reached at all as :class:`~colabmodels.errors.NetworkDownError`. Error responses are
-classified by :func:`colabmodels.httpstatus.classify_response` (re-exported here).
+connection dropped mid-body as ``RetryableError`` and a host that
+cannot be reached at all as ``NetworkDownError``. Error responses are
+classified by ``colabmodels.httpstatus.classify_response`` (re-exported here).
 
 ``HTTPBackend`` content identity is ``http:<url without its signing query>:<ETag or
-Last-Modified>`` (:func:`colabmodels.refs.strip_signing`): a presigned S3/GCS URL names the
+Last-Modified>`` (``colabmodels.refs.strip_signing``): a presigned S3/GCS URL names the
 same object whatever its signature, and the signature must not be stored. A server that sends
 neither validator gives ``identity=None``: callers cannot tell whether the file changed, so they treat
 such a URL as uncacheable by content (download again, or trust the size only).
@@ -82,8 +82,8 @@ def _default_ca_certs() -> str | None:
 class RangeClient:
     """Ranged GETs over one thread-safe ``urllib3.PoolManager``.
 
-    One request per :meth:`open_range` call; retries are the transfer engine's job, so every
-    failure worth another try comes out as :class:`RetryableError`.
+    One request per ``open_range`` call; retries are the transfer engine's job, so every
+    failure worth another try comes out as ``RetryableError``.
 
     Args:
         headers: sent with every request (e.g. a User-Agent); per-call headers override them.
@@ -181,7 +181,7 @@ class RangeClient:
 
         Raises:
             RetryableError: 408/429/5xx, rate-limit 403, connection refused/reset/dropped.
-            NotFoundError, AuthError, QuotaError, TransferError: as :func:`classify_response`.
+            NotFoundError, AuthError, QuotaError, TransferError: as ``classify_response``.
         """
         if start < 0 or (end is not None and end < start):
             raise ValueError(f"bad byte range [{start}, {end})")
@@ -361,7 +361,7 @@ class HTTPBackend(StorageBackend):
         maxsize: connections kept per host.
         stat_attempts: tries for ``stat`` on transient errors (downloads are retried by the
             transfer engine instead).
-        client: a :class:`RangeClient` to share.
+        client: a ``RangeClient`` to share.
     """
 
     source = "http"

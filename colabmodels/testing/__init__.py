@@ -1,7 +1,7 @@
 """Test helpers: the Drive emulator.
 
 ``from colabmodels.testing import FakeDrive`` imports the emulator on first use,
-so importing :mod:`colabmodels.testing` itself stays cheap.
+so importing ``colabmodels.testing`` itself stays cheap.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """Notebook widgets, on core ipywidgets only (7.7 as Colab ships it, and 8.x).
 
-- :class:`DriveBrowser` (``browser``): point, click, load or save; its logic is the plain
-  :class:`BrowserModel` (``browser_model``), which the widget only draws.
-- :class:`ProgressWidget` (``progress``): a progress bar that is a
-  :data:`colabmodels.progress.ProgressCallback` and a ``ProgressSink`` for
-  :func:`colabmodels.progress.report_to`.
-- :class:`CallbackGuard` (``capture``): every callback of a widget runs inside an ``Output``
-  capture, and its errors show in the widget with what to do next.
+- ``DriveBrowser`` (``browser``): point, click, load or save; its logic is the plain
+  ``BrowserModel`` (``browser_model``), which the widget only draws.
+- ``ProgressWidget`` (``progress``): a progress bar that is a
+  ``colabmodels.progress.ProgressCallback`` and a ``ProgressSink`` for
+  ``colabmodels.progress.report_to``.
+- ``CallbackGuard`` (``capture``): every callback of a widget on the kernel's thread runs
+  inside an ``Output`` capture, and the errors of every callback show in the widget with
+  what to do next.
 - ``background``: what every widget model shares (observers, a worker pool, ``busy`` and
-  ``wait()``): the :class:`~.background.BackgroundModel` base class.
+  ``wait()``): the ``BackgroundModel`` base class.
 
 Names are imported lazily: ``import colabmodels.widgets`` does not import ipywidgets.
 """

@@ -2,14 +2,14 @@
 and ``wait()``, with no widgets.
 
 A widget's logic lives in a plain model object (the Drive browser's
-:class:`~.browser_model.BrowserModel`, the dataset panel's
-:class:`~.dataset_panel_model.DatasetPanelModel`) so tests and notebooks can drive it
-without a browser. Such a model subclasses :class:`BackgroundModel`: its Drive calls run on the
-pool through :meth:`BackgroundModel._submit`, so the kernel stays free; a call's error becomes
-:attr:`BackgroundModel.error` (what the widget shows); and results that arrive after the user
+``BrowserModel``, the dataset panel's
+``DatasetPanelModel``) so tests and notebooks can drive it
+without a browser. Such a model subclasses ``BackgroundModel``: its Drive calls run on the
+pool through ``BackgroundModel._submit``, so the kernel stays free; a call's error becomes
+``BackgroundModel.error`` (what the widget shows); and results that arrive after the user
 moved on are dropped, because each new start bumps a generation number that the call checks
-with :meth:`BackgroundModel._current`. Observers registered with
-:meth:`BackgroundModel.observe` are called, on whichever thread made the change, with the name
+with ``BackgroundModel._current``. Observers registered with
+``BackgroundModel.observe`` are called, on whichever thread made the change, with the name
 of what changed; ``"busy"`` and ``"error"`` come from here, the other names from the subclass.
 """
 
@@ -48,7 +48,7 @@ def user_namespace() -> MutableMapping[str, Any]:
 
 
 def reporting_to(progress: ProgressSink | None) -> contextlib.AbstractContextManager[Any]:
-    """:func:`colabmodels.progress.report_to` ``progress``, or nothing when it is None."""
+    """``colabmodels.progress.report_to`` ``progress``, or nothing when it is None."""
     if progress is None:
         return contextlib.nullcontext()
     from ..progress import report_to
@@ -112,7 +112,7 @@ class BackgroundModel:
 
     # -- background work -----------------------------------------------------------------------
     def _submit(self, fn: Callable[..., None], *args: Any) -> Future[Any]:
-        """Run ``fn(generation, *args)`` on the pool; its error becomes :attr:`error`."""
+        """Run ``fn(generation, *args)`` on the pool; its error becomes ``error``."""
         with self._lock:
             generation = self._generation
             self._active += 1

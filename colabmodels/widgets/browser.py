@@ -1,6 +1,6 @@
 """``cm.DriveBrowser()``: a Drive file browser made of core ipywidgets (7.7 and 8).
 
-It draws a :class:`~colabmodels.widgets.browser_model.BrowserModel` and turns clicks into its
+It draws a ``BrowserModel`` and turns clicks into its
 calls; nothing here talks to Drive. Layout, top to bottom: the roots (My Drive, Shared with me,
 Shared drives) and Refresh; breadcrumbs (buttons); a search box (a Drive query, run once
 typing pauses), "everywhere" and "model files only"; column headers Name / Size / Modified
@@ -19,8 +19,8 @@ paste into code. **Save mode**: pick a folder (the one shown, or a
 selected subfolder), a name, a model variable from the namespace and ``key=value``
 metadata; **Save** calls ``cm.save_model`` and shows the version it made.
 
-Every callback runs inside an ``Output`` capture (:class:`~.capture.CallbackGuard`); errors,
-including those of the background listing, show in the widget with what to do next.
+Every callback is guarded (``CallbackGuard``: an ``Output`` capture on the kernel's thread);
+errors, including those of the background listing, show in the widget with what to do next.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ class DriveBrowser:
         start: where to begin (``"MyDrive"``, ``"MyDrive/models"``, ``"SharedWithMe"``,
             ``"Shareddrives/Team"``, a folder link or id).
         mode: ``"load"`` (default), ``"save"``, or ``"select"`` (several items; use
-            ``on_select`` or :attr:`value`).
-        on_select: called with the selected :class:`~colabmodels.browse.DriveItem` (a list in
+            ``on_select`` or ``value``).
+        on_select: called with the selected ``DriveItem`` (a list in
             ``select`` mode) each time the selection changes; its errors show in the widget.
         namespace: where Load puts the model and Save finds variables (default: the
             notebook's, ``get_ipython().user_ns``).
@@ -261,7 +261,7 @@ class DriveBrowser:
 
     @property
     def value(self) -> DriveItem | list[DriveItem] | None:
-        """The selection: a :class:`~colabmodels.browse.DriveItem`, a list of them in ``select``
+        """The selection: a ``DriveItem``, a list of them in ``select``
         mode, or None."""
         chosen = list(self.model.selected)
         if self.model.multiple:

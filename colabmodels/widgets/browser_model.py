@@ -1,11 +1,11 @@
-"""The Drive browser's state and logic, with no widgets: what :class:`DriveBrowser` draws.
+"""The Drive browser's state and logic, with no widgets: what ``DriveBrowser`` draws.
 
-:class:`BrowserModel` holds where the user is (a trail of places: the breadcrumbs), the rows
+``BrowserModel`` holds where the user is (a trail of places: the breadcrumbs), the rows
 listed so far, the sort, the search text, the model filter, the selection and its details,
 and the last error. Every Drive call runs on a background thread through
-:mod:`colabmodels.browse`, one page (one list request) at a time, so the kernel stays free;
+``colabmodels.browse``, one page (one list request) at a time, so the kernel stays free;
 results that arrive after the user moved on are dropped (each navigation bumps a generation
-number). Observers registered with :meth:`BrowserModel.observe` are called, on whichever
+number). Observers registered with ``BrowserModel.observe`` are called, on whichever
 thread made the change, with the name of what changed: ``"rows"``, ``"trail"``, ``"busy"``,
 ``"selection"``, ``"details"``, ``"error"``.
 
@@ -307,7 +307,7 @@ class BrowserModel(BackgroundModel):
             self._relist()
 
     def search_soon(self, text: str) -> None:
-        """:meth:`set_search` once typing pauses for ``search_delay_s`` (search as you type)."""
+        """``set_search`` once typing pauses for ``search_delay_s`` (search as you type)."""
         with self._lock:
             if self._search_timer is not None:
                 self._search_timer.cancel()
@@ -412,7 +412,7 @@ class BrowserModel(BackgroundModel):
 
         Raises:
             ValueError: no single selection, or ``variable`` is no Python name.
-            and the errors of :func:`colabmodels.load_model`.
+            and the errors of ``colabmodels.load_model``.
         """
         item = self._one("load")
         name = variable.strip()

@@ -2,9 +2,11 @@
 shows in the widget as one line plus what to do next (never a traceback lost in the kernel log).
 
 ipywidgets drops exceptions raised in ``on_click``/``observe`` callbacks unless they run inside
-an ``Output`` widget's context. :class:`CallbackGuard` owns that ``Output`` and an ``HTML``
-message line; ``guard.wrap(fn)`` returns the wrapped callback. Shared by the Drive browser and
-the dataset panel. Works on ipywidgets 7.7 and 8.
+an ``Output`` widget's context. Only callbacks on the kernel's thread enter it: on a worker
+thread the capture would take the output of whichever cell runs at that moment.
+``CallbackGuard`` owns that ``Output`` and an ``HTML`` message line; ``guard.wrap(fn)``
+returns the wrapped callback. Shared by the Drive browser and the dataset panel. Works on
+ipywidgets 7.7 and 8.
 
 A model's observers run on its worker threads, where an exception would vanish as well (or
 stop the model): ``guard.follow(model, draw, what=...)`` redraws the widget after each change
@@ -13,6 +15,7 @@ of the model and turns a drawing error into the error line.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import logging
@@ -65,7 +68,13 @@ class CallbackGuard:
 
         @functools.wraps(fn)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            with self.output:
+            # ``Output`` captures by the id of the request the kernel is running *now*: from a
+            # worker thread (an observer fired by a background redraw) that is whatever cell
+            # runs next, and its prints would vanish into this widget. Only the kernel's own
+            # thread, where clicks and typing arrive, enters the capture.
+            capture = self.output if threading.current_thread() is threading.main_thread() \
+                else contextlib.nullcontext()
+            with capture:
                 try:
                     return fn(*args, **kwargs)
                 except Exception as e:

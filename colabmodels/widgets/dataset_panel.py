@@ -1,7 +1,7 @@
 """``cm.DatasetPanel(ref)`` and ``%dataset REF``: look at an image folder in Drive, then make it
 a dataset. Core ipywidgets only (7.7 as Colab ships it, and 8).
 
-It draws a :class:`~colabmodels.widgets.dataset_panel_model.DatasetPanelModel`; nothing here
+It draws a ``DatasetPanelModel``; nothing here
 talks to Drive. Top to bottom:
 
 - the folder and a one-line summary (images, classes, sizes), with **Refresh**;
@@ -15,8 +15,8 @@ talks to Drive. Top to bottom:
   of the notebook and shows the line of code that does the same;
 - **Pack**: ``cm.pack`` writes WebDataset shards back to Drive, with a progress bar.
 
-Every callback runs inside an ``Output`` capture (:class:`~.capture.CallbackGuard`); errors,
-also those of the background listing, show in the panel with what to do next.
+Every callback is guarded (``CallbackGuard``: an ``Output`` capture on the kernel's thread);
+errors, also those of the background listing, show in the panel with what to do next.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class DatasetPanel:
             ``gs://``, ``s3://``, a local folder: no thumbnails there).
         variable: the variable name(s) Create fills (default ``"train, val"``).
         image_size, batch_size, validation_split, subset, seed: the fields' first values
-            (the options of :func:`colabmodels.image_dataset_from_drive`); the image size
+            (the options of ``colabmodels.image_dataset_from_drive``); the image size
             follows the images' own size while it is not edited.
         class_names, follow_links: as for ``image_dataset_from_drive``.
         per_class: thumbnails per class.
@@ -236,7 +236,7 @@ class DatasetPanel:
         self.widget.close()
 
     def options(self) -> DatasetOptions:
-        """The fields as :class:`DatasetOptions` (not yet checked)."""
+        """The fields as ``DatasetOptions`` (not yet checked)."""
         summary = self.summary
         broken = bool(summary is not None and summary.broken)
         hidden = bool(summary is not None and summary.hidden_inside)

@@ -1,11 +1,11 @@
-"""The dataset panel's state and actions, with no widgets: what :class:`DatasetPanel` draws.
+"""The dataset panel's state and actions, with no widgets: what ``DatasetPanel`` draws.
 
-:class:`DatasetPanelModel` lists an image folder on a background thread through
-:func:`colabmodels.datasets.summary.summarize` (class names after one request, then the counts
+``DatasetPanelModel`` lists an image folder on a background thread through
+``colabmodels.datasets.summary.summarize`` (class names after one request, then the counts
 and warnings), then fetches Drive's thumbnails of a few samples per class, as they arrive. It
-checks the dataset options (:class:`DatasetOptions`) and runs the two actions: ``create``
+checks the dataset options (``DatasetOptions``) and runs the two actions: ``create``
 (``cm.image_dataset_from_drive`` into a notebook variable) and ``pack`` (``cm.pack`` with a
-progress bar). Observers registered with :meth:`DatasetPanelModel.observe` are called, on the
+progress bar). Observers registered with ``DatasetPanelModel.observe`` are called, on the
 thread that made the change, with ``"summary"``, ``"thumbnail"``, ``"error"`` or ``"busy"``.
 
 Tests and notebooks drive it directly::
@@ -47,7 +47,7 @@ _MAX_SIDE = 4096
 
 @dataclass(frozen=True)
 class DatasetOptions:
-    """What the panel's fields say; :meth:`checked` validates them the way Keras would.
+    """What the panel's fields say; ``checked`` validates them the way Keras would.
 
     Attributes:
         image_size: ``(height, width)`` the images are resized to.
@@ -104,7 +104,7 @@ class DatasetOptions:
                        seed=None if seed is None else int(seed))
 
     def kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``image_dataset_from_drive`` (after :meth:`checked`)."""
+        """The keyword arguments of ``image_dataset_from_drive`` (after ``checked``)."""
         out: dict[str, Any] = {"image_size": self.image_size, "batch_size": self.batch_size}
         if self.validation_split:
             out["validation_split"] = self.validation_split
@@ -292,7 +292,7 @@ class DatasetPanelModel(BackgroundModel):
         Raises:
             ValueError: a field is wrong (the message names it).
             MissingDependencyError: TensorFlow/Keras are not installed.
-            and the errors of :func:`colabmodels.image_dataset_from_drive`.
+            and the errors of ``colabmodels.image_dataset_from_drive``.
         """
         opts = options.checked()
         names = variable_names(variable, opts.subset)
@@ -324,7 +324,7 @@ class DatasetPanelModel(BackgroundModel):
 
         Raises:
             MissingDependencyError: numpy/PIL (the frameworks' extra) are not installed.
-            and the errors of :func:`colabmodels.pack`.
+            and the errors of ``colabmodels.pack``.
         """
         opts = (options or DatasetOptions(validation_split=None, subset=None)).checked()
         try:

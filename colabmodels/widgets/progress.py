@@ -2,7 +2,7 @@
 
 ``ProgressWidget`` is both:
 
-- a :data:`colabmodels.progress.ProgressCallback`: ``bar(n)`` adds ``n`` bytes;
+- a ``colabmodels.progress.ProgressCallback``: ``bar(n)`` adds ``n`` bytes;
 - a ``ProgressSink``: ``with report_to(bar.track): cm.load_model(...)`` makes every download
   or upload of the block draw on this bar instead of a tqdm bar.
 

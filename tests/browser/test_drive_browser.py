@@ -16,6 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from labtools import click_row as _click_row
+from labtools import crumbs as _crumbs
+from labtools import double_click_row as _double_click_row
 from labtools import open_and_run_first_cell, run_cell, write_notebook
 
 torch = pytest.importorskip("torch")
@@ -23,38 +26,6 @@ pytestmark = pytest.mark.timeout(420)
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / ".pytest_cache" / "screenshots"
 SHOTS.mkdir(parents=True, exist_ok=True)
-
-
-def _option_index(page, text: str) -> int:
-    """The index of the first list row whose text contains ``text`` (-1 if none)."""
-    return page.evaluate(
-        """(text) => {
-            const opts = [...document.querySelectorAll('.cm-drive-list select option')];
-            return opts.findIndex(o => o.textContent.includes(text));
-        }""", text)
-
-
-def _click_row(page, text: str) -> None:
-    page.wait_for_function(
-        """(text) => [...document.querySelectorAll('.cm-drive-list select option')]
-                     .some(o => o.textContent.includes(text))""", arg=text, timeout=60_000)
-    index = _option_index(page, text)
-    page.select_option(".cm-drive-list select", index=index)
-
-
-def _double_click_row(page, text: str) -> None:
-    """A person's double-click on a row: the first click selects it, the second opens it."""
-    _click_row(page, text)  # selected (and the selection reached the kernel) ...
-    index = _option_index(page, text)
-    page.locator(".cm-drive-list select option").nth(index).dblclick()
-
-
-def _crumbs(page, last: str) -> list[str]:
-    page.wait_for_function(
-        """(last) => { const b = [...document.querySelectorAll('.cm-crumbs button')];
-                       return b.length && b[b.length - 1].textContent.trim() === last; }""",
-        arg=last, timeout=60_000)
-    return [c.strip() for c in page.locator(".cm-crumbs button").all_inner_texts()]
 
 
 def test_browse_click_load_then_use_the_variable(jupyterlab, browser, tmp_path):

@@ -548,3 +548,89 @@ def test_zip_feeder_stops_like_a_folder_feeder_and_resumes(zenv):
     broken = [f.path for f, p in zip(files_in_order, paths, strict=True) if p is None]
     assert broken == skipped and len(skipped) == 1 and skipped[0].endswith("broken.png")
     assert all(os.path.exists(p) for p in paths if p is not None)
+
+
+def test_blob_mode_reads_blocks_into_one_file_each_and_checks_crc_on_every_read(zenv):
+    from colabmodels.archives import MemberFetcher
+    from colabmodels.errors import IntegrityError
+
+    fd = zenv
+    files = {f"c{i % 2}/{i:04d}.bin": os.urandom(3000 + i) for i in range(300)}
+    fd.put("MyDrive/arch/blobs.zip", _zip(files))
+    archive = _open("MyDrive/arch/blobs.zip")
+    fd.reset_requests()
+    fetcher = MemberFetcher(archive, archive.members, blobs=True)
+    fetcher.want(archive.members)
+    blobs = {m: fetcher.blob(m) for m in archive.members}
+    fetcher.close()
+    for m, blob in blobs.items():
+        assert archive.member_bytes(m, blob) == files[m.name]
+    media = _media(fd.requests)
+    assert len({path for path, _ in blobs.values()}) == len(media) < 10  # one file per block
+    # a new archive object (a new kernel) finds the blocks without a request
+    fd.reset_requests()
+    again = _open("MyDrive/arch/blobs.zip")
+    m = again.members[7]
+    assert again.member_bytes(m, again.blob_of(m)) == files[m.name]
+    assert not _media(fd.requests)
+    # a damaged block file is caught by the member's CRC-32 when read
+    path, start = blobs[m]
+    raw = bytearray(path.read_bytes())
+    raw[m.span_end - start - 10] ^= 0xFF
+    path.chmod(0o600)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match="CRC"):
+        again.member_bytes(m, again.blob_of(m))
+
+
+def test_zip_bytes_reader_stops_on_interrupt_then_resumes(zenv):
+    """The reader image_dataset_from_drive uses (member bytes from blocks) follows the same
+    rules: interrupt() stops it (a waiter is told FetchStopped, nothing is skipped), it counts
+    what is still pending for the interrupt watch, and reading again resumes."""
+    import threading
+
+    from PIL import Image
+
+    import colabmodels as cm
+    from colabmodels.datasets.feeder import FetchStopped
+    from colabmodels.datasets.zipped import open_zip_dataset
+    from colabmodels.storage import backend_for
+
+    fd = zenv
+    files = {}
+    for i in range(4):
+        noise = Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3))
+        b = io.BytesIO()
+        noise.save(b, "PNG")
+        files[f"pics/{'ab'[i % 2]}/{i}.png"] = b.getvalue()
+    fd.put("MyDrive/arch/interruptible.zip", _zip(files, deflate_every=0))
+    ref = cm.parse_ref("MyDrive/arch/interruptible.zip")
+    backend = backend_for(ref)
+    dataset = open_zip_dataset(backend, backend.stat(ref))
+    order = dataset.index().stats.files
+    skipped: list[str] = []
+    feeder = dataset.feeder(order, on_error="skip", skipped=skipped, workers=1)
+    feeder.blobs = True  # what to_dataset switches on
+    assert feeder.pending()
+    fd.latency_ms = 400  # the one worker is still reading the first block when the stop comes
+    feeder.prefetch([0])
+    errors: list[BaseException] = []
+
+    def read_second() -> None:  # its block waits behind the first
+        try:
+            feeder.member_bytes(1)
+        except BaseException as e:
+            errors.append(e)
+
+    reader = threading.Thread(target=read_second)
+    reader.start()
+    time.sleep(0.15)
+    feeder.interrupt()
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    assert errors and isinstance(errors[0], FetchStopped) and not skipped
+    fd.latency_ms = 0
+    time.sleep(1.1)  # the interrupted readers' quiet time
+    got = [feeder.member_bytes(i) for i in range(len(order))]
+    assert got == [files[f.rel if f.rel in files else "pics/" + f.rel] for f in order]
+    assert not feeder.pending()

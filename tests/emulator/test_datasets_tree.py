@@ -103,6 +103,63 @@ def test_cached_folder_is_not_walked_again_and_changes_are_seen(drive_env):
     assert tree.stats.folders_listed == 11 and not tree.stats.remembered
 
 
+def test_an_unchanged_remembered_tree_starts_no_listing_threads(drive_env, monkeypatch):
+    """A new kernel on a remembered tree the change feed vouches for expands it on the calling
+    thread (starting threads cost a warm kernel's first batch); folders that need a request,
+    a changed one or one holding a shortcut, are still listed on the pool. The remembered
+    listing keeps only what the walk reads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import colabmodels as cm
+    import colabmodels.tree as tree_walk
+    from colabmodels.storage import backend_for
+
+    fd = drive_env
+    for i in range(12):
+        fd.put(f"MyDrive/still/d{i % 3}/sub/f{i}.txt", f"{i}".encode())
+    backend = backend_for(cm.parse_ref("MyDrive/still"))
+    root = backend.stat(cm.parse_ref("MyDrive/still"))
+
+    def shape(tree) -> list[str]:
+        out, stack = [], [tree.root]
+        while stack:
+            node = stack.pop()
+            out.append(node.local)
+            stack.extend(node.children or [])
+        return sorted(out)
+
+    first = tree_walk.walk_tree(backend, root)
+    # what a new kernel decodes: the items as the walk reads them, without parents and labels
+    import json
+
+    from colabmodels.cachestore import cache
+
+    tree_walk._wait_for_writes()
+    [memo] = (cache.root / "listings").glob("*.json")
+    items = [i for v in json.loads(memo.read_text())["folders"].values() for i in v]
+    assert len(items) == 3 + 3 + 12 and all({"id", "title", "mimeType"} <= set(i) for i in items)
+    assert sum("md5Checksum" in i for i in items) == 12
+    assert not [i for i in items if "parents" in i or "labels" in i]
+    pools: list[int] = []
+
+    class Counting(ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs) -> None:
+            pools.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(tree_walk, "ThreadPoolExecutor", Counting)
+    tree_walk.forget_listings(on_disk=False)
+    again = tree_walk.walk_tree(backend, root)
+    assert again.stats.remembered and again.stats.folders_listed == 0
+    assert pools == [] and shape(again) == shape(first) and len(shape(first)) == 1 + 3 + 3 + 12
+
+    fd.put("MyDrive/still/d2/sub/new.txt", b"new")
+    fd.put_shortcut("MyDrive/still/d0/link.txt", "MyDrive/still/d1/sub/f1.txt")
+    changed = tree_walk.walk_tree(backend, root)
+    assert pools == [1] and 1 <= changed.stats.folders_listed <= 3
+    assert shape(changed) == sorted([*shape(first), "d2/sub/new.txt", "d0/link.txt"])
+
+
 def test_same_titles_and_clashing_names_are_all_kept(drive_env):
     import colabmodels as cm
 

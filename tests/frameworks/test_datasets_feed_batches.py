@@ -49,3 +49,32 @@ def test_cold_epoch_asks_python_once_per_batch_of_files(drive_env):
     assert calls == []
     assert not [r for r in drive_env.requests[mark:] if r.query.get("alt") == "media"]
     assert sum(len(x) for x in again) == n
+
+
+def _media(fd) -> list:
+    return [r for r in fd.requests if r.query.get("alt") == "media"]
+
+
+def test_a_cold_dataset_starts_fetching_while_it_is_made(drive_env):
+    """The first files are fetched while TensorFlow builds the pipeline, before the first
+    batch is asked for; the validation split of ``subset="both"`` waits for its turn. Each
+    file is still fetched once."""
+    import time
+
+    rng = np.random.RandomState(8)
+    n = 40
+    for i in range(n):
+        drive_env.put(f"MyDrive/early/c{i % 2}/{i:03d}.jpg", _jpeg(rng))
+    drive_env.reset_requests()
+    train, val = cm.image_dataset_from_drive("MyDrive/early", image_size=(8, 8), batch_size=8,
+                                             seed=3, validation_split=0.25, subset="both",
+                                             verbose=False)
+    wanted = {f"/drive/v2/files/{drive_env.resolve(p)}" for p in train.file_paths}
+    deadline = time.monotonic() + 30  # a hang guard, not a timing assertion
+    while len(_media(drive_env)) < len(wanted) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    early = {r.path for r in _media(drive_env)}
+    assert early == wanted  # every training file, nothing of the validation split, no iteration
+    assert sum(len(x) for x, _ in train) == len(wanted)
+    assert sum(len(x) for x, _ in val) == n - len(wanted)
+    assert len(_media(drive_env)) == n  # each file once

@@ -201,3 +201,21 @@ def test_skip_keeps_the_cardinality_known_for_a_zip(drive_env):
     assert len(ds.file_paths) == good and not any(p.endswith(tail) for p in ds.file_paths)
     assert int(ds.cardinality()) == -(-good // 2)  # known, not UNKNOWN_CARDINALITY (-2)
     assert sum(int(x.shape[0]) for x, _ in ds) == good
+
+
+def test_drive_zip_cold_keeps_blocks_not_a_file_per_member_then_warm(zipped_twin):
+    """image_dataset_from_drive reads members as bytes: the cache gains one file per block
+    read (no entry of member files); cold and warm (a new dataset) both equal Keras."""
+    from colabmodels.cachestore import cache
+
+    extracted, _, fd = zipped_twin
+    kwargs = dict(image_size=(8, 8), seed=4, batch_size=4, label_mode="binary",
+                  class_names=["cats", "dogs"])
+    _compare(extracted, "MyDrive/data/ds.zip", "MyDrive/data/ds.zip/ds/", kwargs)
+    entries = cache.entries()
+    blobs = [e for e in entries if e.identity.startswith("zip-blob:")]
+    assert 1 <= len(blobs) <= 3 and all(e.kind == "file" for e in blobs)
+    assert not [e for e in entries if e.identity.startswith("zip-block:")]
+    fd.reset_requests()
+    _compare(extracted, "MyDrive/data/ds.zip", "MyDrive/data/ds.zip/ds/", kwargs)
+    assert not _media(fd.requests)

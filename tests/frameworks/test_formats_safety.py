@@ -259,3 +259,56 @@ def test_scan_finds_exactly_what_the_unpickler_imports(protocol):
         scan = scan_pickle(data)
         assert scan.error is None
         assert set(scan.globals) == seen, (obj, protocol)
+
+
+def test_an_hdf5_attribute_declaring_too_much_is_not_read(tmp_path, monkeypatch):
+    """h5py allocates and fills a whole attribute before reading it, so a damaged .h5 whose
+    model_config declares billions of elements took minutes and gigabytes to sniff (found by
+    the fuzz tier). The declared size is checked first; here the limit is lowered so that a
+    real 4 KiB attribute stands for the damaged one."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    from colabmodels.formats import keras_io
+
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w", libver="latest") as f:  # dense storage: attributes past 64 KiB
+        f.attrs["model_config"] = np.frombuffer(b'{"class_name": "Sequential"}'.ljust(4096), dtype="u1")
+        f.attrs["keras_version"] = "2.15.0"
+    assert keras_io.inspect_hdf5(path).name == "keras-h5"  # read while under the limit
+    monkeypatch.setattr(keras_io, "_MAX_ATTR_BYTES", 1024)
+    assert keras_io.inspect_hdf5(path) is None  # refused unread: not taken for a Keras model
+
+
+def test_an_hdf5_read_that_never_ends_times_out_with_a_clear_error(tmp_path, monkeypatch):
+    """On some damaged .h5 files HDF5's own reading never ends (seen in the fuzz tier: the
+    kernel hung in ``attrs[...]`` holding the GIL). The attributes are read in a child process
+    with a time limit; here a named pipe with no writer makes HDF5's open block for real."""
+    pytest.importorskip("h5py")
+    from colabmodels.errors import UnknownFormatError
+    from colabmodels.formats import keras_io
+
+    pipe = tmp_path / "model.h5"
+    os.mkfifo(pipe)
+    monkeypatch.setattr(keras_io, "HDF5_PROBE_TIMEOUT_S", 3.0)
+    with pytest.raises(UnknownFormatError, match=r"model\.h5 looks like a damaged HDF5 file: HDF5 "
+                                                 r"did not finish reading its header in 3 s\. Download"):
+        keras_io.inspect_hdf5(pipe)
+
+
+def test_an_hdf5_reader_that_crashes_does_not_take_the_kernel(tmp_path, monkeypatch):
+    """A crash of HDF5 on a damaged file ends the child process, not this one."""
+    pytest.importorskip("h5py")
+    import sys
+
+    from colabmodels.errors import UnknownFormatError
+    from colabmodels.formats import keras_io
+
+    crashing = tmp_path / "python"
+    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crashing.chmod(0o755)
+    path = tmp_path / "model.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 1024)
+    monkeypatch.setattr(sys, "executable", str(crashing))
+    with pytest.raises(UnknownFormatError, match=r"HDF5 stopped while reading it \(exit code -11\)"):
+        keras_io.inspect_hdf5(path)

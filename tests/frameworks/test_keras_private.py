@@ -21,6 +21,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "colabmodels"
 
 # (module, name) -> why there is no public equivalent
 PRIVATE: dict[tuple[str, str], str] = {
+    ("keras.src.backend", "tensorflow"):
+        "the backend module smart_resize takes, so zip/shard bytes are cropped as Keras' loader does",
+    ("keras.src.utils", "image_utils"):
+        "where smart_resize lives with its backend_module argument (the public one has none)",
+    ("keras.src.utils.image_utils", "smart_resize"):
+        "crop_to_aspect_ratio exactly as image_dataset_from_directory (zip and shard bytes)",
     ("keras.src.utils.dataset_utils", "check_validation_split_arg"):
         "Keras' own argument check for validation_split/subset/shuffle/seed (same messages)",
     ("keras.src.utils.dataset_utils", "get_training_or_validation_split"):

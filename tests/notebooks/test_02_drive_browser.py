@@ -27,7 +27,7 @@ def test_drive_browser_notebook_browses_loads_and_saves(run_notebook, kernel):
     assert "same tensors as by link: True" in text
     assert "search 'enc': ['encoder.pth']" in text  # found everywhere: no folder path known
     assert "sorted by size descending" in text
-    assert "MyDrive/encoder-from-browser@v1" in text and "MyDrive/encoder-from-browser@v2" in text
+    assert "MyDrive/encoder-from-browser@v1" in text and "MyDrive/encoder-from-browser@v2" in text, text
     assert "round=2" in text  # %models shows the second version's metadata
     assert "on_select got: ['encoder-from-browser']" in text
     assert "versions folder loads as: MyDrive/encoder-from-browser@latest" in text

@@ -62,7 +62,7 @@ def test_cache_ls_shows_human_sizes_ages_and_sources(capsys, env):
     store_entry("vgg16.pth", b"v" * (3 * 1024 * 1024 + 512 * 1024), source="MyDrive/models/vgg16.pth")
     old = store_entry("tiny.bin", b"t" * 10, source="gs://bucket/tiny.bin")
     hour_ago = time.time() - 2 * 3600
-    os.utime(old.dir / "used", (hour_ago, hour_ago))
+    os.utime(old.dir / "meta.json", (hour_ago, hour_ago))  # its mtime is the last use
     code, out, _ = run(capsys, "cache", "ls")
     assert code == 0
     lines = out.splitlines()

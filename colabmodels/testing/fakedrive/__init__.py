@@ -2,7 +2,7 @@
 
 The real PyDrive2 and google-api-python-client talk to it unchanged once their
 service is built from the bundled discovery document with ``rootUrl`` pointing
-here (see :mod:`.client`)::
+here (see ``.client``)::
 
     from colabmodels.testing import FakeDrive
     from colabmodels.testing.fakedrive.client import pydrive2_drive
@@ -14,15 +14,15 @@ here (see :mod:`.client`)::
         assert drive.CreateFile({"id": file_id}).GetContentString() == "weights"
         print(len(fd.requests), "requests")
 
-Modules: :mod:`.server` (HTTP), :mod:`.api` (Drive v2 files methods, routing),
-:mod:`.drives` (shared drives), :mod:`.permissions`, :mod:`.revisions`,
-:mod:`.changes` (the change feed), :mod:`.docs` (Google Docs conversion and
-export), :mod:`.thumbnails` and :mod:`.images` (thumbnails, image metadata),
-:mod:`.batch` (batch requests), :mod:`.fields` (``fields=``), :mod:`.store`
-(files, users, drives, persistence), :mod:`.auth` (keys and tokens),
-:mod:`.shaping` (bandwidth and faults), :mod:`.uploads`, :mod:`.webdownload`,
-:mod:`.query` (the ``q`` language), :mod:`.resources` (JSON rendering),
-:mod:`.client` (building clients against the emulator). It imports nothing else
+Modules: ``.server`` (HTTP), ``.api`` (Drive v2 files methods, routing),
+``.drives`` (shared drives), ``.permissions``, ``.revisions``,
+``.changes`` (the change feed), ``.docs`` (Google Docs conversion and
+export), ``.thumbnails`` and ``.images`` (thumbnails, image metadata),
+``.batch`` (batch requests), ``.fields`` (``fields=``), ``.store``
+(files, users, drives, persistence), ``.auth`` (keys and tokens),
+``.shaping`` (bandwidth and faults), ``.uploads``, ``.webdownload``,
+``.query`` (the ``q`` language), ``.resources`` (JSON rendering),
+``.client`` (building clients against the emulator). It imports nothing else
 of colabmodels.
 
 Not emulated (each answers 404 ``notFound`` or is absent): comments and
@@ -64,7 +64,7 @@ Content = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 
 class FakeDrive:
-    """A running (after :meth:`start` or ``with``) Drive v2 emulator.
+    """A running (after ``start`` or ``with``) Drive v2 emulator.
 
     Content helpers (all take paths like ``MyDrive/a/b.bin``; ids work too)::
 
@@ -81,12 +81,12 @@ class FakeDrive:
         fd.add_group("team@example.com", ["bob", "carol"])     # for type=group permissions
 
     Google Docs store their text (Sheets: CSV) and export to the formats listed
-    in :mod:`.docs`; every content upload makes a revision (:mod:`.revisions`);
-    every change gets a change id (:mod:`.changes`).
+    in ``.docs``; every content upload makes a revision (``.revisions``);
+    every change gets a change id (``.changes``).
 
     Args:
         data_dir: keep files and metadata here across restarts (default: a
-            temporary directory removed by :meth:`close`).
+            temporary directory removed by ``close``).
         latency_ms: added to every request.
         bandwidth_bytes_per_s: cap per connection, for request and response bodies.
         total_bandwidth_bytes_per_s: cap for all connections together.
@@ -94,11 +94,11 @@ class FakeDrive:
             (``{"503": 0.05, "429": 0.02, "drop": 0.02, "403-rate": 0.01, "quota": 0.0, "500": 0.01}``).
         seed: seeds fault choice and file ids.
         host: address to bind (loopback).
-        port: port to bind (0: any free port; kept across :meth:`stop`/:meth:`start`).
+        port: port to bind (0: any free port; kept across ``stop``/``start``).
         token_lifetime_s: lifetime of issued access tokens.
         virus_scan_threshold_bytes: web downloads above this get the confirmation page.
         retry_after_s: ``Retry-After`` of injected 429s.
-        default_user: the user that service accounts and :meth:`put` use.
+        default_user: the user that service accounts and ``put`` use.
         persist_interval_s: how often changed metadata is written to ``data_dir``.
         keep_json: keep every JSON response body in ``requests[i].response_json``
             (for tests that validate what clients received).
@@ -160,7 +160,7 @@ class FakeDrive:
         self._persist_thread: threading.Thread | None = None
         self.seed = seed
         self.key_path: Path | None = None
-        """The key file :meth:`write_service_account` wrote last (None before the first)."""
+        """The key file ``write_service_account`` wrote last (None before the first)."""
 
     # ---------------------------------------------------------- lifecycle
 
@@ -203,7 +203,7 @@ class FakeDrive:
         logger.info("fakedrive stopped")
 
     def close(self) -> None:
-        """:meth:`stop`, then remove the temporary directory (if one was used)."""
+        """``stop``, then remove the temporary directory (if one was used)."""
         self.stop()
         self.app.uploads.discard_all()
         if self._tmp is not None:
@@ -269,7 +269,7 @@ class FakeDrive:
     def write_service_account(self, path: str | os.PathLike, *, user: str | None = None) -> dict[str, str]:
         """Write a service-account key file whose ``token_uri`` is this emulator; returns its JSON.
 
-        The path is kept as :attr:`key_path` (the last key written), so a test can point
+        The path is kept as ``key_path`` (the last key written), so a test can point
         ``GOOGLE_APPLICATION_CREDENTIALS`` or ``service_account=`` at it.
         """
         info = self.service_account_info(user=user)
@@ -296,7 +296,7 @@ class FakeDrive:
     def revoke_sign_ins(self) -> None:
         """Revoke every sign-in made so far (a password change, an expired or revoked grant):
         clients get 401, and their refresh fails with ``invalid_grant``. Keys written after
-        this (:meth:`write_service_account`) sign in again."""
+        this (``write_service_account``) sign in again."""
         self.auth.revoke_all()
         self.store.dirty = True
 
@@ -602,7 +602,7 @@ class FakeDrive:
 
         ``kind``: ``503``, ``500``, ``429``, ``403-rate``, ``403-user-rate``,
         ``quota``, ``drop``, ``401``. Keyword arguments: ``method``, ``count``,
-        ``drop_after_bytes`` (see :meth:`.shaping.FaultPlan.fail_next`).
+        ``drop_after_bytes`` (see ``.shaping.FaultPlan.fail_next``).
         """
         self.fault_plan.fail_next(kind, path_contains, **kwargs)
 

@@ -1,10 +1,10 @@
 """The Drive v2 methods of the emulator: routing, permissions, metadata, uploads, downloads.
 
-:class:`DriveApp` is independent of sockets: it takes a :class:`~.server.Request`
-and returns a :class:`~.server.Response` (or raises :class:`~.errors.ApiError`).
+``DriveApp`` is independent of sockets: it takes a ``Request``
+and returns a ``Response`` (or raises ``ApiError``).
 
 Endpoints (all under ``/drive/v2`` unless noted); the method groups in their
-own modules are mixed into :class:`DriveApp`:
+own modules are mixed into ``DriveApp``:
 
 * ``GET about``
 * ``GET files`` (``q``, ``maxResults``, ``pageToken``, ``orderBy``, ``spaces``,
@@ -14,17 +14,17 @@ own modules are mixed into :class:`DriveApp`:
 * ``GET|PUT|PATCH|DELETE files/{id}`` (``alt=media`` downloads, with ``Range``
   and ``revisionId``), ``POST files/{id}/copy|trash|untrash|touch``
 * ``files/{id}/properties[/{key}]``, ``files/{id}/parents``, ``files/{id}/children``
-* :mod:`.permissions`: ``files/{id}/permissions[/{id}]``, ``permissionIds/{email}``
-* :mod:`.revisions`: ``files/{id}/revisions[/{id}]``
-* :mod:`.docs`: ``files/{id}/export`` and the ``exportLinks`` paths
-* :mod:`.drives`: ``drives[/{id}[/hide|unhide]]`` and ``teamdrives[/{id}]``
-* :mod:`.changes`: ``changes/startPageToken``, ``changes``, ``changes/{id}``
-* :mod:`.thumbnails`: ``/thumbnail/{id}/{rev}=sN`` (the ``thumbnailLink``)
-* :mod:`.batch`: ``POST /batch/drive/v2``
+* ``.permissions``: ``files/{id}/permissions[/{id}]``, ``permissionIds/{email}``
+* ``.revisions``: ``files/{id}/revisions[/{id}]``
+* ``.docs``: ``files/{id}/export`` and the ``exportLinks`` paths
+* ``.drives``: ``drives[/{id}[/hide|unhide]]`` and ``teamdrives[/{id}]``
+* ``.changes``: ``changes/startPageToken``, ``changes``, ``changes/{id}``
+* ``.thumbnails``: ``/thumbnail/{id}/{rev}=sN`` (the ``thumbnailLink``)
+* ``.batch``: ``POST /batch/drive/v2``
 * ``/upload/drive/v2/files[/{id}]`` with ``uploadType=media|multipart|resumable``
   (``convert=true`` for Docs) and the resumable session PUTs
-* ``POST /token`` (see :mod:`.auth`); ``/uc``, ``/download``, ``/file/d/{id}/...``
-  (see :mod:`.webdownload`)
+* ``POST /token`` (see ``.auth``); ``/uc``, ``/download``, ``/file/d/{id}/...``
+  (see ``.webdownload``)
 
 Shared-drive items are invisible (404) to the methods that have a
 ``supportsAllDrives`` parameter unless it is true, as on Drive.
@@ -134,7 +134,7 @@ def _seq_of(rec: FileRecord) -> int:
     return rec.seq
 
 class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, ThumbnailsApi):
-    """Drive v2 behaviour over a :class:`~.store.Store`.
+    """Drive v2 behaviour over a ``Store``.
 
     Args:
         store: files and users.
@@ -451,7 +451,7 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
     ) -> None:
         """Apply a files.insert/update/patch body and the add/removeParents parameters.
 
-        Mutates ``rec``, so callers pass a scratch record (see :meth:`_edit`).
+        Mutates ``rec``, so callers pass a scratch record (see ``_edit``).
         """
         store = self.store
         if "title" in body:
@@ -1309,7 +1309,7 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         return json_response(self._resource(rec, user))
 
     def _convert(self, blob: StagedBlob, metadata: dict[str, Any], content_type: str | None) -> tuple[StagedBlob, dict[str, Any]]:
-        """``convert=true``: text, HTML and CSV uploads become Google Docs/Sheets (see :mod:`.docs`)."""
+        """``convert=true``: text, HTML and CSV uploads become Google Docs/Sheets (see ``.docs``)."""
         source = str(metadata.get("mimeType") or content_type or "")
         if source.startswith("application/vnd.google-apps.") or blob.size > 50 * 1024 * 1024:
             return blob, metadata

@@ -1,16 +1,16 @@
 """OAuth for the Drive emulator: service-account keys, the token endpoint, bearer tokens.
 
-* :meth:`AuthService.create_service_account` makes an RSA key with
+* ``AuthService.create_service_account`` makes an RSA key with
   ``cryptography`` and returns the standard key-file JSON (whose ``token_uri``
   is the emulator's ``/token``); its public half is remembered.
-* ``POST /token`` (:meth:`AuthService.token_endpoint`) accepts the JWT-bearer
+* ``POST /token`` (``AuthService.token_endpoint``) accepts the JWT-bearer
   grant (``assertion`` is an RS256 JWT signed by a registered key; ``iss``,
   ``aud`` (the emulator's token URI, or Google's, which google-auth always
   uses), ``iat``/``exp`` and ``scope`` are checked) and the ``refresh_token``
   grant, and answers as Google's endpoint does, including its error bodies
   (``{"error": "invalid_grant", "error_description": ...}``).
-* :meth:`AuthService.authenticate` maps an ``Authorization: Bearer`` header to
-  a user, or raises a 401 :class:`~.errors.ApiError`. Self-signed service-account
+* ``AuthService.authenticate`` maps an ``Authorization: Bearer`` header to
+  a user, or raises a 401 ``ApiError``. Self-signed service-account
   JWTs (what google-auth sends when credentials have no scopes) are accepted
   as bearer tokens too, as Google does.
 """
@@ -196,7 +196,7 @@ class AuthService:
             self._accounts.clear()
 
     def token_endpoint(self, form: dict[str, str], *, token_uri: str, users: set[str]) -> dict[str, Any]:
-        """Handle ``POST /token``; returns the JSON body or raises :class:`TokenError`.
+        """Handle ``POST /token``; returns the JSON body or raises ``TokenError``.
 
         Args:
             form: the decoded form fields.
@@ -339,7 +339,7 @@ class AuthService:
             }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`to_state` returned."""
+        """Restore what ``to_state`` returned."""
         with self._lock:
             for a in state.get("accounts", []):
                 acc = ServiceAccount(**a)

@@ -12,7 +12,7 @@ Nothing is fetched from the network::
     creds = service_account_credentials("key.json")
     service = drive_service(fd, creds)             # googleapiclient Resource
 
-``endpoint`` arguments accept a :class:`~colabmodels.testing.FakeDrive` or its
+``endpoint`` arguments accept a ``FakeDrive`` or its
 URL (``http://127.0.0.1:PORT/``), so product code can point at any
 Drive-compatible endpoint the same way.
 """
@@ -148,7 +148,7 @@ def pydrive2_auth(
 
 
 def pydrive2_drive(endpoint: FakeDrive | str, keyfile: str | os.PathLike, **kwargs: Any) -> Any:
-    """A PyDrive2 ``GoogleDrive`` for ``endpoint`` (see :func:`pydrive2_auth`)."""
+    """A PyDrive2 ``GoogleDrive`` for ``endpoint`` (see ``pydrive2_auth``)."""
     from pydrive2.drive import GoogleDrive
 
     return GoogleDrive(pydrive2_auth(endpoint, keyfile, **kwargs))

@@ -1,6 +1,6 @@
 """Shared drives: ``drives.*`` and the deprecated ``teamdrives.*`` of Drive v2.
 
-A shared drive is a :class:`~.store.SharedDrive` plus a root folder record with
+A shared drive is a ``SharedDrive`` plus a root folder record with
 the same id; files below it carry ``driveId``. Members (``organizer``,
 ``fileOrganizer``, ``writer``, ``commenter``, ``reader``) get their role on
 everything in the drive. Files in shared drives are invisible to requests

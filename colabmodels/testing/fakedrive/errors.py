@@ -9,7 +9,7 @@ json-parse error bodies: PyDrive2's ``ApiRequestError`` reads
                            "message": "File not found: 1Ab...",
                            "locationType": "parameter", "location": "fileId"}]}}
 
-Handlers raise :class:`ApiError`; the server turns it into the response.
+Handlers raise ``ApiError``; the server turns it into the response.
 """
 
 from __future__ import annotations

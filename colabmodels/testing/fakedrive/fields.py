@@ -1,6 +1,6 @@
 """``fields=`` partial responses, checked the way Drive checks them.
 
-:func:`select_fields` keeps only the selected parts of a JSON answer
+``select_fields`` keeps only the selected parts of a JSON answer
 (``id,title``, ``labels/starred``, ``items(id,title)``, ``items/parents/id``,
 ``nextPageToken``, ``*``, ``items(*)``). As on Drive:
 

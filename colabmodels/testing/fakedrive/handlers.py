@@ -1,9 +1,9 @@
 """What the Drive v2 method groups of the emulator share.
 
-:class:`DriveApp <.api.DriveApp>` is assembled from mixins, one per resource
-group (:mod:`.drives`, :mod:`.permissions`, :mod:`.revisions`, :mod:`.changes`,
-:mod:`.docs`, :mod:`.thumbnails`). :class:`ApiMixin` declares the state and the
-helpers they use, which :class:`~.api.DriveApp` provides; each mixin lists its
+``DriveApp`` is assembled from mixins, one per resource
+group (``.drives``, ``.permissions``, ``.revisions``, ``.changes``,
+``.docs``, ``.thumbnails``). ``ApiMixin`` declares the state and the
+helpers they use, which ``DriveApp`` provides; each mixin lists its
 endpoints in ``routes()``.
 """
 

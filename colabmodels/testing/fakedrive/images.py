@@ -1,10 +1,10 @@
 """Image facts for ``imageMediaMetadata`` and thumbnails, without heavy imports.
 
-:func:`probe_image` reads only the header of a PNG, GIF, JPEG, BMP or WebP
+``probe_image`` reads only the header of a PNG, GIF, JPEG, BMP or WebP
 file (JPEG: the SOF marker, and the EXIF orientation for ``rotation``).
-:func:`make_thumbnail` scales an image to fit a square box: with Pillow when it
+``make_thumbnail`` scales an image to fit a square box: with Pillow when it
 is installed (a real scaled JPEG or PNG; None for an image Pillow cannot
-decode), else a flat grey PNG of the scaled size written with :mod:`zlib`
+decode), else a flat grey PNG of the scaled size written with ``zlib``
 (still a valid image of the right shape).
 """
 

@@ -1,19 +1,19 @@
 """The Drive v2 ``files.list`` search language (``q=``), for the Drive emulator.
 
-:func:`compile_query` turns a query string into a predicate over Drive v2 file
+``compile_query`` turns a query string into a predicate over Drive v2 file
 resources (plain dicts, as the emulator stores them)::
 
     match = compile_query("'root' in parents and trashed = false",
                           aliases={"root": "0AAroot"})
     match({"title": "a", "parents": [{"id": "0AAroot"}], "labels": {"trashed": False}})
 
-:func:`plan_query` also says which folders the matches must be in (from
+``plan_query`` also says which folders the matches must be in (from
 ``'ID' in parents`` terms every branch requires), so the emulator can test only
 those folders' children instead of every file.
 
 The implementation is a small tokenizer plus a recursive-descent parser that
 builds a tree of closures. It is deliberately strict: anything it does not
-understand raises :class:`QueryError` (the server turns it into a 400
+understand raises ``QueryError`` (the server turns it into a 400
 ``Invalid Value``) instead of silently matching the wrong files.
 
 Grammar (keywords ``and or not in has contains true false`` are
@@ -75,8 +75,8 @@ Differences from the real service, all deliberate and conservative:
 * A date term on a file that lacks that date (e.g. ``lastViewedByMeDate`` of a
   never-viewed file) is false for every operator, including ``!=``.
 * ``fullText``, ``writers``, ``readers``, ``visibility`` and Drive v3 terms
-  (``name``, ``modifiedTime``...) are not supported and raise :class:`QueryError`.
-  :func:`compile_drive_query` is the ``drives.list`` variant (``name``,
+  (``name``, ``modifiedTime``...) are not supported and raise ``QueryError``.
+  ``compile_drive_query`` is the ``drives.list`` variant (``name``,
   ``hidden``, ``createdTime``, ``memberCount``, ``organizerCount``).
 * Dates are RFC 3339 (``2012-06-04T12:00:00``, optional fraction, ``Z`` or
   ``+hh:mm``; no offset means UTC). A bare ``2012-06-04`` is taken as midnight
@@ -719,7 +719,7 @@ class QueryPlan:
     """A compiled query and what it tells about where its matches can be.
 
     Attributes:
-        predicate: as :func:`compile_query` returns.
+        predicate: as ``compile_query`` returns.
         parents: None, or folder ids such that every file ``predicate``
             accepts has at least one of them among its parents (the query
             requires ``'ID' in parents`` in every branch). A caller may then
@@ -731,7 +731,7 @@ class QueryPlan:
 
 
 def plan_query(q: str, *, aliases: Mapping[str, str] | None = None) -> QueryPlan:
-    """Like :func:`compile_query`, plus the folders the matches must be in.
+    """Like ``compile_query``, plus the folders the matches must be in.
 
     ``"'F' in parents and trashed = false"`` gives ``parents == {"F"}``;
     ``"'A' in parents or 'B' in parents"`` gives ``{"A", "B"}``; a query with a
@@ -739,7 +739,7 @@ def plan_query(q: str, *, aliases: Mapping[str, str] | None = None) -> QueryPlan
     or that negates one (``"not 'A' in parents"``) gives None.
 
     Raises:
-        QueryError: as :func:`compile_query`.
+        QueryError: as ``compile_query``.
     """
     if not isinstance(q, str):
         raise TypeError(f"query must be a str, not {type(q).__name__}")
@@ -776,7 +776,7 @@ def compile_drive_query(q: str) -> Predicate:
     ``memberCount`` and ``organizerCount``.
 
     Raises:
-        QueryError: as :func:`compile_query`.
+        QueryError: as ``compile_query``.
     """
     if not isinstance(q, str):
         raise TypeError(f"query must be a str, not {type(q).__name__}")

@@ -256,7 +256,7 @@ class Renderer:
         return res
 
     def permissions(self, rec: FileRecord, viewer: str | None) -> list[dict[str, Any]]:
-        """The ``drive#permission`` list of ``rec`` (see :mod:`.permissions`)."""
+        """The ``drive#permission`` list of ``rec`` (see ``.permissions``)."""
         from .permissions import permission_list
 
         return permission_list(self, rec)
@@ -411,7 +411,7 @@ def _parse_list(s: str, pos: int) -> tuple[dict[str, Any], int]:
 
 
 def apply_fields(obj: Any, tree: dict[str, Any] | None) -> Any:
-    """Keep only the parts of ``obj`` selected by ``tree`` (from :func:`parse_fields`)."""
+    """Keep only the parts of ``obj`` selected by ``tree`` (from ``parse_fields``)."""
     if tree is None:
         return obj
     if isinstance(obj, list):

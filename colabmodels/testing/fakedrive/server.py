@@ -1,18 +1,18 @@
 """HTTP plumbing of the Drive emulator: connections, bodies, shaping, faults, the request log.
 
-:class:`DriveHTTPServer` is a :class:`http.server.ThreadingHTTPServer` (one
+``DriveHTTPServer`` is a ``http.server.ThreadingHTTPServer`` (one
 daemon thread per connection, HTTP/1.1 keep-alive, a listen backlog big enough
-for many concurrent clients). :class:`DriveRequestHandler` turns each request
-into a :class:`Request`, asks the application (``api.DriveApp``) for a
-:class:`Response`, and writes it:
+for many concurrent clients). ``DriveRequestHandler`` turns each request
+into a ``Request``, asks the application (``api.DriveApp``) for a
+``Response``, and writes it:
 
 * request and response bodies go through the per-connection and the shared
-  :class:`~.shaping.TokenBucket` when bandwidth caps are set;
-* file bodies (:class:`FileBody`) are streamed from the open blob file in
+  ``TokenBucket`` when bandwidth caps are set;
+* file bodies (``FileBody``) are streamed from the open blob file in
   chunks (256 KiB), never loaded whole;
 * a ``drop`` fault sends the headers and part of the body, then resets the
   socket (``SO_LINGER`` 0, so the client sees ``ECONNRESET``);
-* every request ends up as a :class:`RequestRecord` in the server's log, with
+* every request ends up as a ``RequestRecord`` in the server's log, with
   the number of body bytes actually sent.
 """
 
@@ -570,7 +570,7 @@ class DriveRequestHandler(BaseHTTPRequestHandler):
 
 
 class RequestLog:
-    """The thread-safe list of :class:`RequestRecord` (survives server restarts)."""
+    """The thread-safe list of ``RequestRecord`` (survives server restarts)."""
 
     def __init__(self, *, keep_json: bool = False) -> None:
         self._lock = threading.Lock()
@@ -646,7 +646,7 @@ class DriveHTTPServer(ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
 
     def new_record(self, **kwargs: Any) -> RequestRecord:
-        """Append a new :class:`RequestRecord` to the log."""
+        """Append a new ``RequestRecord`` to the log."""
         return self.log.new(**kwargs)
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,13 +1,13 @@
 """Traffic shaping and fault injection for the Drive emulator.
 
-* :class:`TokenBucket` limits bytes per second. The server keeps one per
+* ``TokenBucket`` limits bytes per second. The server keeps one per
   connection and one shared by all connections (the total cap), and every body
   chunk it sends or reads takes tokens from both.
-* :class:`FaultPlan` decides, per request, whether to fail it and how. Random
+* ``FaultPlan`` decides, per request, whether to fail it and how. Random
   faults come from a dedicated ``random.Random(seed)`` that draws the same
   number of values for every eligible request, so the same seed and the same
   sequence of requests give the same faults. Scripted faults
-  (:meth:`FaultPlan.fail_next`) hit the next request whose path contains a
+  (``FaultPlan.fail_next``) hit the next request whose path contains a
   given string, before any random choice.
 
 Fault kinds:
@@ -41,7 +41,7 @@ MIX_KINDS: tuple[str, ...] = ("503", "500", "429", "403-rate", "drop")
 """Kinds that ``{"rate": p}`` spreads its probability over, equally."""
 
 FAULT_KINDS: tuple[str, ...] = (*MIX_KINDS, "quota", "403-user-rate", "401")
-"""Every kind :meth:`FaultPlan.fail_next` accepts."""
+"""Every kind ``FaultPlan.fail_next`` accepts."""
 
 _RANDOM_KINDS: tuple[str, ...] = ("503", "500", "429", "403-rate", "quota", "drop")
 
@@ -102,7 +102,7 @@ class Fault:
     """One fault to inject into one request.
 
     Attributes:
-        kind: one of :data:`FAULT_KINDS`.
+        kind: one of ``FAULT_KINDS``.
         user_rate: for ``403-rate``: ``userRateLimitExceeded`` instead of
             ``rateLimitExceeded``.
         drop_fraction: for ``drop``: the share of the response body sent
@@ -134,7 +134,7 @@ class FaultPlan:
     """Seeded random faults plus scripted ones.
 
     Args:
-        faults: ``{"rate": p}`` (spread equally over :data:`MIX_KINDS`) and/or
+        faults: ``{"rate": p}`` (spread equally over ``MIX_KINDS``) and/or
             per-kind probabilities such as ``{"503": 0.05, "quota": 0.01}``.
         seed: seeds the dedicated random generator.
     """
@@ -177,7 +177,7 @@ class FaultPlan:
         """Fail the next ``count`` requests whose path+query contains ``path_contains``.
 
         Args:
-            kind: one of :data:`FAULT_KINDS`.
+            kind: one of ``FAULT_KINDS``.
             path_contains: substring of the request target (path and query);
                 None matches any eligible request.
             method: only requests with this HTTP method (after

@@ -1,9 +1,9 @@
 """Files, folders, users and blobs of the Drive emulator, with optional persistence.
 
-The store knows nothing of HTTP. It keeps one :class:`FileRecord` per file or
+The store knows nothing of HTTP. It keeps one ``FileRecord`` per file or
 folder (metadata only) and one blob file per file with content, in ``blob_dir``,
 so a 256 MiB file costs 256 MiB of disk and no memory. New content is written to
-a staging file (:class:`BlobWriter`, which hashes while writing) and renamed over
+a staging file (``BlobWriter``, which hashes while writing) and renamed over
 the old blob, so a download that already opened the old blob keeps reading it.
 
 Sharing model (a subset of Drive's):
@@ -20,9 +20,9 @@ The store keeps an index of each folder's children (in creation order) and a
 ``files.list`` uses the first to look only inside the folder a query names and
 the second to know when a sorted listing it kept for the next pages is stale.
 
-With ``state_path`` set, :meth:`Store.save` writes all metadata (and the
+With ``state_path`` set, ``Store.save`` writes all metadata (and the
 emulator's extra state, e.g. registered service-account keys) as JSON
-atomically; :meth:`Store.load` reads it back, so files and ids survive a restart.
+atomically; ``Store.load`` reads it back, so files and ids survive a restart.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class FileRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileRecord:
-        """Inverse of :meth:`to_json`; unknown keys are ignored."""
+        """Inverse of ``to_json``; unknown keys are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -167,7 +167,7 @@ class SharedDrive:
 
 @dataclass
 class StagedBlob:
-    """Content written by a :class:`BlobWriter`, ready to be attached to a file."""
+    """Content written by a ``BlobWriter``, ready to be attached to a file."""
 
     path: Path
     size: int
@@ -179,8 +179,8 @@ class StagedBlob:
 class BlobWriter:
     """Write new content into a staging file in the blob directory, hashing as it goes.
 
-    Use :meth:`finish` to get a :class:`StagedBlob` for :meth:`Store.attach_blob`,
-    or :meth:`abort` to throw the bytes away.
+    Use ``finish`` to get a ``StagedBlob`` for ``Store.attach_blob``,
+    or ``abort`` to throw the bytes away.
     """
 
     def __init__(self, blob_dir: Path) -> None:
@@ -248,7 +248,7 @@ class Store:
         blob_dir: where blob files live (created if missing).
         seed: seeds file ids, so the same seed and the same sequence of
             creations give the same ids.
-        state_path: JSON file for :meth:`save` / :meth:`load`, or None.
+        state_path: JSON file for ``save`` / ``load``, or None.
     """
 
     def __init__(self, blob_dir: Path, *, seed: int = 0, state_path: Path | None = None) -> None:
@@ -275,7 +275,7 @@ class Store:
 
     @property
     def dirty(self) -> bool:
-        """True when something changed since the last :meth:`save`."""
+        """True when something changed since the last ``save``."""
         return self._dirty
 
     @dirty.setter
@@ -894,7 +894,7 @@ class Store:
             }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Replace the contents with ``state`` (from :meth:`to_state`)."""
+        """Replace the contents with ``state`` (from ``to_state``)."""
         if state.get("format") != _STATE_FORMAT:
             raise ValueError(f"unsupported fakedrive state format {state.get('format')!r}")
         with self.lock:

@@ -4,7 +4,7 @@ Drive gives image files a ``thumbnailLink`` on googleusercontent.com ending in
 ``=s220`` (a 220-pixel box); clients change the suffix for other sizes
 (``=s800``, ``=w400-h300``). The emulator's link is
 ``{base}thumbnail/{fileId}/{revision}=s220``. It serves a real image that fits
-the box (see :func:`.images.make_thumbnail`) to a request with the bearer token
+the box (see ``.images.make_thumbnail``) to a request with the bearer token
 of a user who can read the file, or to anyone when the file is shared with
 anyone with the link; others get 404, as from googleusercontent.
 """

@@ -12,7 +12,7 @@ Resumable uploads (what PyDrive2 always uses):
 3. After a failure the client asks ``Content-Range: bytes */TOTAL`` and
    continues from the ``Range`` in the 308 (no ``Range`` means nothing stored).
 
-:class:`UploadSession` keeps the bytes received so far in a staging blob, so a
+``UploadSession`` keeps the bytes received so far in a staging blob, so a
 session uses disk, not memory.
 """
 
@@ -105,7 +105,7 @@ class UploadManager:
         self._sessions: dict[str, UploadSession] = {}
 
     def start(self, **kwargs: Any) -> UploadSession:
-        """Create a session (keyword arguments as :class:`UploadSession`, without ``id``)."""
+        """Create a session (keyword arguments as ``UploadSession``, without ``id``)."""
         upload_id = "AFake" + secrets.token_urlsafe(48)
         session = UploadSession(id=upload_id, **kwargs)
         with self._lock:
