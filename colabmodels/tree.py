@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .cachestore import cache, unique_names
-from .drive.treewalk import TreeRequests
+from .drive.treewalk import TreeRequests, ask_start_token_early
 from .drive.wire import SHORTCUT_MIME, is_google_doc
 from .errors import AuthError, NotFoundError
 from .refs import Ref
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from .storage.base import StorageBackend
 
 __all__ = ["LIST_WORKERS", "MEMO_SKEW_S", "FeedAnswer", "ListingStats", "RememberedStat",
-           "RememberedWalk", "Tree", "TreeNode", "forget_listings", "walk_remembered", "walk_tree"]
+           "RememberedWalk", "Tree", "TreeNode", "forget_listings", "prepare_walk", "walk_remembered",
+           "walk_tree"]
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +264,14 @@ def forget_listings(*, on_disk: bool = True) -> None:
         _MEMO.clear()
     if on_disk:
         shutil.rmtree(cache.root / "listings", ignore_errors=True)
+
+
+def prepare_walk(backend: StorageBackend) -> None:
+    """A first walk of a folder follows (no listing of it is remembered) and its path is being
+    resolved now: on Drive, the change feed's position that the walk takes before listing is
+    asked for at once, in parallel with the path's look-ups (``ask_start_token_early``)."""
+    if isinstance(backend, DriveBackend):
+        ask_start_token_early(backend.session)
 
 
 def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool = False,

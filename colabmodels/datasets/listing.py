@@ -147,6 +147,7 @@ def resolve_folder(ref: str | os.PathLike[str] | Ref, *,
 
     from ..cachestore import cache
     from ..storage import backend_for
+    from ..tree import prepare_walk
 
     parsed = as_ref(ref)
     backend = backend_for(parsed)
@@ -159,6 +160,8 @@ def resolve_folder(ref: str | os.PathLike[str] | Ref, *,
     remembered = _remembered_folder(parsed, known)
     if remembered is not None:  # the walk's change feed vouches for it (no request here)
         return backend, remembered
+    if known is None:  # never resolved here, so never walked: the walk's first request now
+        prepare_walk(backend)
     stat = backend.stat(parsed)
     seen = _folder_facts(stat)
     if alias and stat.ref.id and (not known or known.get("id") != stat.ref.id

@@ -8,7 +8,8 @@ shortcut's target, and the two ways of telling which folders of a remembered lis
 - ``TreeRequests.children``: every untrashed child of a folder as a v2 resource, paged,
   with ``thumbnailLink``, ``imageMediaMetadata`` and ``shortcutDetails``;
 - ``TreeRequests.start_token``, ``TreeRequests.changed_in_feed``: Drive's change feed
-  (``changes.getStartPageToken``/``changes.list``);
+  (``changes.getStartPageToken``/``changes.list``); ``ask_start_token_early`` asks for the
+  position while the caller still resolves the folder's path, one round trip saved;
 - ``TreeRequests.changed_since``: where an endpoint has no change feed, one query per
   ``FOLDERS_PER_QUERY`` folders for anything modified since a time.
 """
@@ -18,15 +19,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from . import files
 from .files import Executes
 from .wire import FILE_FIELDS, quote_q
 
-__all__ = ["EXTRA_FIELDS", "FOLDERS_PER_QUERY", "TreeRequests"]
+__all__ = ["EARLY_TOKEN_MAX_AGE_S", "EXTRA_FIELDS", "FOLDERS_PER_QUERY", "TreeRequests",
+           "ask_start_token_early"]
 
 logger = logging.getLogger("colabmodels.drive")
 
@@ -34,6 +37,9 @@ EXTRA_FIELDS = "thumbnailLink,imageMediaMetadata(width,height,rotation),shortcut
 """What a tree listing asks for beyond ``FILE_FIELDS``."""
 FOLDERS_PER_QUERY = 40
 """Folders checked by one modified-since query."""
+EARLY_TOKEN_MAX_AGE_S = 30.0
+"""How long a change-feed position asked for ahead of a walk waits for it; an older one is
+not used (it would still be right, but the next check would read more of the feed)."""
 
 Listing = dict[str, list[dict[str, Any]]]
 """A remembered listing: folder id -> its children as v2 resources."""
@@ -43,6 +49,47 @@ def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
 
 
+def _ask_start_token(session: Executes) -> dict[str, Any]:
+    return session.execute(lambda s: s.changes().getStartPageToken(supportsAllDrives=True),
+                           what="reading the change feed position")
+
+
+_early: weakref.WeakKeyDictionary[Any, tuple[float, Future[dict[str, Any]]]] = \
+    weakref.WeakKeyDictionary()
+_early_lock = threading.Lock()
+
+
+def ask_start_token_early(session: Executes) -> None:
+    """Ask for Drive's change-feed position now, on a thread of its own, for the walk of a
+    folder that the caller is about to resolve (``TreeRequests.start_token`` takes it).
+
+    Any position taken before a folder is listed is right for that listing: the feed then
+    names every later change (and perhaps a few earlier ones, which only cost a look). So it
+    can be asked for in parallel with the path's look-ups instead of after them, and the
+    listing waits for the answer (in practice already there) before it starts.
+    """
+    answer: Future[dict[str, Any]] = Future()
+
+    def run() -> None:
+        try:
+            answer.set_result(_ask_start_token(session))
+        except BaseException as e:  # handed to the walk, which decides
+            answer.set_exception(e)
+
+    with _early_lock:
+        _early[session] = (time.monotonic(), answer)
+    threading.Thread(target=run, daemon=True, name="colabmodels-feed-position").start()
+
+
+def _take_early(session: Executes) -> Future[dict[str, Any]] | None:
+    """The position asked for ahead of this walk, if it is recent (taken once)."""
+    with _early_lock:
+        early = _early.pop(session, None)
+    if early is None or time.monotonic() - early[0] > EARLY_TOKEN_MAX_AGE_S:
+        return None
+    return early[1]
+
+
 class TreeRequests:
     """The Drive requests of one walk, counted in ``requests``."""
 
@@ -50,10 +97,10 @@ class TreeRequests:
         self.session = session
         self.requests = 0
         self.touched: set[str] = set()
-        self.on_page: Callable[[str, list[dict[str, Any]]], None] | None = None
-        """Called with (folder id, items) as each page of ``children`` arrives."""
         """Folders of a remembered listing that the change feed names themselves (renamed,
         moved, trashed, their metadata changed), filled by ``changed_in_feed``."""
+        self.on_page: Callable[[str, list[dict[str, Any]]], None] | None = None
+        """Called with (folder id, items) as each page of ``children`` arrives."""
         self._lock = threading.Lock()
 
     def _count(self, n: int = 1) -> None:
@@ -79,11 +126,11 @@ class TreeRequests:
                          what=f"reading {what}")
 
     def start_token(self) -> str | None:
-        """Drive's change-feed position now (None when the endpoint has no change feed)."""
+        """Drive's change-feed position now, or as asked for just before by
+        ``ask_start_token_early`` (None when the endpoint has no change feed)."""
+        early = _take_early(self.session)
         try:
-            found = self.session.execute(
-                lambda s: s.changes().getStartPageToken(supportsAllDrives=True),
-                what="reading the change feed position")
+            found = early.result() if early is not None else _ask_start_token(self.session)
         except Exception as e:  # an endpoint without changes: fall back to a modified-since query
             logger.debug("no change feed: %s", e)
             return None

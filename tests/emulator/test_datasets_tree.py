@@ -314,3 +314,49 @@ def test_google_docs_in_a_class_folder(drive_env):
 
     root = cm.fetch("MyDrive/docs", progress=False)
     assert sorted(p.name for p in Path(root, "cats").iterdir()) == ["a.jpg"]
+
+
+def test_a_first_walk_asks_the_feed_position_while_the_path_resolves(drive_env):
+    """Issue 25: the change feed's position (taken before the first listing, so later changes
+    show) is asked for in parallel with the path's look-ups, not after them: the walk of a new
+    dataset folder waits one round trip less. The order that makes it right still holds: the
+    position is answered before the folder's listing is asked for."""
+    from colabmodels.datasets.listing import resolve_folder
+    from colabmodels.tree import walk_tree
+
+    fd = drive_env
+    for c in ("a", "b"):
+        fd.put(f"MyDrive/deep/sets/flowers/{c}/x.jpg", b"\xff\xd8\xff\xe0")
+    fd.latency_ms = 150
+    try:
+        fd.reset_requests()
+        backend, root = resolve_folder("MyDrive/deep/sets/flowers")
+        tree = walk_tree(backend, root)
+    finally:
+        fd.latency_ms = 0
+    assert sorted(n.rel for n in tree.file_nodes()) == ["a/x.jpg", "b/x.jpg"]
+    reqs = fd.requests
+    token = [r for r in reqs if r.path.endswith("/changes/startPageToken")]
+    lookups = [r for r in _lists(reqs) if "title = " in r.query.get("q", "")]
+    root_listing = [r for r in _lists(reqs) if r.query.get("q", "").startswith(f"'{root.ref.id}' in parents")]
+    assert len(token) == 1 and len(lookups) == 3 and len(root_listing) == 1
+    # asked before the last look-up of the path was answered (in parallel with them) ...
+    assert token[0].started < lookups[-1].started + lookups[-1].duration_s
+    # ... and answered before the listing was asked for
+    assert token[0].started + token[0].duration_s <= root_listing[0].started
+
+
+def test_a_remembered_folder_asks_no_early_feed_position(drive_env):
+    """Only a folder never resolved here gets the early position (a remembered one uses the
+    position its listing was taken at)."""
+    from colabmodels.datasets.listing import resolve_folder
+    from colabmodels.tree import walk_tree
+
+    fd = drive_env
+    fd.put("MyDrive/again/a/x.jpg", b"\xff\xd8\xff\xe0")
+    backend, root = resolve_folder("MyDrive/again")
+    walk_tree(backend, root)
+    fd.reset_requests()
+    backend, root = resolve_folder("MyDrive/again")
+    walk_tree(backend, root)
+    assert not [r for r in fd.requests if r.path.endswith("/changes/startPageToken")]
