@@ -270,8 +270,9 @@ def prepare_walk(backend: StorageBackend) -> None:
     """A first walk of a folder follows (no listing of it is remembered) and its path is being
     resolved now: on Drive, the change feed's position that the walk takes before listing is
     asked for at once, in parallel with the path's look-ups (``ask_start_token_early``)."""
-    if isinstance(backend, DriveBackend):
-        ask_start_token_early(backend.session)
+    session = backend.session if isinstance(backend, DriveBackend) else None
+    if session is not None:
+        ask_start_token_early(session)
 
 
 def walk_tree(backend: StorageBackend, root: RemoteStat, *, follow_links: bool = False,
