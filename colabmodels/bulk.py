@@ -17,14 +17,13 @@ many and cancels the rest on the first failure.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import os
 import shutil
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from .progress import progress_bar
 from .storage.drive import DriveBackend
 from .transfer import O_BINARY
 from .tree import walk_tree
+from .workers import Workers
 
 if TYPE_CHECKING:
     from .storage.base import RemoteStat, StorageBackend
@@ -48,8 +48,6 @@ SMALL_FILE_BYTES = 4 * 1024 * 1024
 
 
 # -- fetching many files ---------------------------------------------------------------------
-
-_POOL_NUMBERS = itertools.count(1)
 
 def cached_path(stat: RemoteStat) -> Path | None:
     """Where ``stat``'s file already sits in the cache, found without reading the entry
@@ -156,10 +154,7 @@ class BulkFetcher:
                  progress: Callable[[int], None] | None = None) -> None:
         self.backend = bulk_backend(backend, workers + 8)
         self.workers = workers
-        # a name of its own, so ``close`` can find a worker that the pool lost track of
-        self._thread_prefix = f"colabmodels-bulk-{next(_POOL_NUMBERS)}"
-        self._pool = ThreadPoolExecutor(max_workers=workers,
-                                        thread_name_prefix=self._thread_prefix)
+        self._pool = Workers(workers, "colabmodels-bulk")
         self._futures: dict[str, Future[Path]] = {}
         self._lock = threading.Lock()
         self._progress = progress
@@ -205,17 +200,9 @@ class BulkFetcher:
             raise
 
     def close(self) -> None:
-        """Drop what has not started and wait for the workers to end.
-
-        A KeyboardInterrupt that lands while the pool starts a worker (``Thread.start`` waits
-        for the new thread, and that wait is interruptible) leaves a running worker that the
-        pool never recorded, so ``shutdown`` does not wait for it: it is waited for by name.
-        """
+        """Drop what has not started and wait for every worker to end (also one that a
+        KeyboardInterrupt hid from the pool: ``colabmodels.workers``)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        me = threading.current_thread()
-        for thread in threading.enumerate():
-            if thread is not me and thread.name.startswith(self._thread_prefix + "_"):
-                thread.join()
         if config.cache_max_bytes() is not None:
             cache.prune(keep=self.keys)
 

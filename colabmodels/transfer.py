@@ -35,7 +35,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ from . import config
 from .errors import IntegrityError, RetryableError, TransferError
 from .progress import ProgressCallback, describe_bytes
 from .retry import Retry, call_with_retries
+from .workers import Workers
 
 if TYPE_CHECKING:
     from .refs import Ref
@@ -454,7 +455,7 @@ def _run_parts(fetch_part: Callable[[int], None], todo: list[int], workers: int,
     dropped, and the call returns or raises only once every worker has stopped (each checks
     the flag between blocks): nothing writes to the file after this returns.
     """
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="colabmodels-dl")
+    pool = Workers(workers, "colabmodels-dl")  # waits for every worker, also a hidden one
     try:
         pending: set[Future[None]] = {pool.submit(fetch_part, i) for i in todo}
         while pending:
