@@ -330,10 +330,10 @@ def _flush_at_exit() -> None:
         with up.cond:
             snaps = [*([up.current] if up.current else []), *up.pending]
         total = sum(s.size for s in snaps)
-        logger.warning("uploading %d pending checkpoint(s) (%s) to %s before exiting; press "
-                       "Ctrl-C again to abandon (they stay in %s)", len(snaps),
-                       ", ".join(s.label for s in snaps), up.shown, _spool_root())
-        try:
+        try:  # from the line that invites the second Ctrl-C on, it abandons cleanly
+            logger.warning("uploading %d pending checkpoint(s) (%s) to %s before exiting; "
+                           "press Ctrl-C again to abandon (they stay in %s)", len(snaps),
+                           ", ".join(s.label for s in snaps), up.shown, _spool_root())
             with progress_bar(total, f"checkpoints to {up.shown}") as bar:
                 up.sink = bar
                 left = up.wait()

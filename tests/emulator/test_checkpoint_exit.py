@@ -19,9 +19,10 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("safetensors")
 
 SCRIPT = textwrap.dedent("""
-    import signal, sys, time
+    import faulthandler, signal, sys, time
     # Ctrl-C is a KeyboardInterrupt even when started from a shell that ignores SIGINT
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # where a hung child waits
     import numpy as np
     import colabmodels as cm
     ckpt = cm.DriveCheckpoint(sys.argv[1])
@@ -46,6 +47,20 @@ class Child:
         for line in stream:
             lines.append(line)
 
+    def wait(self, timeout: float) -> int:
+        """The exit code; a child still running after ``timeout`` fails the test with the
+        stacks of its threads (``faulthandler``) and what it wrote to stderr."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.proc.kill()
+            self.proc.wait()
+            time.sleep(0.2)
+            raise AssertionError(f"the child did not exit within {timeout} s; its stderr:\n"
+                                 + "".join(self.err)[-8000:]) from None
+
     def until(self, what: str, lines: list[str], timeout: float = 120) -> None:
         end = time.monotonic() + timeout
         while not any(what in line for line in lines):
@@ -58,7 +73,7 @@ class Child:
 def test_a_script_that_ends_flushes_its_uploads(drive_env):
     drive_env.bandwidth_bytes_per_s = 400_000  # 1.6 MB: about 4 s of upload after the script ends
     child = Child("MyDrive/runs/exit", "exit")
-    assert child.proc.wait(timeout=180) == 0, "".join(child.err)[-3000:]
+    assert child.wait(180) == 0, "".join(child.err)[-3000:]
     text = "".join(child.err)
     assert "uploading 1 pending checkpoint(s) (step 1)" in text and "Ctrl-C again" in text
     assert [v.metadata["step"] for v in cm.versions("MyDrive/runs/exit")] == [1]
@@ -72,7 +87,7 @@ def test_ctrl_c_twice_abandons_and_the_next_restore_uploads_it(drive_env):
     child.proc.send_signal(signal.SIGINT)  # KeyboardInterrupt: the script stops, flush begins
     child.until("before exiting", child.err)
     child.proc.send_signal(signal.SIGINT)  # the second Ctrl-C abandons the upload
-    child.proc.wait(timeout=60)
+    child.wait(60)
     child.until("abandoned", child.err)
     if drive_env.exists(dest):  # the claimed v1 has no manifest: not a version
         assert cm.versions(dest) == []
