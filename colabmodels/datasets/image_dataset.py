@@ -36,6 +36,7 @@ from .listing import (
     shuffled,
     take,
 )
+from .member_bytes import FEED_BATCH, FEED_CALLS, decode_calls, without_autotune
 from .quiet_import import quiet_import
 
 if TYPE_CHECKING:
@@ -43,10 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FEED_BATCH = 16
-"""Indices looked up together on a cold cache: one Python call per this many elements."""
-FEED_CALLS = 16
-"""Such look-ups in flight at once (each waits for its batch's files while others proceed)."""
 
 SUPPORTED_INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
                             "gaussian", "mitchellcubic")
@@ -584,10 +581,10 @@ def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,
     else:
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(files)))
     if label_mode:
-        ds = ds.map(plain(lambda p, ok, y: (load(p, *args), y)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(plain(lambda p, ok, y: (load(p, *args), y)), num_parallel_calls=decode_calls())
     else:
-        ds = ds.map(plain(lambda p, ok: load(p, *args)), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(plain(lambda p, ok: load(p, *args)), num_parallel_calls=decode_calls())
+    ds = without_autotune(ds)
     ds._colabmodels_feeder = feeder  # keeps the fetcher alive as long as the dataset
     ds._colabmodels_paths = known
     return ds

@@ -78,3 +78,24 @@ def test_a_cold_dataset_starts_fetching_while_it_is_made(drive_env):
     assert sum(len(x) for x, _ in train) == len(wanted)
     assert sum(len(x) for x, _ in val) == n - len(wanted)
     assert len(_media(drive_env)) == n  # each file once
+
+
+def test_pipelines_with_python_lookups_run_without_tf_autotuning(drive_env):
+    """tf.data's autotuning made an epoch of such a pipeline end with a stall of about 0.6 s
+    about one time in two (measured by the benchmarks, see ``member_bytes.without_autotune``):
+    the cold dataset has it off and fixed map widths, and the Keras-only pipeline of a warm
+    cache keeps Keras' own settings."""
+    from colabmodels.datasets.member_bytes import decode_calls
+
+    rng = np.random.RandomState(11)
+    for i in range(12):
+        drive_env.put(f"MyDrive/tune/c{i % 2}/{i:03d}.jpg", _jpeg(rng))
+    cold = cm.image_dataset_from_drive("MyDrive/tune", image_size=(8, 8), batch_size=4, seed=1,
+                                       verbose=False)
+    assert cold.options().autotune.enabled is False
+    assert decode_calls() >= 1
+    assert sum(len(x) for x, _ in cold) == 12
+    warm = cm.image_dataset_from_drive("MyDrive/tune", image_size=(8, 8), batch_size=4, seed=1,
+                                       verbose=False)  # every file local now: Keras' pipeline
+    assert warm._colabmodels_paths is None
+    assert warm.options().autotune.enabled is not False
