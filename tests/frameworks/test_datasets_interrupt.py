@@ -23,6 +23,7 @@ only hang guards.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -154,16 +155,39 @@ def test_sigint_stops_driveimagefolder_and_ends_its_threads(slow_dataset):
     assert len(media(fd)) < N_FILES
 
 
-def test_kernel_interrupt_stops_driveimagefolder_and_a_rerun_resumes(slow_dataset):
-    pytest.importorskip("torch")
-    jupyter_client = pytest.importorskip("jupyter_client")
-    fd = slow_dataset
+@contextlib.contextmanager
+def _kernel(jupyter_client):
+    """A real kernel pointed at the emulator (``(manager, client)``), shut down after."""
     km = jupyter_client.KernelManager(kernel_name="python3")
     km.start_kernel(env=_env(), extra_arguments=["--HistoryManager.enabled=False"])
     kc = km.client()
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=HANG_GUARD_S)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def _reply_to(kc, msg_id: str) -> dict:
+    """The shell reply to the request ``msg_id`` (others are skipped)."""
+    reply = kc.get_shell_msg(timeout=HANG_GUARD_S)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=HANG_GUARD_S)
+    return reply
+
+
+ALIVE_CELL = ("import threading\n"
+              "print('ALIVE', sorted(t.name for t in threading.enumerate() "
+              "if t.name.startswith('colabmodels-bulk')))")
+
+
+def test_kernel_interrupt_stops_driveimagefolder_and_a_rerun_resumes(slow_dataset):
+    pytest.importorskip("torch")
+    jupyter_client = pytest.importorskip("jupyter_client")
+    fd = slow_dataset
+    with _kernel(jupyter_client) as (km, kc):
         cell = ("import colabmodels as cm\n"
                 "folder = cm.DriveImageFolder('MyDrive/datasets/slow', progress=False)\n"
                 "print('LEN', len(folder))")
@@ -173,15 +197,11 @@ def test_kernel_interrupt_stops_driveimagefolder_and_a_rerun_resumes(slow_datase
             time.sleep(0.05)
         km.interrupt_kernel()
         at_interrupt = len(media(fd))
-        reply = kc.get_shell_msg(timeout=HANG_GUARD_S)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kc.get_shell_msg(timeout=HANG_GUARD_S)
+        reply = _reply_to(kc, msg_id)
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "KeyboardInterrupt"
         # the threads are gone and nothing more is fetched
-        out = _run(kc, "import threading\n"
-                       "print('ALIVE', sorted(t.name for t in threading.enumerate() "
-                       "if t.name.startswith('colabmodels-bulk')))")
+        out = _run(kc, ALIVE_CELL)
         assert "ALIVE []" in out, out
         time.sleep(1.0)
         assert len(media(fd)) - at_interrupt <= 64 + 8
@@ -191,9 +211,6 @@ def test_kernel_interrupt_stops_driveimagefolder_and_a_rerun_resumes(slow_datase
         out = _run(kc, cell)
         assert f"LEN {N_FILES}" in out, out
         assert len(media(fd)) - before <= N_FILES - 100
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def _run(kc, code: str) -> str:
@@ -327,12 +344,7 @@ def test_kernel_interrupt_while_tf_waits_for_downloads_and_a_rerun_resumes(slow_
     jupyter_client = pytest.importorskip("jupyter_client")
     fd = slow_dataset
     fd.latency_ms = STARVED_LATENCY_MS
-    km = jupyter_client.KernelManager(kernel_name="python3")
-    km.start_kernel(env=_env(), extra_arguments=["--HistoryManager.enabled=False"])
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=HANG_GUARD_S)
+    with _kernel(jupyter_client) as (km, kc):
         msg_id = kc.execute(TF_CELL)
         deadline = time.monotonic() + HANG_GUARD_S
         while len(media(fd)) < 130 and time.monotonic() < deadline:  # two waves stored
@@ -340,18 +352,14 @@ def test_kernel_interrupt_while_tf_waits_for_downloads_and_a_rerun_resumes(slow_
         at_interrupt = time.time()
         t0 = time.monotonic()
         km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=HANG_GUARD_S)
-        while reply["parent_header"].get("msg_id") != msg_id:
-            reply = kc.get_shell_msg(timeout=HANG_GUARD_S)
+        reply = _reply_to(kc, msg_id)
         print(f"interrupt to reply: {time.monotonic() - t0:.2f} s")
         content = reply["content"]
         shown = "\n".join(content.get("traceback", []))
         assert content["status"] == "error" and content["ename"] == "KeyboardInterrupt", (
             content.get("ename"), content.get("evalue"), shown[-4000:])
         assert "During handling" not in shown and "FetchStopped" not in shown, shown
-        out = _run(kc, "import threading\n"
-                       "print('ALIVE', sorted(t.name for t in threading.enumerate() "
-                       "if t.name.startswith('colabmodels-bulk')))")
+        out = _run(kc, ALIVE_CELL)
         assert "ALIVE []" in out, out
         time.sleep(STARVED_LATENCY_MS / 1000 + 0.5)
         assert _started_after(fd, at_interrupt + AFTER_S) == 0
@@ -361,9 +369,6 @@ def test_kernel_interrupt_while_tf_waits_for_downloads_and_a_rerun_resumes(slow_
         out = _run(kc, TF_CELL)
         assert f"BATCHES {N_FILES // 8}" in out, out
         assert before + (len(media(fd)) - before) <= N_FILES, "some files were fetched twice"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 @pytest.mark.parametrize("as_path", [True, False])
