@@ -55,6 +55,28 @@ def zenv(isolated, zdrive, monkeypatch):
     return zdrive
 
 
+def _told_while_waiting(ask, stop) -> list[BaseException]:
+    """``ask()`` on a thread of its own (its block waits behind the one being read), then
+    ``stop()``: what the asker was told. The asker must end within 10 s."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def asker() -> None:
+        try:
+            ask()
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=asker)
+    thread.start()
+    time.sleep(0.15)
+    stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    return errors
+
+
 def _open(ref: str):
     import colabmodels as cm
     from colabmodels.archives import ZipArchive
@@ -501,7 +523,6 @@ def test_zip_feeder_stops_like_a_folder_feeder_and_resumes(zenv):
     """The zip feeder shares the folder feeder's rules: stop() ends reading (waiters are told
     FetchStopped, not a broken-file error), asking again resumes, and a broken member is
     skipped once, by its path in the archive, never a cache path."""
-    import threading
 
     from PIL import Image
 
@@ -527,20 +548,7 @@ def test_zip_feeder_stops_like_a_folder_feeder_and_resumes(zenv):
     feeder = dataset.feeder(files_in_order, on_error="skip", skipped=skipped, workers=1)
     fd.latency_ms = 400  # the one worker is still reading the first block when stop() comes
     feeder.prefetch([0])
-    errors: list[BaseException] = []
-
-    def wait_for_second() -> None:  # its block waits behind the first
-        try:
-            feeder.local(1)
-        except BaseException as e:  # what the waiter was told
-            errors.append(e)
-
-    waiter = threading.Thread(target=wait_for_second)
-    waiter.start()
-    time.sleep(0.15)
-    feeder.stop()
-    waiter.join(timeout=10)
-    assert not waiter.is_alive()
+    errors = _told_while_waiting(lambda: feeder.local(1), feeder.stop)
     assert errors and isinstance(errors[0], FetchStopped)
     assert not skipped  # a stop is no broken file
     fd.latency_ms = 0
@@ -587,7 +595,6 @@ def test_zip_bytes_reader_stops_on_interrupt_then_resumes(zenv):
     """The reader image_dataset_from_drive uses (member bytes from blocks) follows the same
     rules: interrupt() stops it (a waiter is told FetchStopped, nothing is skipped), it counts
     what is still pending for the interrupt watch, and reading again resumes."""
-    import threading
 
     from PIL import Image
 
@@ -614,20 +621,7 @@ def test_zip_bytes_reader_stops_on_interrupt_then_resumes(zenv):
     assert feeder.pending()
     fd.latency_ms = 400  # the one worker is still reading the first block when the stop comes
     feeder.prefetch([0])
-    errors: list[BaseException] = []
-
-    def read_second() -> None:  # its block waits behind the first
-        try:
-            feeder.member_bytes(1)
-        except BaseException as e:
-            errors.append(e)
-
-    reader = threading.Thread(target=read_second)
-    reader.start()
-    time.sleep(0.15)
-    feeder.interrupt()
-    reader.join(timeout=10)
-    assert not reader.is_alive()
+    errors = _told_while_waiting(lambda: feeder.member_bytes(1), feeder.interrupt)
     assert errors and isinstance(errors[0], FetchStopped) and not skipped
     fd.latency_ms = 0
     time.sleep(1.1)  # the interrupted readers' quiet time
