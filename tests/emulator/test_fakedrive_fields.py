@@ -103,3 +103,37 @@ def test_fields_on_other_resources(fake_drive, service):
     with pytest.raises(HttpError) as info:
         service.about().get(fields="title").execute()
     assert info.value.resp.status == 400
+
+
+def test_list_items_rendered_for_a_selection_equal_the_full_items(fake_drive, service):
+    """A listing renders only the selected fields of each file (the emulator skips the
+    permission, trash and people look-ups that only other fields need): every field, alone
+    or with others, has the value it has in the full listing, whatever the file's situation."""
+    me = fake_drive.default_user
+    folder = fake_drive.mkdir("MyDrive/mixed")
+    fake_drive.put("MyDrive/mixed/mine.jpg", b"jpg", description="d", properties={"k": "v"})
+    fake_drive.mkdir("MyDrive/mixed/sub")
+    gone = fake_drive.put("MyDrive/mixed/gone.bin", b"g")
+    fake_drive.trash(gone)
+    theirs = fake_drive.put("MyDrive/shared/theirs.bin", b"t", owner="bob")
+    fake_drive.share(theirs, writers=[me], owner="bob")
+    fake_drive.add_shared_drive("Team", members={me: "writer"})
+    fake_drive.put("Shareddrives/Team/t.bin", b"team")
+    everything = (f"'{folder}' in parents or title = 'theirs.bin' or title = 't.bin'")
+    full = service.files().list(q=everything, supportsAllDrives=True,
+                                includeItemsFromAllDrives=True).execute()["items"]
+    assert {i["title"] for i in full} == {"mine.jpg", "sub", "gone.bin", "theirs.bin", "t.bin"}
+    assert {i["title"]: i["labels"]["trashed"] for i in full}["gone.bin"] is True
+    assert {i["title"]: i["ownedByMe"] for i in full}["theirs.bin"] is False
+
+    def listed(fields: str) -> list[dict]:
+        return service.files().list(q=everything, supportsAllDrives=True,
+                                    includeItemsFromAllDrives=True,
+                                    fields=f"items({fields})").execute()["items"]
+
+    names = sorted({name for item in full for name in item})
+    assert {"capabilities", "labels", "owners", "userPermission", "shared", "etag"} <= set(names)
+    for name in names:
+        assert listed(name) == [{name: i[name]} if name in i else {} for i in full], name
+    mixed = ["id", "etag", "labels", "capabilities", "shared", "owners", "lastModifyingUser"]
+    assert listed(",".join(mixed)) == [{k: i[k] for k in mixed if k in i} for i in full]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -371,8 +372,9 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             raise insufficient_permissions()
         return rec
 
-    def _resource(self, rec: FileRecord, user: User) -> dict[str, Any]:
-        return self.renderer.file(rec, user.email)
+    def _resource(self, rec: FileRecord, user: User,
+                  wanted: frozenset[str] | None = None) -> dict[str, Any]:
+        return self.renderer.file(rec, user.email, wanted)
 
     def _parents_from(self, body: dict[str, Any], user: User) -> list[str] | None:
         """Validate the ``parents`` of a body; None when absent."""
@@ -748,6 +750,7 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
         predicate = plan.predicate
         token = self._decode_page_token(params.get("pageToken"))
         items: list[dict[str, Any]] = []
+        page: list[FileRecord] = []
         next_token: str | None = None
         if "drive" in spaces:
             order_by = params.get("orderBy")
@@ -759,24 +762,25 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
                     next_token = self._encode_page_token({"o": offset + max_results})
             else:
                 after = int(token.get("s", 0))
-                page = []
                 ctx = _ViewContext(self.store, user.email)
-                for r in self._candidates(plan, after):
-                    if not in_drives(r):
-                        continue
-                    if not self._listable(r, user, q) or not predicate(_QueryView(r, ctx)):
-                        continue
-                    if len(page) == max_results:
-                        next_token = self._encode_page_token({"s": page[-1].seq})
-                        break
-                    page.append(r)
-            items = [self._resource(r, user) for r in page]
+                with contextlib.closing(self.store.in_turns(self._candidates(plan, after))) as recs:
+                    for r in recs:
+                        if not in_drives(r):
+                            continue
+                        if not self._listable(r, user, q) or not predicate(_QueryView(r, ctx)):
+                            continue
+                        if len(page) == max_results:
+                            next_token = self._encode_page_token({"s": page[-1].seq})
+                            break
+                        page.append(r)
+            wanted = _wanted_fields(req.query.get("fields"), within="items")
+            items = [self._resource(r, user, wanted) for r in self.store.in_turns(page)]
             if _wants_permissions(req.query.get("fields"), within="items"):
                 for r, item in zip(page, items, strict=True):
                     self._add_permissions(item, r, user)
         body: dict[str, Any] = {
             "kind": "drive#fileList",
-            "etag": etag_of("list", q, *(i["id"] for i in items)),
+            "etag": etag_of("list", q, *(r.id for r in page)),
             "selfLink": self.base_url.rstrip("/") + req.target,
             "incompleteSearch": False,
             "items": items,
@@ -1517,6 +1521,20 @@ class _Desc:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Desc) and other.v == self.v
+
+
+def _wanted_fields(fields: str | None, *, within: str) -> frozenset[str] | None:
+    """The top-level fields of each resource in ``within`` that a ``fields`` selection keeps
+    (None: all of them)."""
+    if not fields:
+        return None
+    tree = parse_strict(fields)
+    if tree is None:  # "*"
+        return None
+    sub = tree.get(within, {})
+    if not isinstance(sub, dict) or "*" in sub:
+        return None  # the whole resource
+    return frozenset(sub)
 
 
 def _wants_permissions(fields: str | None, *, within: str | None = None) -> bool:
