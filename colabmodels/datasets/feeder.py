@@ -534,6 +534,9 @@ class Feeder(FeederBase):
         backend: the source's backend.
         files: the dataset's files (from ``index_drive_folder``).
         lookahead: how many files past the ones already asked for are fetched ahead.
+        order: the order in which the files will be asked for (indices into ``files``), when
+            it is known: a shuffled dataset's first epoch (``first_epoch_order``). Files are
+            fetched ahead in this order; by default in the order of ``files``.
         workers: requests in flight.
         on_error: ``"raise"`` or ``"skip"``.
         check_images: check that each file is a readable image before handing it out.
@@ -545,7 +548,8 @@ class Feeder(FeederBase):
 
     def __init__(self, backend: StorageBackend, files: Sequence[DatasetFile], *,
                  lookahead: int = 512, workers: int | None = None, on_error: str = "raise",
-                 check_images: bool = True, skipped: list[str] | None = None) -> None:
+                 check_images: bool = True, skipped: list[str] | None = None,
+                 order: Sequence[int] | None = None) -> None:
         from ..bulk import FETCH_WORKERS
 
         super().__init__(files, on_error=on_error, check_images=check_images, skipped=skipped,
@@ -553,7 +557,10 @@ class Feeder(FeederBase):
         self.backend: StorageBackend | None = backend
         self.workers = workers or FETCH_WORKERS
         self._futures: dict[int, Future[str]] = {}
-        self._next = 0
+        self._next = 0  # the next position in ``_order`` to fetch ahead
+        if order is not None and sorted(order) != list(range(len(self.files))):
+            raise ValueError("order must hold each index of files once")
+        self._order: Sequence[int] = order if order is not None else range(len(self.files))
         self._fetcher: BulkFetcher | None = None
         self._keys: list[str] | None = None  # the files' cache keys (``find_cached``)
         self._most_pixels = 0  # the most pixels a checked file declares
@@ -709,7 +716,7 @@ class Feeder(FeederBase):
         n = len(self.files)
         limit = min(n, self._asked + self.lookahead)
         while self._next < limit:
-            self._submit(self._next)
+            self._submit(self._order[self._next])
             self._next += 1
 
     def local(self, index: int) -> str | None:

@@ -281,8 +281,13 @@ def image_dataset_from_drive(
                 if zipped is not None:
                     return zipped.feeder(part, on_error=on_error, skipped=skipped,
                                          workers=workers, lookahead=lookahead)
+                # A shuffled split's files are fetched in the order its first epoch asks
+                # for them: its first batch waits for its own files, not for the whole
+                # shuffle buffer's (the first few hundred files in list order).
+                order = (first_epoch_order(len(part), shuffle_buffer_size, seed)
+                         if shuffle and early and len(part) > 1 else None)
                 feeder = Feeder(backend, part, on_error=on_error, skipped=skipped,
-                                workers=workers, lookahead=lookahead)
+                                workers=workers, lookahead=lookahead, order=order)
                 feeder.find_cached()
                 if early and on_error == "raise" and feeder.pending():
                     # The first batches come from the first files: fetch them while TensorFlow
@@ -482,6 +487,16 @@ def _checked_up_front(backend: Any, files: list[DatasetFile], labels: Any, skipp
     feeder = Feeder(backend, files, on_error="skip", skipped=skipped, workers=workers)
     feeder.find_cached()
     return keep_readable(feeder, labels, progress=verbose)
+
+
+def first_epoch_order(count: int, shuffle_buffer_size: int, seed: int | None) -> list[int]:
+    """The order in which the first epoch of ``files_to_dataset(..., shuffle=True)`` over
+    ``count`` files asks for them (indices): tf.data's shuffle order depends only on the
+    count, the buffer and the seeds, so a twin of the index stream gives it (a few ms)."""
+    import tensorflow as tf
+
+    twin = tf.data.Dataset.range(count).shuffle(buffer_size=shuffle_buffer_size, seed=seed)
+    return [int(i) for i in next(iter(twin.batch(count))).numpy()]
 
 
 def files_to_dataset(files: list[DatasetFile], labels: Any, *, feeder: Any,

@@ -99,3 +99,29 @@ def test_pipelines_with_python_lookups_run_without_tf_autotuning(drive_env):
                                        verbose=False)  # every file local now: Keras' pipeline
     assert warm._colabmodels_paths is None
     assert warm.options().autotune.enabled is not False
+
+
+def test_a_shuffled_cold_dataset_fetches_its_first_batch_first(drive_env):
+    """Files are fetched in the order the first epoch asks for them: the first batch of a
+    shuffled dataset (random over a 256-element shuffle buffer) waits for its own 32 files,
+    not for the first few hundred in list order. Each file is a solid grey PNG of its own
+    level, so a batch's pixels say which files it holds."""
+    from PIL import Image
+
+    n = 200
+    ids = {}
+    for level in range(n):
+        buf = io.BytesIO()
+        Image.new("RGB", (3, 3), (level, level, level)).save(buf, "PNG")
+        ids[level] = drive_env.put(f"MyDrive/order/c{level % 2}/{level:03d}.png", buf.getvalue())
+    drive_env.reset_requests()
+    ds = cm.image_dataset_from_drive("MyDrive/order", image_size=(2, 2), batch_size=32, seed=5,
+                                     verbose=False)
+    first, _ = next(iter(ds))
+    levels = {round(float(v)) for v in first.numpy()[:, 0, 0, 0]}
+    assert len(levels) == 32
+    # 64 requests run at once (FETCH_WORKERS): the first 64 to arrive were the first 64 asked
+    fetched_first = [r.path.rsplit("/", 1)[-1] for r in _media(drive_env)[:64]]
+    assert {ids[level] for level in levels} <= set(fetched_first)
+    assert sum(len(x) for x, _ in ds) == n  # the rest of the epoch, each file once
+    assert len(_media(drive_env)) == n
