@@ -12,7 +12,8 @@ and one epoch at ``image_size=(160, 160)``, ``batch_size=32`` (images/s = images
 * ``machine_ceiling``: this machine's ceiling for the whole job: the bare client's downloads
   (the same 64 threads, ids handed in, no listing, no cache) fed as bytes into TensorFlow's
   parallel JPEG decode and resize, batched: the least any loader that streams and decodes
-  must do here, with the emulator on the same 2 cores;
+  must do here, with the emulator on the same 2 cores (with ``cm``'s pipeline options, see
+  ``_machine_ceiling``);
 * ``cm_cold``: ``cm.image_dataset_from_drive`` with an empty cache (listing, fetching and
   decoding); the same process then runs a second epoch (``warm_epoch`` in the JSON);
 * ``cm_warm_process``: a new process on the cache ``cm_cold`` filled (no media may be fetched);
@@ -25,6 +26,9 @@ and one epoch at ``image_size=(160, 160)``, ``batch_size=32`` (images/s = images
   counts the images it actually yields;
 * ``fuse_local``: the local copy read through a file system where every open costs 50 ms (a
   FUSE mount such as Colab's Drive): Keras' pipeline with a 50 ms sleep before each read;
+* ``cm_cold_memcache``: ``cm_cold`` (first epoch only) with its cache on a RAM file system
+  (``/dev/shm``): the same code without this disk's cost per cache entry, which on this
+  machine varies several-fold from minute to minute; skipped where there is no ``/dev/shm``;
 * ``cm_cold_20k``: ``cm_cold`` on 20,000 images, for the peak-RSS comparison and its time to
   the first batch; ``local_keras_20k`` / ``fuse_local_20k``: Keras on a local copy of those
   20,000 images and through the 50 ms-per-open folder, up to the first batch only;
@@ -46,6 +50,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -70,6 +75,8 @@ CONTENDERS = {
     "ceiling": "emulator ceiling: bare client, 64 in flight, no decode",
     "machine_ceiling": "machine ceiling: bare client's bytes into TF decode, no listing, no cache",
     "cm_cold": "cm.image_dataset_from_drive, cold cache (1st epoch)",
+    "cm_cold_memcache": "cm.image_dataset_from_drive, cold, the cache in memory (/dev/shm): "
+                        "this disk's cost removed",
     "cm_warm_epoch": "cm.image_dataset_from_drive, 2nd epoch (same process)",
     "cm_warm_process": "cm.image_dataset_from_drive, new process, warm cache",
     "cm_packed_cold": "cm.image_dataset_from_drive on cm.pack shards, cold cache",
@@ -84,7 +91,9 @@ CONTENDERS = {
                       "emulator on the other",
 }
 SPAWNED = ["local_keras", "ceiling", "machine_ceiling", "cm_cold", "cm_warm_process", "cm_packed_cold",
-           "naive_generator", "fuse_local"]
+           "naive_generator", "fuse_local", "cm_cold_memcache"]
+MEMORY_DISK = Path("/dev/shm")
+"""Where ``cm_cold_memcache`` keeps its cache (a RAM file system), when this machine has it."""
 PINNED = ["local_keras", "ceiling", "cm_cold"]
 FOLDER = "MyDrive/datasets/flowers"
 
@@ -147,9 +156,20 @@ def run(params: Params, work: Path) -> dict[str, Any]:
         packed = _child(result, emu, w, params, "pack", {**base, "task": "pack"}, w / "pack-cache")
         settings["pack_s"] = packed.get("op_s") if packed else None
         shards = packed.get("shards") if packed else None
+        memory = (Path(tempfile.mkdtemp(prefix="cm-bench-", dir=MEMORY_DISK))
+                  if MEMORY_DISK.is_dir() and os.access(MEMORY_DISK, os.W_OK) else None)
+        if memory is None:
+            result["notes"].append(f"no {MEMORY_DISK}: the in-memory cache row is skipped")
         for rep in range(sz["reps"]):
             warm_cache = w / f"cache-cold-{rep}"
             for key in rotated(SPAWNED, rep):
+                if key == "cm_cold_memcache":
+                    if memory is not None:
+                        _child(result, emu, w, params, key,
+                               {**base, "task": "cm_cold", "no_second_epoch": True},
+                               memory / f"cache-{rep}")
+                        shutil.rmtree(memory / f"cache-{rep}", ignore_errors=True)
+                    continue
                 cache = {"cm_cold": warm_cache, "cm_warm_process": warm_cache}.get(key, w / f"cache-{key}-{rep}")
                 if key == "cm_warm_process" and not (warm_cache / "entries").exists():
                     _child(result, emu, w, params, "cm_cold", {**base, "task": "cm_cold"}, warm_cache,
@@ -162,6 +182,8 @@ def run(params: Params, work: Path) -> dict[str, Any]:
                             "media_requests": r.get("warm_media_requests"),
                             "rss_growth_mib": r.get("rss_growth_mib")}
                     result["contenders"]["cm_warm_epoch"]["reps"].append(warm)
+        if memory is not None:
+            shutil.rmtree(memory, ignore_errors=True)
         cores = pin_cores()
         if cores is None:
             result["notes"].append("pinned rows skipped: fewer than two cores usable")
@@ -194,7 +216,7 @@ def run(params: Params, work: Path) -> dict[str, Any]:
                    {**base, "task": task, "local": str(local_big), "images": sz["images_big"],
                     "first_batch_only": True}, w / f"cache-{key}")
         settings["disk_ms_end"] = disk_probe(w)
-        if _py_spy() is not None:  # where the cold epoch's time goes (slower: not timed)
+        if _py_spy() is not None and not params.quick:  # where the cold epoch's time goes
             _profile(result, emu, w, params, {**base, "task": "cm_cold", "no_second_epoch": True})
     _summarise(result, sz)
     return result
@@ -208,12 +230,16 @@ def _py_spy() -> str | None:
 def _profile(result: dict[str, Any], emu: Emulator, w: Path, params: Params,
              spec: dict[str, Any]) -> None:
     """One more cold run under ``py-spy record --gil`` (raw stacks of the thread holding the
-    GIL: where Python's CPU goes, not where threads wait); its top lines."""
+    GIL: where Python's CPU goes, not where threads wait); its top lines.
+
+    ``--nonblocking``: py-spy reads the stacks without stopping the process. Stopping it 200
+    times a second, with its 64 fetch threads, once slowed the run here about thirtyfold (a
+    second of the child's CPU per 30 s), and the quick run outlived its test's time limit."""
     raw = w / "cm_cold.pyspy.txt"
     try:
         _start({**spec, "contender": "cm_cold_profiled"}, emu.env(w / "cache-profiled"), w,
-               wrap=[str(_py_spy()), "record", "-r", "200", "--gil", "--format", "raw", "-o",
-                     str(raw), "--"]).wait(max(params.child_timeout_s, 900.0))
+               wrap=[str(_py_spy()), "record", "-r", "200", "--gil", "--nonblocking",
+                     "--format", "raw", "-o", str(raw), "--"]).wait(max(params.child_timeout_s, 900.0))
     except ChildError as e:
         result["notes"].append(f"profiling failed: {str(e)[:300]}")
         return
@@ -324,6 +350,7 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
         "cold_over_local": ratio(ips("cm_cold"), ips("local_keras")),
         "cold_over_ceiling": ratio(ips("cm_cold"), ips("ceiling")),
         "cold_over_machine": ratio(ips("cm_cold"), ips("machine_ceiling")),
+        "cold_memcache_over_machine": ratio(ips("cm_cold_memcache"), ips("machine_ceiling")),
         "machine_over_ceiling": ratio(ips("machine_ceiling"), ips("ceiling")),
         "warm_epoch_over_local": ratio(ips("cm_warm_epoch"), ips("local_keras")),
         "warm_process_over_local": ratio(ips("cm_warm_process"), ips("local_keras")),
@@ -347,6 +374,9 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
     target(result, "cold_machine", "cm_cold",
            ">= 80% of the machine ceiling (the same downloads decoded by TF, no listing or cache)",
            r["cold_over_machine"], 0.8, higher_is_better=True)
+    target(result, "cold_machine_memcache", "cm_cold_memcache",
+           ">= 80% of the machine ceiling, the cache in memory (shows what this disk costs)",
+           r["cold_memcache_over_machine"], 0.8, higher_is_better=True)
     target(result, "warm_epoch", "cm_warm_epoch", ">= 90% of local Keras", r["warm_epoch_over_local"],
            0.9, higher_is_better=True)
     target(result, "warm_process", "cm_warm_process", ">= 90% of local Keras, no media",
@@ -374,6 +404,7 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
            "cm_warm_epoch": ("warm_epoch",),
            "cm_warm_process": ("warm_process", "warm_ttfb", "warm_one_request"),
            "cm_packed_cold": ("packed",), "cm_cold_20k": ("rss_big",),
+           "cm_cold_memcache": ("cold_machine_memcache",),
            "cm_cold_pinned": ("cold_ceiling_pinned", "cold_local_pinned")}
     for key in c:
         pinned = key.endswith("_pinned")
@@ -401,7 +432,7 @@ def _summarise(result: dict[str, Any], sz: dict[str, Any]) -> None:
         "the orchestrator (the emulator's threads) on one core, the contender on the other, "
         "each still shared with whatever else runs on the machine")
     cpu = {k: m[k].get("cpu_ms_per_image") for k in ("local_keras", "ceiling", "machine_ceiling",
-                                                      "cm_cold",
+                                                      "cm_cold", "cm_cold_memcache",
                                                       "local_keras_pinned", "ceiling_pinned",
                                                       "cm_cold_pinned")}
     result["notes"].append("CPU per image (the contender process, every thread, user + system): "
@@ -530,8 +561,15 @@ def _ceiling(spec: dict[str, Any]) -> int:
 
 def _machine_ceiling(spec: dict[str, Any], size: tuple[int, int], batch: int, tf: Any) -> Any:
     """The ceiling's downloads (64 in flight, in order) as bytes into TensorFlow's parallel
-    decode and bilinear resize, batched as Keras batches: download and decode, nothing else."""
+    decode and bilinear resize, batched as Keras batches: download and decode, nothing else.
+
+    With the pipeline options of ``cm``'s own cold pipelines (tf.data autotuning off, one
+    decode per core): with autotuning on, this pipeline too sometimes ended its epoch with a
+    stall of 1-3 s after its last batch (``member_bytes.without_autotune``), which made the
+    ceiling lower than what a client can do."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from colabmodels.datasets.member_bytes import decode_calls, without_autotune
 
     ids, get = _bare_get(spec)
 
@@ -546,8 +584,8 @@ def _machine_ceiling(spec: dict[str, Any], size: tuple[int, int], batch: int, tf
     ds = tf.data.Dataset.from_generator(downloaded,
                                         output_signature=tf.TensorSpec((), tf.string))
     ds = ds.map(tf.autograph.experimental.do_not_convert(decode),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+                num_parallel_calls=decode_calls())
+    return without_autotune(ds.batch(batch).prefetch(tf.data.AUTOTUNE))
 
 
 def _service_account(spec: dict[str, Any]) -> Any:
