@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -763,18 +762,23 @@ class DriveApp(DrivesApi, PermissionsApi, RevisionsApi, ChangesApi, DocsApi, Thu
             else:
                 after = int(token.get("s", 0))
                 ctx = _ViewContext(self.store, user.email)
-                with contextlib.closing(self.store.in_turns(self._candidates(plan, after))) as recs:
-                    for r in recs:
-                        if not in_drives(r):
-                            continue
-                        if not self._listable(r, user, q) or not predicate(_QueryView(r, ctx)):
-                            continue
-                        if len(page) == max_results:
-                            next_token = self._encode_page_token({"s": page[-1].seq})
-                            break
-                        page.append(r)
+                for turn in self.store.turns(self._candidates(plan, after)):
+                    with self.store.lock:
+                        for r in turn:
+                            if not in_drives(r):
+                                continue
+                            if not self._listable(r, user, q) or not predicate(_QueryView(r, ctx)):
+                                continue
+                            if len(page) == max_results:
+                                next_token = self._encode_page_token({"s": page[-1].seq})
+                                break
+                            page.append(r)
+                    if next_token:
+                        break
             wanted = _wanted_fields(req.query.get("fields"), within="items")
-            items = [self._resource(r, user, wanted) for r in self.store.in_turns(page)]
+            for turn in self.store.turns(page):
+                with self.store.lock:
+                    items.extend(self._resource(r, user, wanted) for r in turn)
             if _wants_permissions(req.query.get("fields"), within="items"):
                 for r, item in zip(page, items, strict=True):
                     self._add_permissions(item, r, user)

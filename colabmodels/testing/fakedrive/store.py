@@ -37,7 +37,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -361,17 +361,15 @@ class Store:
         with self.lock:
             return self.files.get(file_id)
 
-    def in_turns(self, records: list[FileRecord], turn: int = 64) -> Generator[FileRecord, None, None]:
-        """``records``, yielded with the store's lock held, let go between turns of ``turn``.
-
-        For loops over many records that look things up in the store (a page of a listing):
-        each look-up takes the lock itself, and a few requests doing that a dozen times per
-        record at once spent most of their time queueing for it. Within a turn those are
-        re-entries. Close the iterator when leaving the loop early (``contextlib.closing``).
-        """
-        for start in range(0, len(records), turn):
-            with self.lock:
-                yield from records[start:start + turn]
+    @staticmethod
+    def turns(records: list[FileRecord], size: int = 64) -> Iterator[list[FileRecord]]:
+        """``records`` in slices of ``size``, for loops that look many records up: hold
+        ``lock`` over each slice (``with store.lock:``). Each look-up takes the lock itself, and
+        a few listings doing that a dozen times per record at once spent most of their time
+        queueing for it; within a slice those are re-entries. The lock is never held between
+        slices (nor by a suspended generator, which another thread could finalize)."""
+        for start in range(0, len(records), size):
+            yield records[start:start + size]
 
     def snapshot(self) -> list[FileRecord]:
         """All records, in creation order (a copy of the list; records are live)."""
