@@ -534,9 +534,6 @@ class Feeder(FeederBase):
         backend: the source's backend.
         files: the dataset's files (from ``index_drive_folder``).
         lookahead: how many files past the ones already asked for are fetched ahead.
-        order: the order in which the files will be asked for (indices into ``files``), when
-            it is known: a shuffled dataset's first epoch (``first_epoch_order``). Files are
-            fetched ahead in this order; by default in the order of ``files``.
         workers: requests in flight.
         on_error: ``"raise"`` or ``"skip"``.
         check_images: check that each file is a readable image before handing it out.
@@ -548,8 +545,7 @@ class Feeder(FeederBase):
 
     def __init__(self, backend: StorageBackend, files: Sequence[DatasetFile], *,
                  lookahead: int = 512, workers: int | None = None, on_error: str = "raise",
-                 check_images: bool = True, skipped: list[str] | None = None,
-                 order: Sequence[int] | None = None) -> None:
+                 check_images: bool = True, skipped: list[str] | None = None) -> None:
         from ..bulk import FETCH_WORKERS
 
         super().__init__(files, on_error=on_error, check_images=check_images, skipped=skipped,
@@ -558,9 +554,7 @@ class Feeder(FeederBase):
         self.workers = workers or FETCH_WORKERS
         self._futures: dict[int, Future[str]] = {}
         self._next = 0  # the next position in ``_order`` to fetch ahead
-        if order is not None and sorted(order) != list(range(len(self.files))):
-            raise ValueError("order must hold each index of files once")
-        self._order: Sequence[int] = order if order is not None else range(len(self.files))
+        self._order: Sequence[int] = range(len(self.files))  # ``fetch_in_order``
         self._fetcher: BulkFetcher | None = None
         self._keys: list[str] | None = None  # the files' cache keys (``find_cached``)
         self._most_pixels = 0  # the most pixels a checked file declares
@@ -705,6 +699,22 @@ class Feeder(FeederBase):
         with self._lock:
             for i in indices:
                 self._submit(i)
+
+    def fetch_in_order(self, order: Sequence[int]) -> None:
+        """Fetch ahead in ``order`` (indices into ``files``: the order in which they will be
+        asked for, e.g. a shuffled dataset's first epoch, ``first_epoch_order``) instead of
+        the order of ``files``. Only before anything is fetched ahead.
+
+        Raises:
+            ValueError: ``order`` does not hold every index once.
+            RuntimeError: fetching ahead has started.
+        """
+        if sorted(order) != list(range(len(self.files))):
+            raise ValueError("order must hold each index of files once")
+        with self._lock:
+            if self._next:
+                raise RuntimeError("fetch_in_order: fetching ahead has started")
+            self._order = order
 
     def read_ahead_now(self) -> None:
         """Start fetching the first ``lookahead`` files now, before any is asked for (a dataset

@@ -281,15 +281,17 @@ def image_dataset_from_drive(
                 if zipped is not None:
                     return zipped.feeder(part, on_error=on_error, skipped=skipped,
                                          workers=workers, lookahead=lookahead)
-                # A shuffled split's files are fetched in the order its first epoch asks
-                # for them: its first batch waits for its own files, not for the whole
-                # shuffle buffer's (the first few hundred files in list order).
-                order = (first_epoch_order(len(part), shuffle_buffer_size, seed)
-                         if shuffle and early and len(part) > 1 else None)
                 feeder = Feeder(backend, part, on_error=on_error, skipped=skipped,
-                                workers=workers, lookahead=lookahead, order=order)
+                                workers=workers, lookahead=lookahead)
                 feeder.find_cached()
                 if early and on_error == "raise" and feeder.pending():
+                    if shuffle and len(part) > 1:
+                        # In the order the first epoch asks for them: its first batch waits
+                        # for its own files, not for the shuffle buffer's (the first few
+                        # hundred in list order). Not on a warm cache: there the first
+                        # tf.data run in a new kernel (about 50 ms) would delay its batch.
+                        feeder.fetch_in_order(first_epoch_order(len(part), shuffle_buffer_size,
+                                                                seed))
                     # The first batches come from the first files: fetch them while TensorFlow
                     # builds the pipeline (a listing not yet confirmed is confirmed first).
                     speculation.settle()
@@ -492,7 +494,7 @@ def _checked_up_front(backend: Any, files: list[DatasetFile], labels: Any, skipp
 def first_epoch_order(count: int, shuffle_buffer_size: int, seed: int | None) -> list[int]:
     """The order in which the first epoch of ``files_to_dataset(..., shuffle=True)`` over
     ``count`` files asks for them (indices): tf.data's shuffle order depends only on the
-    count, the buffer and the seeds, so a twin of the index stream gives it (a few ms)."""
+    count, the buffer and the seeds, so a twin of the index stream gives it (10-60 ms)."""
     import tensorflow as tf
 
     twin = tf.data.Dataset.range(count).shuffle(buffer_size=shuffle_buffer_size, seed=seed)

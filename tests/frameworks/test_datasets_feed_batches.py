@@ -125,3 +125,28 @@ def test_a_shuffled_cold_dataset_fetches_its_first_batch_first(drive_env):
     assert {ids[level] for level in levels} <= set(fetched_first)
     assert sum(len(x) for x, _ in ds) == n  # the rest of the epoch, each file once
     assert len(_media(drive_env)) == n
+    feeder = ds._colabmodels_feeder
+    with pytest.raises(RuntimeError, match="started"):  # the order is set before fetching
+        feeder.fetch_in_order(range(n))
+    with pytest.raises(ValueError, match="each index"):
+        feeder.fetch_in_order([0] * n)
+
+
+def test_a_warm_cache_skips_working_out_the_fetch_order(drive_env, monkeypatch):
+    """The order costs a first tf.data run (about 50 ms in a new kernel): only a dataset with
+    files to fetch works it out, never one whose files are all in the cache."""
+    rng = np.random.RandomState(9)
+    for i in range(6):
+        drive_env.put(f"MyDrive/warmorder/c{i % 2}/{i:03d}.jpg", _jpeg(rng))
+    calls = []
+    original = image_dataset.first_epoch_order
+    monkeypatch.setattr(image_dataset, "first_epoch_order",
+                        lambda *a: (calls.append(a), original(*a))[1])
+    cold = cm.image_dataset_from_drive("MyDrive/warmorder", image_size=(8, 8), batch_size=2,
+                                       seed=1, verbose=False)
+    assert calls == [(6, 16, 1)]  # the count, the shuffle buffer (8 x the batch) and the seed
+    assert sum(len(x) for x, _ in cold) == 6
+    warm = cm.image_dataset_from_drive("MyDrive/warmorder", image_size=(8, 8), batch_size=2,
+                                       seed=1, verbose=False)
+    assert sum(len(x) for x, _ in warm) == 6
+    assert len(calls) == 1
