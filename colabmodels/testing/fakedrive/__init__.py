@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import json
 import logging
 import mimetypes
@@ -59,6 +60,8 @@ logger = logging.getLogger("colabmodels.testing.fakedrive")
 
 DEFAULT_USER = "ada@example.com"
 """The user service accounts sign in as, unless told otherwise."""
+FREEZE_AT_FILES = 10_000
+"""From this many files, ``put_many`` takes what is alive out of the garbage collector's sight."""
 
 Content = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
@@ -418,7 +421,13 @@ class FakeDrive:
                  owner: str | None = None, mime_type: str | None = None) -> list[str]:
         """Many files with the same content in folder ``folder`` (made as needed), fast: the
         content is written and hashed once, then linked for each file (a folder of 300,000
-        files for a listing benchmark); returns their ids in ``names`` order."""
+        files for a listing benchmark); returns their ids in ``names`` order.
+
+        When the store then holds ``FREEZE_AT_FILES`` files or more, every object alive in
+        this process is moved out of the cyclic garbage collector's sight (``gc.freeze``):
+        a full collection otherwise walks every record, and at 300,000 files it paused the
+        server for 0.6-1.9 s in the middle of a listing. Records are never freed in a cycle
+        anyway; objects frozen stay alive until ``gc.unfreeze``."""
         email = self.add_user(owner) if owner else self.default_user
         def source() -> StagedBlob:
             writer = self.store.new_blob()
@@ -450,6 +459,8 @@ class FakeDrive:
         finally:
             with contextlib.suppress(OSError):
                 first.path.unlink()
+        if len(self.store.files) >= FREEZE_AT_FILES:
+            gc.freeze()
         return ids
 
     def mkdir(self, path: str, *, owner: str | None = None, public: bool = False) -> str:
