@@ -1506,10 +1506,14 @@ def _modified_of(rec: FileRecord) -> Any:
     return rec.modified
 
 
+def _title_of(rec: FileRecord) -> str:
+    return rec.title.lower()
+
+
 _ORDER_VALUES: dict[str, Callable[[FileRecord], Any]] = {
     "folder": lambda rec: 0 if rec.is_folder else 1,
-    "title": lambda rec: rec.title.lower(),
-    "title_natural": lambda rec: rec.title.lower(),
+    "title": _title_of,
+    "title_natural": _title_of,
     "createdDate": lambda rec: rec.created,
     "quotaBytesUsed": lambda rec: rec.size,
     "starred": lambda rec: 0 if rec.starred else 1,

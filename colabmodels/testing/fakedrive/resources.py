@@ -119,9 +119,10 @@ class Renderer:
         """A ``drive#file`` as ``viewer`` sees it.
 
         ``wanted``: the only top-level fields the answer will keep (from a ``fields=``
-        selection: ``api._wanted_fields``); the others are left out, and what only they need (the ancestors'
-        permissions and trash, people) is not worked out. A listing of thousands of files
-        asks for a dozen fields, and this was most of the emulator's time per file.
+        selection: ``api._wanted_fields``); the others are left out, and what only they need
+        (the ancestors' permissions and trash, people) is not worked out. A listing of
+        thousands of files asks for a dozen fields, and this was most of the emulator's time
+        per file.
         """
         from .docs import export_links, is_doc
         from .thumbnails import has_thumbnail, thumbnail_link
